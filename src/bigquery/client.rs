@@ -1,0 +1,110 @@
+//! The two REST calls we make: `jobs.query` and `jobs.getQueryResults`.
+
+use super::auth::Authorizer;
+use super::errors;
+use super::wire::{JobReference, QueryResponse};
+use crate::error::SyncResult;
+use crate::settings::Settings;
+use std::time::Duration;
+use url::Url;
+
+/// How long one getQueryResults call may wait server-side for a running job.
+const JOB_WAIT_MS: u32 = 10_000;
+
+#[derive(Clone)]
+pub struct BigQueryClient {
+    http: reqwest::Client,
+    api_url: Url,
+    billing_project: String,
+    location: String,
+    auth: Authorizer,
+    timeout: Duration,
+}
+
+impl BigQueryClient {
+    pub async fn connect(settings: &Settings) -> SyncResult<Self> {
+        let auth = Authorizer::for_credentials(&settings.credentials).await?;
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("token_sync/", env!("CARGO_PKG_VERSION")))
+            .timeout(settings.http_timeout)
+            .build()
+            .map_err(|error| errors::network(&error))?;
+        Ok(Self {
+            http,
+            api_url: settings.api_url.clone(),
+            billing_project: settings.billing_project.clone(),
+            location: settings.location.clone(),
+            auth,
+            timeout: settings.http_timeout,
+        })
+    }
+
+    pub async fn query(&self, body: &serde_json::Value) -> SyncResult<QueryResponse> {
+        let url = self.queries_url(&[]);
+        self.send(self.http.post(url).json(body)).await
+    }
+
+    pub async fn get_query_results(
+        &self,
+        job: &JobReference,
+        page_token: Option<&str>,
+        max_results: u32,
+    ) -> SyncResult<QueryResponse> {
+        let mut url = self.queries_url(&[&job.job_id]);
+        {
+            let mut query = url.query_pairs_mut();
+            query
+                .append_pair("maxResults", &max_results.to_string())
+                .append_pair("timeoutMs", &JOB_WAIT_MS.to_string())
+                .append_pair("formatOptions.useInt64Timestamp", "true")
+                .append_pair(
+                    "location",
+                    job.location.as_deref().unwrap_or(self.location.as_str()),
+                );
+            if let Some(token) = page_token {
+                query.append_pair("pageToken", token);
+            }
+        }
+        self.send(self.http.get(url)).await
+    }
+
+    /// `{api_url}/bigquery/v2/projects/{billing_project}/queries[/{extra}]`, each segment escaped.
+    fn queries_url(&self, extra: &[&str]) -> Url {
+        let mut url = self.api_url.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments
+                .pop_if_empty()
+                .extend([
+                    "bigquery",
+                    "v2",
+                    "projects",
+                    &self.billing_project,
+                    "queries",
+                ])
+                .extend(extra);
+        }
+        url
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> SyncResult<QueryResponse> {
+        let request = match self.auth.bearer(self.timeout).await? {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
+        let response = request.send().await.map_err(|e| errors::network(&e))?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| errors::network(&e))?;
+        if !status.is_success() {
+            return Err(errors::from_http_status(status.as_u16(), &body));
+        }
+        let parsed: QueryResponse = serde_json::from_slice(&body).map_err(|error| {
+            errors::bad_response(format!(
+                "BigQuery's answer is not a query response: {error}"
+            ))
+        })?;
+        if !parsed.errors.is_empty() {
+            return Err(errors::from_error_protos(status.as_u16(), &parsed.errors));
+        }
+        Ok(parsed)
+    }
+}

@@ -1,0 +1,117 @@
+//! Turns what BigQuery answers into errors that name the cause and say what to do.
+
+use super::wire::{ErrorBody, ErrorProto};
+use crate::error::SyncError;
+use pgrx::PgSqlErrorCode;
+
+/// An error BigQuery reported, by HTTP status (0 for a 200 carrying `errors`) and reason.
+pub fn remote_error(status: u16, reason: &str, message: &str) -> SyncError {
+    let text = if message.is_empty() {
+        format!("BigQuery answered HTTP {status} {reason}")
+    } else {
+        format!("BigQuery refused the request: {message}")
+    };
+    let (code, hint) = match (status, reason) {
+        (_, "notFound") | (404, _) => (
+            PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+            "Check token_sync.source_table and token_sync.location: the table, dataset or job was not found there.",
+        ),
+        (_, "accessDenied") | (403, _) => (
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "The service account needs roles/bigquery.jobUser on token_sync.billing_project and read access (roles/bigquery.dataViewer) on the source table.",
+        ),
+        (401, _) | (_, "authError") => (
+            PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+            "The credentials were not accepted. Check token_sync.credentials (the key may be revoked or for another project).",
+        ),
+        (_, "bytesBilledLimitExceeded") => (
+            PgSqlErrorCode::ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
+            "The query would bill more than token_sync.max_bytes_billed. Raise that setting if the scan is expected.",
+        ),
+        (_, "quotaExceeded") => (
+            PgSqlErrorCode::ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
+            "A BigQuery quota of token_sync.billing_project is exhausted. Try again after the quota resets, or raise it in the Cloud console.",
+        ),
+        (_, "invalidQuery") | (_, "invalid") | (400, _) => (
+            PgSqlErrorCode::ERRCODE_FDW_ERROR,
+            "The source table may not have the tokens schema. Check token_sync.source_table.",
+        ),
+        (429, _) | (500..=599, _) | (_, "rateLimitExceeded") | (_, "backendError") | (_, "internalError") => (
+            PgSqlErrorCode::ERRCODE_CONNECTION_FAILURE,
+            "BigQuery is overloaded or failing right now. Run the day again later.",
+        ),
+        _ => (
+            PgSqlErrorCode::ERRCODE_FDW_ERROR,
+            "See the message from BigQuery above.",
+        ),
+    };
+    SyncError::new(code, text, hint).with_detail(format!("HTTP status {status}, reason {reason}"))
+}
+
+pub fn from_error_protos(status: u16, errors: &[ErrorProto]) -> SyncError {
+    let first = errors.first().cloned().unwrap_or_default();
+    remote_error(
+        status,
+        first.reason.as_deref().unwrap_or("unknown"),
+        first.message.as_deref().unwrap_or(""),
+    )
+}
+
+/// A non-2xx HTTP answer, whose body may or may not be BigQuery's error JSON.
+pub fn from_http_status(status: u16, body: &[u8]) -> SyncError {
+    let parsed: ErrorBody = serde_json::from_slice(body).unwrap_or_default();
+    match parsed.error {
+        Some(inner) if !inner.errors.is_empty() => from_error_protos(status, &inner.errors),
+        Some(inner) => remote_error(
+            status,
+            inner.status.as_deref().unwrap_or("unknown"),
+            inner.message.as_deref().unwrap_or(""),
+        ),
+        None => remote_error(status, "unknown", ""),
+    }
+}
+
+pub fn network(error: &reqwest::Error) -> SyncError {
+    let what = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "could not connect"
+    } else {
+        "failed"
+    };
+    SyncError::remote(
+        format!("the request to BigQuery {what}"),
+        "Check token_sync.api_url, the server's network access to it, and token_sync.http_timeout.",
+    )
+    .with_detail(error.without_url_string())
+}
+
+trait WithoutUrl {
+    fn without_url_string(&self) -> String;
+}
+
+impl WithoutUrl for reqwest::Error {
+    // The URL can carry a page token; the error's source chain is what explains the failure.
+    fn without_url_string(&self) -> String {
+        let mut text = String::new();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        if text.is_empty() {
+            text = "no further cause given".to_string();
+        }
+        text
+    }
+}
+
+pub fn bad_response(what: impl Into<String>) -> SyncError {
+    SyncError::bad_source_data(
+        what,
+        "BigQuery (or the server at token_sync.api_url) sent a response this version cannot read; nothing was written. Check token_sync.api_url.",
+    )
+}

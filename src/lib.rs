@@ -1,0 +1,40 @@
+//! token_sync: mirrors BigQuery's `crypto_ethereum.tokens` into PostgreSQL one UTC day at a time.
+//!
+//! The path of a day's data, module by module:
+//! `settings` → `bigquery` (auth, query, pages, decode) → `load` (target table, write path,
+//! day replace) → `ledger` and `verify` → `sql_api`, the functions users call.
+
+use pgrx::prelude::*;
+
+mod bigquery;
+mod day;
+mod error;
+mod ledger;
+mod load;
+mod runtime;
+mod settings;
+mod sql_api;
+mod subtransaction;
+mod sync;
+mod verify;
+
+#[cfg(any(test, feature = "pg_test"))]
+mod pg_tests;
+
+::pgrx::pg_module_magic!(name, version);
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    settings::register();
+}
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

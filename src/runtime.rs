@@ -1,0 +1,83 @@
+//! The bridge between the backend's main thread and the network. HTTP and JSON decoding
+//! run on a small tokio runtime; only the main thread calls into PostgreSQL, and while it
+//! waits it checks for interrupts, so `statement_timeout` and `pg_cancel_backend` work.
+
+use crate::error::{SyncError, SyncResult};
+use std::future::Future;
+use std::sync::OnceLock;
+use std::time::Duration;
+use tokio::runtime::Runtime;
+use tokio::task::JoinHandle;
+
+/// How long the main thread waits before it looks at pending interrupts again.
+const INTERRUPT_POLL: Duration = Duration::from_millis(50);
+
+static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
+
+/// The backend's runtime, built on first use (never in the postmaster).
+fn runtime() -> SyncResult<&'static Runtime> {
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("token_sync-io")
+                .enable_all()
+                .on_thread_start(block_signals_on_this_thread)
+                .build()
+                .map_err(|error| error.to_string())
+        })
+        .as_ref()
+        .map_err(|error| {
+            SyncError::new(
+                pgrx::PgSqlErrorCode::ERRCODE_INSUFFICIENT_RESOURCES,
+                format!("could not start the network threads: {error}"),
+                "Check the server's limits on threads (ulimit -u) and memory.",
+            )
+        })
+}
+
+/// PostgreSQL's signal handlers must run on the main thread, so worker threads block all signals.
+fn block_signals_on_this_thread() {
+    // SAFETY: plain libc calls on a stack-local signal set; affects only the calling thread.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
+    }
+}
+
+/// A task on the network threads that is aborted when its owner goes away, including when
+/// the main thread unwinds from an ERROR or a cancel.
+pub struct BackgroundTask<T>(JoinHandle<T>);
+
+impl<T> Drop for BackgroundTask<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+pub fn spawn<F>(future: F) -> SyncResult<BackgroundTask<F::Output>>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    Ok(BackgroundTask(runtime()?.spawn(future)))
+}
+
+/// Drives `future` to completion from the main thread, checking for interrupts between slices.
+/// An interrupt raises its ERROR here, dropping the future (and so any request in flight).
+pub fn wait<F: Future>(future: F) -> SyncResult<F::Output> {
+    let runtime = runtime()?;
+    let mut future = std::pin::pin!(future);
+    loop {
+        // The timer must be created inside the runtime, hence the async block.
+        let slice =
+            runtime.block_on(async { tokio::time::timeout(INTERRUPT_POLL, future.as_mut()).await });
+        match slice {
+            Ok(output) => return Ok(output),
+            Err(_elapsed) => {
+                pgrx::check_for_interrupts!();
+            }
+        }
+    }
+}

@@ -1,0 +1,444 @@
+//! The `token_sync.*` settings. All are superuser-only (PGC_SUSET): they decide which
+//! credentials the server uses and which files it reads, so ordinary users must not set them.
+//! `Settings::load` validates them all before any network call is made.
+
+use crate::error::{SyncError, SyncResult};
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use std::ffi::CString;
+use std::path::PathBuf;
+use std::time::Duration;
+use url::{Host, Url};
+
+static BILLING_PROJECT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static SOURCE_TABLE: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"bigquery-public-data.crypto_ethereum.tokens"));
+static TARGET_TABLE: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"public.raw_tokens"));
+static API_URL: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"https://bigquery.googleapis.com"));
+static CREDENTIALS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static LOCATION: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"US"));
+static MAX_BYTES_BILLED_MB: GucSetting<i32> = GucSetting::<i32>::new(10 * 1024);
+static PAGE_ROWS: GucSetting<i32> = GucSetting::<i32>::new(50_000);
+static HTTP_TIMEOUT_S: GucSetting<i32> = GucSetting::<i32>::new(120);
+static MAX_BACKFILL_DAYS: GucSetting<i32> = GucSetting::<i32>::new(366);
+
+pub fn register() {
+    let flags = GucFlags::default();
+    GucRegistry::define_string_guc(
+        c"token_sync.billing_project",
+        c"Google Cloud project the BigQuery query jobs run in (and are billed to).",
+        c"Required. The source table may live in another project.",
+        &BILLING_PROJECT,
+        GucContext::Suset,
+        flags,
+    );
+    GucRegistry::define_string_guc(
+        c"token_sync.source_table",
+        c"BigQuery table to mirror, as project.dataset.table.",
+        c"",
+        &SOURCE_TABLE,
+        GucContext::Suset,
+        flags,
+    );
+    GucRegistry::define_string_guc(
+        c"token_sync.target_table",
+        c"PostgreSQL table that receives the rows, as [schema.]table.",
+        c"Created on first use if it does not exist; never a member of the extension.",
+        &TARGET_TABLE,
+        GucContext::Suset,
+        flags,
+    );
+    GucRegistry::define_string_guc(
+        c"token_sync.api_url",
+        c"Base URL of the BigQuery REST API.",
+        c"Plain http is accepted only for a loopback address (an emulator).",
+        &API_URL,
+        GucContext::Suset,
+        flags,
+    );
+    GucRegistry::define_string_guc(
+        c"token_sync.credentials",
+        c"Path of a service-account key JSON; empty for Application Default Credentials; 'none' for no auth.",
+        c"'none' is accepted only when api_url points at a loopback address.",
+        &CREDENTIALS,
+        GucContext::Suset,
+        flags | GucFlags::SUPERUSER_ONLY,
+    );
+    GucRegistry::define_string_guc(
+        c"token_sync.location",
+        c"BigQuery location the query jobs run in.",
+        c"",
+        &LOCATION,
+        GucContext::Suset,
+        flags,
+    );
+    GucRegistry::define_int_guc(
+        c"token_sync.max_bytes_billed",
+        c"Upper bound on bytes billed per query; BigQuery refuses a query that would bill more. 0 means no bound.",
+        c"",
+        &MAX_BYTES_BILLED_MB,
+        0,
+        i32::MAX,
+        GucContext::Suset,
+        flags | GucFlags::UNIT_MB,
+    );
+    GucRegistry::define_int_guc(
+        c"token_sync.page_rows",
+        c"Rows asked for per BigQuery result page.",
+        c"BigQuery also caps a page at about 10 MB.",
+        &PAGE_ROWS,
+        1,
+        1_000_000,
+        GucContext::Suset,
+        flags,
+    );
+    GucRegistry::define_int_guc(
+        c"token_sync.http_timeout",
+        c"Timeout of one HTTP request to BigQuery or the token endpoint.",
+        c"",
+        &HTTP_TIMEOUT_S,
+        1,
+        3600,
+        GucContext::Suset,
+        flags | GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"token_sync.max_backfill_days",
+        c"Most days one token_backfill call may cover.",
+        c"",
+        &MAX_BACKFILL_DAYS,
+        1,
+        100_000,
+        GucContext::Suset,
+        flags,
+    );
+}
+
+/// A validated `project.dataset.table` BigQuery reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableRef {
+    pub project: String,
+    pub dataset: String,
+    pub table: String,
+}
+
+impl TableRef {
+    pub fn parse(text: &str) -> SyncResult<Self> {
+        let invalid = || {
+            SyncError::config(
+                format!("token_sync.source_table \"{text}\" is not a BigQuery table name"),
+                "Set it to project.dataset.table, e.g. bigquery-public-data.crypto_ethereum.tokens.",
+            )
+        };
+        let parts: Vec<&str> = text.split('.').collect();
+        let [project, dataset, table] = parts.as_slice() else {
+            return Err(invalid());
+        };
+        let valid = is_project_id(project)
+            && !dataset.is_empty()
+            && dataset.len() <= 1024
+            && dataset
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !table.is_empty()
+            && table.len() <= 1024
+            && table
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !valid {
+            return Err(invalid());
+        }
+        Ok(Self {
+            project: project.to_string(),
+            dataset: dataset.to_string(),
+            table: table.to_string(),
+        })
+    }
+
+    /// The reference as GoogleSQL text. Safe to splice: `parse` admits no backtick.
+    pub fn to_sql(&self) -> String {
+        format!("`{}.{}.{}`", self.project, self.dataset, self.table)
+    }
+}
+
+/// Who the server authenticates as when it calls BigQuery.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Credentials {
+    /// A service-account key file.
+    KeyFile(PathBuf),
+    /// GOOGLE_APPLICATION_CREDENTIALS of the server, gcloud's config, then the metadata server.
+    ApplicationDefault,
+    /// No Authorization header: only for an emulator on a loopback address.
+    Anonymous,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub billing_project: String,
+    pub source_table: TableRef,
+    pub target_table: String,
+    pub api_url: Url,
+    pub credentials: Credentials,
+    pub location: String,
+    pub max_bytes_billed: Option<i64>,
+    pub page_rows: u32,
+    pub http_timeout: Duration,
+    pub max_backfill_days: i32,
+}
+
+impl Settings {
+    /// Reads and validates every setting. Touches nothing but the GUCs.
+    pub fn load() -> SyncResult<Self> {
+        let raw = RawSettings {
+            billing_project: string_setting(&BILLING_PROJECT),
+            source_table: string_setting(&SOURCE_TABLE),
+            target_table: string_setting(&TARGET_TABLE),
+            api_url: string_setting(&API_URL),
+            credentials: string_setting(&CREDENTIALS),
+            location: string_setting(&LOCATION),
+            max_bytes_billed_mb: MAX_BYTES_BILLED_MB.get(),
+            page_rows: PAGE_ROWS.get(),
+            http_timeout_s: HTTP_TIMEOUT_S.get(),
+            max_backfill_days: MAX_BACKFILL_DAYS.get(),
+        };
+        raw.validate()
+    }
+}
+
+fn string_setting(setting: &GucSetting<Option<CString>>) -> String {
+    setting
+        .get()
+        .map(|value| value.to_string_lossy().trim().to_string())
+        .unwrap_or_default()
+}
+
+/// The settings as PostgreSQL holds them, before validation.
+#[derive(Debug, Clone)]
+pub struct RawSettings {
+    pub billing_project: String,
+    pub source_table: String,
+    pub target_table: String,
+    pub api_url: String,
+    pub credentials: String,
+    pub location: String,
+    pub max_bytes_billed_mb: i32,
+    pub page_rows: i32,
+    pub http_timeout_s: i32,
+    pub max_backfill_days: i32,
+}
+
+impl RawSettings {
+    pub fn validate(self) -> SyncResult<Settings> {
+        if self.billing_project.is_empty() {
+            return Err(SyncError::config(
+                "token_sync.billing_project is not set",
+                "Set it to the Google Cloud project the query jobs run in, e.g. ALTER SYSTEM SET token_sync.billing_project = 'my-project'; SELECT pg_reload_conf();",
+            ));
+        }
+        if !is_project_id(&self.billing_project) {
+            return Err(SyncError::config(
+                format!(
+                    "token_sync.billing_project \"{}\" is not a Google Cloud project id",
+                    self.billing_project
+                ),
+                "Project ids are lower-case letters, digits and hyphens, e.g. my-project-123.",
+            ));
+        }
+        let source_table = TableRef::parse(&self.source_table)?;
+        if self.target_table.is_empty() {
+            return Err(SyncError::config(
+                "token_sync.target_table is empty",
+                "Set it to [schema.]table, e.g. public.raw_tokens.",
+            ));
+        }
+        let api_url = parse_api_url(&self.api_url)?;
+        let credentials = match self.credentials.as_str() {
+            "" => Credentials::ApplicationDefault,
+            "none" => {
+                if !is_loopback(&api_url) {
+                    return Err(SyncError::config(
+                        "token_sync.credentials = 'none' is refused for a non-loopback token_sync.api_url",
+                        "Unauthenticated calls are only for a local emulator. Set token_sync.credentials to a service-account key path, or empty for Application Default Credentials.",
+                    ));
+                }
+                Credentials::Anonymous
+            }
+            path => {
+                let path = PathBuf::from(path);
+                if !path.is_absolute() {
+                    return Err(SyncError::config(
+                        "token_sync.credentials must be an absolute path",
+                        "Give the full path of the service-account key JSON as the server sees it.",
+                    ));
+                }
+                Credentials::KeyFile(path)
+            }
+        };
+        if self.location.is_empty()
+            || !self
+                .location
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return Err(SyncError::config(
+                format!(
+                    "token_sync.location \"{}\" is not a BigQuery location",
+                    self.location
+                ),
+                "Use the source dataset's location, e.g. US or EU or europe-west1.",
+            ));
+        }
+        Ok(Settings {
+            billing_project: self.billing_project,
+            source_table,
+            target_table: self.target_table,
+            api_url,
+            credentials,
+            location: self.location,
+            max_bytes_billed: (self.max_bytes_billed_mb > 0)
+                .then(|| i64::from(self.max_bytes_billed_mb) * 1024 * 1024),
+            page_rows: self.page_rows.clamp(1, 1_000_000) as u32,
+            http_timeout: Duration::from_secs(self.http_timeout_s.max(1) as u64),
+            max_backfill_days: self.max_backfill_days,
+        })
+    }
+}
+
+fn is_project_id(text: &str) -> bool {
+    // Optionally domain-scoped, as in "example.com:my-project".
+    let id = text.rsplit(':').next().unwrap_or(text);
+    !id.is_empty()
+        && text.len() <= 100
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && text
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.' | ':'))
+}
+
+fn parse_api_url(text: &str) -> SyncResult<Url> {
+    let url = Url::parse(text).map_err(|error| {
+        SyncError::config(
+            format!("token_sync.api_url \"{text}\" is not a URL: {error}"),
+            "Use https://bigquery.googleapis.com, or http://127.0.0.1:PORT for a local emulator.",
+        )
+    })?;
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(&url) => {}
+        "http" => {
+            return Err(SyncError::config(
+                format!("token_sync.api_url \"{text}\" uses plain http to a non-loopback host"),
+                "Credentials would travel unencrypted. Use https, or http only to 127.0.0.1 / ::1 / localhost.",
+            ))
+        }
+        other => {
+            return Err(SyncError::config(
+                format!("token_sync.api_url has the unsupported scheme \"{other}\""),
+                "Use an https:// URL, or http:// to a loopback address.",
+            ))
+        }
+    }
+    if url.host().is_none() || url.query().is_some() || url.fragment().is_some() {
+        return Err(SyncError::config(
+            format!("token_sync.api_url \"{text}\" must be a base URL with a host and no query"),
+            "Use e.g. https://bigquery.googleapis.com.",
+        ));
+    }
+    Ok(url)
+}
+
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw() -> RawSettings {
+        RawSettings {
+            billing_project: "billing-1".into(),
+            source_table: "bigquery-public-data.crypto_ethereum.tokens".into(),
+            target_table: "public.raw_tokens".into(),
+            api_url: "https://bigquery.googleapis.com".into(),
+            credentials: String::new(),
+            location: "US".into(),
+            max_bytes_billed_mb: 1024,
+            page_rows: 100,
+            http_timeout_s: 30,
+            max_backfill_days: 366,
+        }
+    }
+
+    #[test]
+    fn defaults_validate() {
+        let settings = raw().validate().expect("valid settings");
+        assert_eq!(settings.source_table.dataset, "crypto_ethereum");
+        assert_eq!(settings.credentials, Credentials::ApplicationDefault);
+        assert_eq!(settings.max_bytes_billed, Some(1024 * 1024 * 1024));
+    }
+
+    #[test]
+    fn rejects_bad_table_names() {
+        for bad in [
+            "tokens",
+            "a.b",
+            "a.b.c.d",
+            "p.d.t`; DROP",
+            "P.d.t",
+            "p..t",
+            "p.d.t$20260101",
+        ] {
+            let mut settings = raw();
+            settings.source_table = bad.into();
+            assert!(settings.validate().is_err(), "{bad} should be refused");
+        }
+    }
+
+    #[test]
+    fn plain_http_only_to_loopback() {
+        for (url, ok) in [
+            ("http://127.0.0.1:9050", true),
+            ("http://[::1]:9050", true),
+            ("http://localhost:9050", true),
+            ("http://10.0.0.5:9050", false),
+            ("ftp://127.0.0.1", false),
+            ("https://bigquery.googleapis.com", true),
+            ("not a url", false),
+        ] {
+            let mut settings = raw();
+            settings.api_url = url.into();
+            assert_eq!(settings.validate().is_ok(), ok, "{url}");
+        }
+    }
+
+    #[test]
+    fn anonymous_only_with_loopback() {
+        let mut settings = raw();
+        settings.credentials = "none".into();
+        assert!(settings.clone().validate().is_err());
+        settings.api_url = "http://127.0.0.1:9050".into();
+        assert_eq!(
+            settings.validate().expect("valid").credentials,
+            Credentials::Anonymous
+        );
+    }
+
+    #[test]
+    fn requires_billing_project_and_absolute_key_path() {
+        let mut settings = raw();
+        settings.billing_project = String::new();
+        assert!(settings.validate().is_err());
+        let mut settings = raw();
+        settings.credentials = "relative/key.json".into();
+        assert!(settings.validate().is_err());
+    }
+}

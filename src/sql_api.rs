@@ -1,0 +1,183 @@
+//! The functions users call. None is executable by PUBLIC: a superuser grants EXECUTE
+//! (see the README's "Who may run it").
+
+use crate::day::SyncDay;
+use crate::error::{OrRaise, SyncError};
+use crate::load::target::TargetTable;
+use crate::settings::Settings;
+use crate::sync::{self, DayOutcome};
+use crate::{subtransaction, verify};
+use pgrx::datum::{Date, TimestampWithTimeZone};
+use pgrx::prelude::*;
+
+/// Makes the target table hold exactly the source's rows of one UTC day.
+#[pg_extern(volatile, parallel_unsafe)]
+fn token_sync_day(
+    day: Option<Date>,
+) -> TableIterator<
+    'static,
+    (
+        name!(day, Date),
+        name!(rows_loaded, i64),
+        name!(rows_reported, i64),
+        name!(seconds, f64),
+        name!(bytes_billed, Option<i64>),
+        name!(job_id, String),
+    ),
+> {
+    let settings = Settings::load().or_raise();
+    let day = SyncDay::from_pg(day, "day")
+        .and_then(|d| d.not_in_future("day"))
+        .or_raise();
+    let target = TargetTable::prepare(&settings.target_table).or_raise();
+    let outcome = sync::sync_day(&settings, &target, day).or_raise();
+    TableIterator::once(day_row(&outcome))
+}
+
+fn day_row(outcome: &DayOutcome) -> (Date, i64, i64, f64, Option<i64>, String) {
+    let figures = &outcome.figures;
+    (
+        outcome.day.to_pg(),
+        figures.rows_loaded,
+        figures.rows_reported,
+        outcome.seconds,
+        figures.bytes_billed,
+        figures.job_id.clone(),
+    )
+}
+
+/// Syncs every day of [from_day, to_day], oldest first, each in its own subtransaction:
+/// a failing day is reported (here and in the ledger) and the others go on.
+#[pg_extern(volatile, parallel_unsafe)]
+fn token_backfill(
+    from_day: Option<Date>,
+    to_day: Option<Date>,
+) -> TableIterator<
+    'static,
+    (
+        name!(day, Date),
+        name!(status, String),
+        name!(rows_loaded, Option<i64>),
+        name!(rows_reported, Option<i64>),
+        name!(seconds, f64),
+        name!(bytes_billed, Option<i64>),
+        name!(job_id, Option<String>),
+        name!(error, Option<String>),
+    ),
+> {
+    let settings = Settings::load().or_raise();
+    let from = SyncDay::from_pg(from_day, "from_day").or_raise();
+    let to = SyncDay::from_pg(to_day, "to_day")
+        .and_then(|d| d.not_in_future("to_day"))
+        .or_raise();
+    if from > to {
+        SyncError::invalid_argument(
+            format!("from_day {from} is after to_day {to}"),
+            "Pass the older day first: token_backfill(from_day, to_day).",
+        )
+        .raise();
+    }
+    let span = from.days_until(to) + 1;
+    if span > i64::from(settings.max_backfill_days) {
+        SyncError::invalid_argument(
+            format!(
+                "the range {from}..{to} covers {span} days, more than token_sync.max_backfill_days ({})",
+                settings.max_backfill_days
+            ),
+            "Split the backfill into smaller ranges, or raise token_sync.max_backfill_days.",
+        )
+        .raise();
+    }
+    let target = TargetTable::prepare(&settings.target_table).or_raise();
+
+    let mut rows = Vec::new();
+    let mut day = Some(from);
+    while let Some(current) = day.filter(|d| *d <= to) {
+        let started_at = sync::now();
+        let started = std::time::Instant::now();
+        match subtransaction::run(|| sync::sync_day(&settings, &target, current)) {
+            Ok(outcome) => {
+                let (day, rows_loaded, rows_reported, seconds, bytes_billed, job_id) =
+                    day_row(&outcome);
+                rows.push((
+                    day,
+                    "succeeded".to_string(),
+                    Some(rows_loaded),
+                    Some(rows_reported),
+                    seconds,
+                    bytes_billed,
+                    Some(job_id),
+                    None,
+                ));
+            }
+            Err(error) => {
+                sync::record_failure(&target, current, started_at, &error).or_raise();
+                pgrx::warning!("token_sync: {current} failed: {error}");
+                rows.push((
+                    current.to_pg(),
+                    "failed".to_string(),
+                    None,
+                    None,
+                    started.elapsed().as_secs_f64(),
+                    None,
+                    None,
+                    Some(error),
+                ));
+            }
+        }
+        day = current.next();
+    }
+    TableIterator::new(rows)
+}
+
+/// Compares the day in BigQuery with the day in the target table.
+#[pg_extern(volatile, parallel_unsafe)]
+fn token_verify_day(
+    day: Option<Date>,
+) -> TableIterator<
+    'static,
+    (
+        name!(day, Date),
+        name!(matches, bool),
+        name!(bigquery_rows, i64),
+        name!(local_rows, i64),
+        name!(bigquery_min_timestamp, Option<TimestampWithTimeZone>),
+        name!(local_min_timestamp, Option<TimestampWithTimeZone>),
+        name!(bigquery_max_timestamp, Option<TimestampWithTimeZone>),
+        name!(local_max_timestamp, Option<TimestampWithTimeZone>),
+        name!(bigquery_fingerprint, i64),
+        name!(local_fingerprint, i64),
+        name!(job_id, String),
+    ),
+> {
+    let settings = Settings::load().or_raise();
+    let day = SyncDay::from_pg(day, "day")
+        .and_then(|d| d.not_in_future("day"))
+        .or_raise();
+    let comparison = verify::compare_day(&settings, day).or_raise();
+    let timestamp = |micros: Option<i64>| micros.map(crate::day::timestamptz_from_unix_micros);
+    let (remote, local) = (&comparison.bigquery, &comparison.local);
+    TableIterator::once((
+        day.to_pg(),
+        comparison.matches(),
+        remote.rows,
+        local.rows,
+        timestamp(remote.min_timestamp),
+        timestamp(local.min_timestamp),
+        timestamp(remote.max_timestamp),
+        timestamp(local.max_timestamp),
+        remote.fingerprint,
+        local.fingerprint,
+        comparison.job_id.clone(),
+    ))
+}
+
+pgrx::extension_sql!(
+    r#"
+REVOKE ALL ON FUNCTION token_sync_day(date) FROM PUBLIC;
+REVOKE ALL ON FUNCTION token_backfill(date, date) FROM PUBLIC;
+REVOKE ALL ON FUNCTION token_verify_day(date) FROM PUBLIC;
+"#,
+    name = "revoke_public_execute",
+    finalize
+);

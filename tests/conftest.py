@@ -1,0 +1,141 @@
+"""Fixtures: a real PostgreSQL 15 cluster with token_sync and pg_cron, the bqemulator
+BigQuery emulator, and the fake Google server for what the emulator cannot do.
+
+The extension must be installed into PostgreSQL first (tests/run.sh does that).
+"""
+
+import itertools
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import psycopg
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "tests" / "support"))
+
+from bq_emulator import Emulator  # noqa: E402
+from fake_google import FakeGoogle  # noqa: E402
+from helpers import to_emulator  # noqa: E402
+
+PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
+DATABASE = "token_sync_test"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def as_postgres(command):
+    """Runs a server command as the postgres OS user: PostgreSQL refuses to run as root."""
+    if os.geteuid() == 0:
+        command = ["sudo", "-u", "postgres", *command]
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+
+
+class Cluster:
+    def __init__(self):
+        self.root = Path(tempfile.mkdtemp(prefix="token_sync_pg_"))
+        self.port = free_port()
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres")
+        self.data = self.root / "data"
+        self.log = self.root / "server.log"
+
+    def start(self):
+        as_postgres([str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
+                     "--no-sync", "-E", "UTF8", "--locale", "C"])
+        options = " ".join([
+            f"-p {self.port}", f"-k {self.root}", "-c listen_addresses=localhost",
+            "-c shared_preload_libraries=pg_cron", f"-c cron.database_name={DATABASE}",
+            "-c fsync=off", "-c timezone=UTC",
+        ])
+        as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w",
+                     "-o", options, "start"])
+        with self.connect("postgres") as conn:
+            conn.execute(f"CREATE DATABASE {DATABASE}")
+        with self.connect() as conn:
+            conn.execute("CREATE EXTENSION pg_cron")
+            conn.execute("CREATE EXTENSION token_sync")
+        return self
+
+    def stop(self):
+        as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"])
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def connect(self, dbname=DATABASE, user="postgres", **kwargs):
+        return psycopg.connect(host=str(self.root), port=self.port, dbname=dbname, user=user,
+                               autocommit=True, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    cluster = Cluster().start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory):
+    log = tmp_path_factory.mktemp("emulator") / "bqemulator.log"
+    emulator = Emulator(free_port(), free_port(), "billing", log_path=str(log)).start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def database_defaults(cluster, emulator):
+    """What every session (pg_cron's too) starts with: the emulator, no auth."""
+    with cluster.connect() as conn:
+        for name, value in [("billing_project", "billing"), ("api_url", emulator.base_url),
+                            ("credentials", "none"), ("http_timeout", "20")]:
+            conn.execute(f"ALTER DATABASE {DATABASE} SET token_sync.{name} = '{value}'")
+
+
+@pytest.fixture
+def db(cluster):
+    with cluster.connect() as conn:
+        conn.execute("DROP TABLE IF EXISTS public.raw_tokens")
+        conn.execute("TRUNCATE token_sync.runs")
+        yield conn
+
+
+_tables = itertools.count(1)
+
+
+class Source:
+    """A fresh source table in the emulator, which the session's token_sync reads."""
+
+    def __init__(self, emulator, conn, required=True):
+        self.emulator = emulator
+        self.table = f"tokens_{os.getpid()}_{next(_tables)}"
+        self.name = emulator.create_table(self.table, required=required)
+        conn.execute(f"SET token_sync.source_table = '{self.name}'")
+
+    def insert(self, rows):
+        self.emulator.insert_rows([to_emulator(r) for r in rows], table=self.table)
+
+    def delete_where(self, where):
+        self.emulator.delete_rows(where, table=self.table)
+
+
+@pytest.fixture
+def source(emulator, db):
+    return Source(emulator, db)
+
+
+@pytest.fixture
+def fake_google(db):
+    fake = FakeGoogle().start()
+    db.execute(f"SET token_sync.api_url = '{fake.base_url}'")
+    db.execute("SET token_sync.source_table = 'bigquery-public-data.crypto_ethereum.tokens'")
+    yield fake
+    fake.stop()

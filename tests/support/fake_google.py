@@ -1,0 +1,208 @@
+"""A small fake of Google's OAuth token endpoint and of BigQuery's two query calls.
+
+It covers what the emulator cannot: bearer tokens and the service-account JWT grant,
+HTTP errors, slow and cut responses, jobs that are not complete at once, float-seconds
+TIMESTAMPs, and counting the pages a client asked for. It serves rows kept in memory,
+filtered by the DATE parameter the client sends, the way BigQuery does.
+"""
+
+import base64
+import datetime as dt
+import json
+import threading
+import time
+import urllib.parse
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+DAY_MICROS = 86_400 * 1_000_000
+SCHEMA = [("address", "STRING"), ("symbol", "STRING"), ("name", "STRING"), ("decimals", "STRING"),
+          ("total_supply", "STRING"), ("block_timestamp", "TIMESTAMP"), ("block_number", "INTEGER"),
+          ("block_hash", "STRING")]
+
+
+def unix_micros(moment):
+    delta = moment - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def float_seconds(micros):
+    """BigQuery's default TIMESTAMP rendering, e.g. 1.6409952E9."""
+    text = format(Decimal(micros) / Decimal(1_000_000), "E")  # 1.640995200E+9
+    mantissa, exponent = text.split("E")
+    mantissa = mantissa.rstrip("0").rstrip(".") if "." in mantissa else mantissa
+    return f"{mantissa}E{int(exponent)}"
+
+
+class FakeGoogle:
+    def __init__(self):
+        self.rows = []                 # dicts with block_timestamp as unix micros
+        self.schema = list(SCHEMA)
+        self.float_timestamps = False
+        self.incomplete_polls = 0      # getQueryResults answers with jobComplete=false this often first
+        self.fault = lambda kind, ordinal: None   # kind: "token" | "query" | "results"
+        self.requests = []             # (kind, path, headers, body)
+        self.token_requests = []       # parsed form bodies
+        self.access_token = "fake-access-token-0123456789"
+        self.token_failure = None      # (status, body) to answer the token endpoint with
+        self.total_rows_override = None
+        self._jobs = {}
+        self._counts = {}
+        self._lock = threading.Lock()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                fake._handle(self, "POST")
+
+            def do_GET(self):
+                fake._handle(self, "GET")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self):
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    @property
+    def token_uri(self):
+        return f"{self.base_url}/token"
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def count(self, kind):
+        return self._counts.get(kind, 0)
+
+    # -- request handling -------------------------------------------------------------
+
+    def _handle(self, handler, method):
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length) if length else b""
+        url = urllib.parse.urlsplit(handler.path)
+        if url.path == "/token":
+            kind = "token"
+        elif method == "POST" and url.path.endswith("/queries"):
+            kind = "query"
+        elif method == "GET" and "/queries/" in url.path:
+            kind = "results"
+        else:
+            return self._send(handler, 404, {"error": {"code": 404, "message": "no such path"}})
+        with self._lock:
+            ordinal = self._counts.get(kind, 0)
+            self._counts[kind] = ordinal + 1
+            self.requests.append((kind, url.path, {k.lower(): v for k, v in handler.headers.items()}, body))
+        fault = self.fault(kind, ordinal)
+        if fault:
+            return self._fault(handler, fault)
+        if kind == "token":
+            return self._token(handler, body)
+        query = urllib.parse.parse_qs(url.query)
+        if kind == "query":
+            return self._query(handler, json.loads(body))
+        return self._results(handler, url.path.rsplit("/", 1)[1], query)
+
+    def _fault(self, handler, fault):
+        time.sleep(fault.get("delay", 0))
+        if fault.get("cut"):
+            payload = b'{"kind": "bigquery#queryResponse", "rows": [{"f": [{"v": "0x'
+            handler.send_response(200)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(payload) + 500))
+            handler.end_headers()
+            handler.wfile.write(payload)
+            handler.wfile.flush()
+            handler.close_connection = True
+            return
+        if "status" in fault:
+            return self._send(handler, fault["status"], fault.get("body", {}))
+
+    def _token(self, handler, body):
+        form = urllib.parse.parse_qs(body.decode())
+        self.token_requests.append(form)
+        if self.token_failure:
+            status, payload = self.token_failure
+            return self._send(handler, status, payload)
+        self._send(handler, 200, {"access_token": self.access_token, "expires_in": 3600,
+                                  "token_type": "Bearer"})
+
+    def _query(self, handler, request):
+        params = {p["name"]: p["parameterValue"]["value"] for p in request.get("queryParameters", [])}
+        day = dt.date.fromisoformat(params["day"])
+        start = unix_micros(dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc))
+        selected = [r for r in self.rows if start <= r["block_timestamp"] < start + DAY_MICROS]
+        job_id = f"fake_job_{len(self._jobs) + 1}"
+        self._jobs[job_id] = {"rows": selected, "polls_left": self.incomplete_polls}
+        page_size = int(request.get("maxResults") or 100_000)
+        if self.incomplete_polls:
+            return self._send(handler, 200, {"kind": "bigquery#queryResponse", "jobComplete": False,
+                                             "jobReference": self._job_ref(job_id)})
+        self._send(handler, 200, self._page(job_id, 0, page_size))
+
+    def _results(self, handler, job_id, query):
+        job = self._jobs[job_id]
+        if job["polls_left"]:
+            job["polls_left"] -= 1
+            return self._send(handler, 200, {"kind": "bigquery#getQueryResultsResponse",
+                                             "jobComplete": False, "jobReference": self._job_ref(job_id)})
+        start = int(query.get("pageToken", ["0"])[0] or 0)
+        if "startIndex" in query:
+            start = int(query["startIndex"][0])
+        self._send(handler, 200, self._page(job_id, start, int(query.get("maxResults", ["100000"])[0])))
+
+    def _job_ref(self, job_id):
+        return {"projectId": "billing", "jobId": job_id, "location": "US"}
+
+    def _page(self, job_id, start, size):
+        rows = self._jobs[job_id]["rows"]
+        chunk = rows[start:start + size]
+        answer = {
+            "kind": "bigquery#queryResponse",
+            "jobReference": self._job_ref(job_id),
+            "jobComplete": True,
+            "schema": {"fields": [{"name": n, "type": t, "mode": "NULLABLE"} for n, t in self.schema]},
+            "totalRows": str(self.total_rows_override if self.total_rows_override is not None else len(rows)),
+            "totalBytesProcessed": "10485760",
+            "totalBytesBilled": "10485760",
+            "rows": [{"f": [{"v": self._cell(row, name)} for name, _ in self.schema]} for row in chunk],
+        }
+        if start + size < len(rows):
+            answer["pageToken"] = str(start + size)
+        return answer
+
+    def _cell(self, row, name):
+        value = row.get(name)
+        if value is None:
+            return None
+        if name == "block_timestamp" and self.float_timestamps:
+            return float_seconds(value)
+        return str(value)
+
+    def _send(self, handler, status, payload):
+        data = json.dumps(payload).encode()
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+
+
+def decode_jwt(assertion):
+    """The (header, claims, signing input, signature) of a compact JWT."""
+    def part(text):
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    header, claims, signature = assertion.split(".")
+    return (json.loads(part(header)), json.loads(part(claims)),
+            f"{header}.{claims}".encode(), part(signature))

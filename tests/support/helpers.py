@@ -1,0 +1,46 @@
+"""Rows and waiting, shared by the tests."""
+
+import datetime as dt
+import time
+
+from fake_google import unix_micros
+
+UTC = dt.timezone.utc
+
+
+def token(number, moment, **fields):
+    """A token row; `moment` is an aware datetime."""
+    row = {
+        "address": f"0x{number:040x}",
+        "symbol": f"T{number}",
+        "name": f"Token {number}",
+        "decimals": "18",
+        "total_supply": str(10 ** 24 + number),
+        "block_timestamp": moment,
+        "block_number": number,
+        "block_hash": f"0x{number:064x}",
+    }
+    row.update(fields)
+    return row
+
+
+def to_emulator(row):
+    out = dict(row)
+    out["block_timestamp"] = row["block_timestamp"].astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+    return out
+
+
+def to_fake(row):
+    out = dict(row)
+    out["block_timestamp"] = unix_micros(row["block_timestamp"])
+    return out
+
+
+def wait_until(predicate, timeout, interval=0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return predicate()

@@ -1,0 +1,212 @@
+"""What the emulator cannot produce, against the fake Google server: the service-account
+token flow, HTTP errors, jobs that are not complete at once, float-seconds TIMESTAMPs,
+cut and slow responses, and cancellation."""
+
+import datetime as dt
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from fake_google import decode_jwt
+from helpers import UTC, to_fake, token
+
+MIDNIGHT = dt.datetime(2026, 11, 20, tzinfo=UTC)
+
+
+def day_rows(count=3):
+    return [to_fake(token(n, MIDNIGHT + dt.timedelta(hours=n, microseconds=n))) for n in range(1, count + 1)]
+
+
+@pytest.fixture
+def server_dir():
+    """A directory the postgres OS user can read (pytest's tmp_path is private to root)."""
+    path = tempfile.mkdtemp(prefix="token_sync_keys_")
+    os.chmod(path, 0o755)
+    yield Path(path)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def key_file(server_dir, fake_google):
+    """A service-account key made now, its token_uri pointing at the fake token endpoint."""
+    private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()).decode()
+    key = {
+        "type": "service_account", "project_id": "billing", "private_key_id": "k1",
+        "private_key": pem, "client_email": "token-sync@billing.iam.gserviceaccount.com",
+        "client_id": "1", "token_uri": fake_google.token_uri,
+    }
+    path = server_dir / "key.json"
+    path.write_text(json.dumps(key))
+    os.chmod(path, 0o644)
+    return path, private_key, pem
+
+
+def test_service_account_flow_reaches_bigquery_with_the_bearer_token(db, fake_google, key_file):
+    path, private_key, pem = key_file
+    fake_google.rows = day_rows()
+    db.execute(f"SET token_sync.credentials = '{path}'")
+    assert db.execute("SELECT rows_loaded FROM token_sync_day('2026-11-20')").fetchone() == (3,)
+
+    grant, = fake_google.token_requests
+    assert grant["grant_type"] == ["urn:ietf:params:oauth:grant-type:jwt-bearer"]
+    header, claims, signed, signature = decode_jwt(grant["assertion"][0])
+    assert header["alg"] == "RS256"
+    assert claims["iss"] == "token-sync@billing.iam.gserviceaccount.com"
+    assert claims["aud"] == fake_google.token_uri
+    assert "https://www.googleapis.com/auth/bigquery" in claims["scope"]
+    private_key.public_key().verify(signature, signed, padding.PKCS1v15(), hashes.SHA256())
+
+    bigquery_calls = [r for r in fake_google.requests if r[0] != "token"]
+    assert bigquery_calls
+    for _, _, headers, _ in bigquery_calls:
+        assert headers["authorization"] == f"Bearer {fake_google.access_token}"
+
+
+def test_token_endpoint_refusal_is_a_clear_error_without_secrets(db, fake_google, key_file, cluster):
+    path, _, pem = key_file
+    fake_google.token_failure = (400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."})
+    db.execute(f"SET token_sync.credentials = '{path}'")
+    with pytest.raises(psycopg.errors.InvalidAuthorizationSpecification) as error:
+        db.execute("SELECT token_sync_day('2026-11-20')")
+    diag = error.value.diag
+    assert "access token" in diag.message_primary
+    assert "token_sync.credentials" in diag.message_hint
+    secret = pem.splitlines()[1]
+    everything = " ".join(filter(None, [diag.message_primary, diag.message_detail, diag.message_hint]))
+    assert secret not in everything
+    assert secret not in cluster.log.read_text(errors="replace")
+    assert fake_google.count("query") == 0
+
+
+@pytest.mark.parametrize("content, why", [
+    (None, "does not exist"),
+    ("not json at all", "not JSON"),
+    ('{"type": "authorized_user", "client_id": "x"}', "service_account"),
+    ('{"type": "service_account", "client_email": "a@b"}', "private_key"),
+])
+def test_bad_credentials_files_fail_before_any_call(db, fake_google, server_dir, content, why):
+    path = server_dir / "key.json"
+    if content is not None:
+        path.write_text(content)
+        os.chmod(path, 0o644)
+    db.execute(f"SET token_sync.credentials = '{path}'")
+    with pytest.raises(psycopg.errors.InvalidParameterValue) as error:
+        db.execute("SELECT token_sync_day('2026-11-20')")
+    assert why in error.value.diag.message_primary
+    assert error.value.diag.message_hint
+    assert fake_google.requests == []
+
+
+def test_float_second_timestamps_decode_to_the_microsecond(db, fake_google):
+    fake_google.float_timestamps = True
+    fake_google.rows = day_rows(5)
+    db.execute("SELECT token_sync_day('2026-11-20')")
+    got = db.execute("SELECT block_number, block_timestamp FROM raw_tokens ORDER BY 1").fetchall()
+    assert got == [(n, MIDNIGHT + dt.timedelta(hours=n, microseconds=n)) for n in range(1, 6)]
+
+
+def test_incomplete_job_is_polled_and_every_page_fetched(db, fake_google):
+    fake_google.incomplete_polls = 2
+    fake_google.rows = day_rows(10)
+    db.execute("SET token_sync.page_rows = 3")
+    assert db.execute("SELECT rows_loaded, rows_reported, bytes_billed, job_id FROM token_sync_day('2026-11-20')"
+                      ).fetchone() == (10, 10, 10485760, "fake_job_1")
+    # Two polls while running, then pages at 0, 3, 6, 9.
+    assert fake_google.count("results") == 2 + 4
+
+
+@pytest.mark.parametrize("status, reason, sqlstate, hint_word", [
+    (404, "notFound", "42P01", "source_table"),
+    (403, "accessDenied", "42501", "roles/bigquery"),
+    (401, "authError", "28000", "credentials"),
+    (400, "invalidQuery", "HV000", "source_table"),
+    (400, "bytesBilledLimitExceeded", "53400", "max_bytes_billed"),
+    (500, "backendError", "08006", "again"),
+    (429, "rateLimitExceeded", "08006", "again"),
+])
+def test_http_errors_name_the_cause_and_leave_the_day(db, fake_google, status, reason, sqlstate, hint_word):
+    fake_google.rows = day_rows()
+    db.execute("SELECT token_sync_day('2026-11-20')")
+    body = {"error": {"code": status, "message": f"simulated {reason}", "errors": [{"reason": reason, "message": f"simulated {reason}"}]}}
+    fake_google.fault = lambda kind, n: {"status": status, "body": body} if kind == "query" else None
+    with pytest.raises(psycopg.Error) as error:
+        db.execute("SELECT token_sync_day('2026-11-20')")
+    assert error.value.sqlstate == sqlstate
+    assert f"simulated {reason}" in error.value.diag.message_primary
+    assert hint_word in error.value.diag.message_hint
+    assert db.execute("SELECT count(*) FROM raw_tokens").fetchone() == (3,)
+
+
+def test_errors_array_in_a_200_is_a_failure(db, fake_google):
+    fake_google.rows = day_rows()
+    body = {"kind": "bigquery#queryResponse", "jobComplete": True, "rows": [], "totalRows": "0",
+            "jobReference": {"projectId": "billing", "jobId": "j"},
+            "errors": [{"reason": "notFound", "message": "Not found: Table x"}]}
+    fake_google.fault = lambda kind, n: {"status": 200, "body": body} if kind == "query" else None
+    with pytest.raises(psycopg.errors.UndefinedTable):
+        db.execute("SELECT token_sync_day('2026-11-20')")
+    assert db.execute("SELECT count(*) FROM token_sync.runs").fetchone() == (0,)
+
+
+@pytest.mark.parametrize("fault", [{"cut": True}, {"status": 200, "body": {"unexpected": "shape", "rows": 5}}])
+def test_a_broken_page_fails_the_day_without_writing_it(db, fake_google, fault):
+    fake_google.rows = day_rows(9)
+    db.execute("SET token_sync.page_rows = 3")
+    db.execute("SELECT token_sync_day('2026-11-20')")
+    fake_google.rows = day_rows(6)
+    first_page_request = fake_google.count("results")
+    fake_google.fault = lambda kind, n: fault if kind == "results" and n == first_page_request else None
+    with pytest.raises(psycopg.Error):
+        db.execute("SELECT token_sync_day('2026-11-20')")
+    assert db.execute("SELECT count(*) FROM raw_tokens").fetchone() == (9,)
+
+
+def test_row_count_disagreeing_with_total_rows_fails_the_day(db, fake_google):
+    fake_google.rows = day_rows(4)
+    fake_google.total_rows_override = 5
+    with pytest.raises(psycopg.errors.DataException) as error:
+        db.execute("SELECT token_sync_day('2026-11-20')")
+    assert "reported 5 rows" in error.value.diag.message_primary
+    # The table was created by the failed call, so it is gone with its rollback.
+    assert db.execute("SELECT to_regclass('raw_tokens')").fetchone() == (None,)
+
+
+def test_changed_source_schema_is_refused(db, fake_google):
+    fake_google.rows = day_rows()
+    fake_google.schema = [(n, "INTEGER" if n == "decimals" else t) for n, t in fake_google.schema]
+    with pytest.raises(psycopg.errors.DataException) as error:
+        db.execute("SELECT token_sync_day('2026-11-20')")
+    assert "decimals" in error.value.diag.message_primary
+
+
+@pytest.mark.parametrize("how", ["statement_timeout", "pg_cancel_backend"])
+def test_a_slow_page_is_cancelled_within_a_second(db, fake_google, cluster, how):
+    fake_google.rows = day_rows()
+    fake_google.fault = lambda kind, n: {"delay": 15, "status": 500} if kind == "query" else None
+    if how == "statement_timeout":
+        db.execute("SET statement_timeout = '1s'")
+        trigger_at = 1.0
+    else:
+        pid = db.info.backend_pid
+        trigger_at = 1.0
+
+        def cancel():
+            time.sleep(trigger_at)
+            with cluster.connect() as other:
+                other.execute("SELECT pg_cancel_backend(%s)", (pid,))
+        threading.Thread(target=cancel, daemon=True).start()
+    started = time.monotonic()
+    with pytest.raises(psycopg.errors.QueryCanceled):
+        db.execute("SELECT token_sync_day('2026-11-20')")
+    assert time.monotonic() - started < trigger_at + 1.0

@@ -23,6 +23,9 @@ mod pg_tests;
 
 ::pgrx::pg_module_magic!(name, version);
 
+/// Registers the settings. token_sync belongs in `shared_preload_libraries`: only then do
+/// its settings exist in every session before anyone sets them, so that PostgreSQL refuses
+/// them to ordinary users instead of keeping an unchecked placeholder.
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     settings::register();

@@ -24,6 +24,19 @@ static HTTP_TIMEOUT_S: GucSetting<i32> = GucSetting::<i32>::new(120);
 static MAX_BACKFILL_DAYS: GucSetting<i32> = GucSetting::<i32>::new(366);
 
 pub fn register() {
+    define_settings();
+    // Unknown token_sync.* names become errors instead of silent placeholders.
+    #[cfg(any(feature = "pg15", feature = "pg16", feature = "pg17"))]
+    unsafe {
+        pgrx::pg_sys::MarkGUCPrefixReserved(c"token_sync".as_ptr());
+    }
+    #[cfg(any(feature = "pg13", feature = "pg14"))]
+    unsafe {
+        pgrx::pg_sys::EmitWarningsOnPlaceholders(c"token_sync".as_ptr());
+    }
+}
+
+fn define_settings() {
     let flags = GucFlags::default();
     GucRegistry::define_string_guc(
         c"token_sync.billing_project",

@@ -55,7 +55,7 @@ class Cluster:
                      "--no-sync", "-E", "UTF8", "--locale", "C"])
         options = " ".join([
             f"-p {self.port}", f"-k {self.root}", "-c listen_addresses=localhost",
-            "-c shared_preload_libraries=pg_cron", f"-c cron.database_name={DATABASE}",
+            "-c shared_preload_libraries=pg_cron,token_sync", f"-c cron.database_name={DATABASE}",
             "-c fsync=off", "-c timezone=UTC",
         ])
         as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w",
@@ -139,3 +139,17 @@ def fake_google(db):
     db.execute("SET token_sync.source_table = 'bigquery-public-data.crypto_ethereum.tokens'")
     yield fake
     fake.stop()
+
+
+def run_psql(cluster, path, user="postgres", **variables):
+    """Runs one of the project's SQL files with psql, as a user would."""
+    command = ["psql", "-X", "-q", "-h", str(cluster.root), "-p", str(cluster.port), "-U", user,
+               "-d", DATABASE, "-f", str(ROOT / path)]
+    for name, value in variables.items():
+        command += ["-v", f"{name}={value}"]
+    return subprocess.run(command, check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture
+def psql(cluster):
+    return lambda path, **kw: run_psql(cluster, path, **kw)

@@ -1,0 +1,4 @@
+-- Removes the jobs pg_cron/schedule.sql created. The data and the ledger stay.
+--   psql -d mydb -f pg_cron/unschedule.sql
+\set ON_ERROR_STOP on
+SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname IN ('token-sync-d1', 'token-sync-d2');

@@ -12,6 +12,7 @@ import argparse
 import datetime as dt
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -155,6 +156,8 @@ def sample_rows(day, count):
 
 
 def serve(args):
+    # Stop the emulator child too when this process is told to stop.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     emulator = Emulator(args.port, args.grpc_port, args.billing_project, log_path=args.log).start()
     emulator.create_table()
     last_day = dt.date.fromisoformat(args.end_day) if args.end_day else \

@@ -48,6 +48,8 @@ fn day_row(outcome: &DayOutcome) -> (Date, i64, i64, f64, Option<i64>, String) {
 
 /// Syncs every day of [from_day, to_day], oldest first, each in its own subtransaction:
 /// a failing day is reported (here and in the ledger) and the others go on.
+// pgrx reads the column names from the signature, so the row type cannot be an alias.
+#[allow(clippy::type_complexity)]
 #[pg_extern(volatile, parallel_unsafe)]
 fn token_backfill(
     from_day: Option<Date>,
@@ -131,6 +133,7 @@ fn token_backfill(
 }
 
 /// Compares the day in BigQuery with the day in the target table.
+#[allow(clippy::type_complexity)]
 #[pg_extern(volatile, parallel_unsafe)]
 fn token_verify_day(
     day: Option<Date>,

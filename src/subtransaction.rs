@@ -15,6 +15,11 @@ const FATAL_FOR_STATEMENT: [PgSqlErrorCode; 3] = [
     PgSqlErrorCode::ERRCODE_CRASH_SHUTDOWN,
 ];
 
+enum Failure {
+    Returned(String),
+    Raised(Box<CaughtError>),
+}
+
 /// Runs `work` in a subtransaction. Its error (returned or raised by PostgreSQL) rolls the
 /// subtransaction back and comes back as text; a cancel or timeout is re-raised.
 pub fn run<T>(work: impl FnOnce() -> SyncResult<T>) -> Result<T, String> {
@@ -30,19 +35,9 @@ pub fn run<T>(work: impl FnOnce() -> SyncResult<T>) -> Result<T, String> {
         pg_sys::CurrentResourceOwner = owner;
     };
     let outcome = PgTryBuilder::new(AssertUnwindSafe(|| {
-        work().map_err(|error| (error.to_string(), None))
+        work().map_err(|error| Failure::Returned(error.to_string()))
     }))
-    .catch_others(|caught| {
-        let report = match &caught {
-            CaughtError::PostgresError(report)
-            | CaughtError::ErrorReport(report)
-            | CaughtError::RustPanic {
-                ereport: report, ..
-            } => report,
-        };
-        let code = report.sql_error_code();
-        Err((report.message().to_string(), Some((code, caught))))
-    })
+    .catch_others(|caught| Err(Failure::Raised(Box::new(caught))))
     .execute();
     match outcome {
         Ok(value) => {
@@ -50,15 +45,25 @@ pub fn run<T>(work: impl FnOnce() -> SyncResult<T>) -> Result<T, String> {
             restore();
             Ok(value)
         }
-        Err((message, caught)) => {
+        Err(failure) => {
             unsafe { pg_sys::RollbackAndReleaseCurrentSubTransaction() };
             restore();
-            if let Some((code, caught)) = caught {
-                if FATAL_FOR_STATEMENT.contains(&code) {
-                    caught.rethrow();
+            match failure {
+                Failure::Returned(message) => Err(message),
+                Failure::Raised(caught) => {
+                    let report = match caught.as_ref() {
+                        CaughtError::PostgresError(report)
+                        | CaughtError::ErrorReport(report)
+                        | CaughtError::RustPanic {
+                            ereport: report, ..
+                        } => report,
+                    };
+                    if FATAL_FOR_STATEMENT.contains(&report.sql_error_code()) {
+                        caught.rethrow();
+                    }
+                    Err(report.message().to_string())
                 }
             }
-            Err(message)
         }
     }
 }

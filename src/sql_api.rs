@@ -26,12 +26,17 @@ fn token_sync_day(
     ),
 > {
     let settings = Settings::load().or_raise();
-    let day = SyncDay::from_pg(day, "day")
-        .and_then(|d| d.not_in_future("day"))
-        .or_raise();
+    let day = past_day(day, "day");
     let target = TargetTable::prepare(&settings.target_table).or_raise();
     let outcome = sync::sync_day(&settings, &target, day).or_raise();
     TableIterator::once(day_row(&outcome))
+}
+
+/// A day argument that must be given and must have begun (in UTC).
+fn past_day(day: Option<Date>, argument: &str) -> SyncDay {
+    SyncDay::from_pg(day, argument)
+        .and_then(|d| d.not_in_future(argument))
+        .or_raise()
 }
 
 fn day_row(outcome: &DayOutcome) -> (Date, i64, i64, f64, Option<i64>, String) {
@@ -69,9 +74,7 @@ fn token_backfill(
 > {
     let settings = Settings::load().or_raise();
     let from = SyncDay::from_pg(from_day, "from_day").or_raise();
-    let to = SyncDay::from_pg(to_day, "to_day")
-        .and_then(|d| d.not_in_future("to_day"))
-        .or_raise();
+    let to = past_day(to_day, "to_day");
     if from > to {
         SyncError::invalid_argument(
             format!("from_day {from} is after to_day {to}"),
@@ -154,9 +157,7 @@ fn token_verify_day(
     ),
 > {
     let settings = Settings::load().or_raise();
-    let day = SyncDay::from_pg(day, "day")
-        .and_then(|d| d.not_in_future("day"))
-        .or_raise();
+    let day = past_day(day, "day");
     let comparison = verify::compare_day(&settings, day).or_raise();
     let timestamp = |micros: Option<i64>| micros.map(crate::day::timestamptz_from_unix_micros);
     let (remote, local) = (&comparison.bigquery, &comparison.local);

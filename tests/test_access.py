@@ -55,9 +55,8 @@ def test_functions_need_a_grant_and_the_runner_role_suffices(db, alice, fake_goo
     ("location", "U S", "not a BigQuery location"),
 ])
 def test_malformed_settings_fail_before_any_call(db, fake_google, setting, value, words):
-    db.execute(f"SET token_sync.{setting} = %s" % psycopg.sql.quote(value) if False else
-               psycopg.sql.SQL("SET {} = {}").format(psycopg.sql.Identifier("token_sync", setting),
-                                                    psycopg.sql.Literal(value)))
+    db.execute(psycopg.sql.SQL("SET {} = {}").format(psycopg.sql.Identifier("token_sync", setting),
+                                                     psycopg.sql.Literal(value)))
     with pytest.raises(psycopg.errors.InvalidParameterValue) as error:
         db.execute("SELECT token_sync_day('2026-11-20')")
     assert words in error.value.diag.message_primary

@@ -83,29 +83,21 @@ pub fn network(error: &reqwest::Error) -> SyncError {
         format!("the request to BigQuery {what}"),
         "Check token_sync.api_url, the server's network access to it, and token_sync.http_timeout.",
     )
-    .with_detail(error.without_url_string())
+    .with_detail(cause_chain(error))
 }
 
-trait WithoutUrl {
-    fn without_url_string(&self) -> String;
-}
-
-impl WithoutUrl for reqwest::Error {
-    // The URL can carry a page token; the error's source chain is what explains the failure.
-    fn without_url_string(&self) -> String {
-        let mut text = String::new();
-        let mut source = std::error::Error::source(self);
-        while let Some(cause) = source {
-            if !text.is_empty() {
-                text.push_str(": ");
-            }
-            text.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        if text.is_empty() {
-            text = "no further cause given".to_string();
-        }
-        text
+/// The error's causes, without reqwest's own text, which carries the URL and so a page token.
+fn cause_chain(error: &reqwest::Error) -> String {
+    let mut causes = Vec::new();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        causes.push(cause.to_string());
+        source = cause.source();
+    }
+    if causes.is_empty() {
+        "no further cause given".to_string()
+    } else {
+        causes.join(": ")
     }
 }
 

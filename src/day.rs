@@ -8,7 +8,7 @@ use std::fmt;
 
 const MICROS_PER_DAY: i64 = 86_400 * 1_000_000;
 /// Microseconds from 1970-01-01 (Unix) to 2000-01-01 (PostgreSQL's epoch).
-const PG_EPOCH_OFFSET_MICROS: i64 = 946_684_800 * 1_000_000;
+pub const PG_EPOCH_OFFSET_MICROS: i64 = 946_684_800 * 1_000_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct SyncDay(NaiveDate);

@@ -11,6 +11,8 @@ pub struct SyncError {
     pub message: String,
     pub detail: Option<String>,
     pub hint: String,
+    /// Worth retrying: BigQuery was overloaded or the connection failed.
+    pub transient: bool,
 }
 
 pub type SyncResult<T> = Result<T, SyncError>;
@@ -22,7 +24,13 @@ impl SyncError {
             message: message.into(),
             detail: None,
             hint: hint.into(),
+            transient: false,
         }
+    }
+
+    pub fn transient(mut self) -> Self {
+        self.transient = true;
+        self
     }
 
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {

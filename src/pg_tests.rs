@@ -60,10 +60,14 @@ mod tests {
             Ok(())
         });
         assert!(kept.is_ok());
-        assert_eq!(returned_error, Err("unit failed".to_string()));
-        assert!(raised_error
-            .expect_err("division by zero")
-            .contains("division by zero"));
+        let returned = returned_error
+            .err()
+            .map(|failure| (failure.message(), failure.ends_statement()));
+        assert_eq!(returned, Some(("unit failed".to_string(), false)));
+        let raised = raised_error
+            .err()
+            .map(|failure| (failure.message(), failure.ends_statement()));
+        assert_eq!(raised, Some(("division by zero".to_string(), false)));
         assert_eq!(Spi::get_one::<i64>("SELECT sum(n) FROM units"), Ok(Some(1)));
     }
 

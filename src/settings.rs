@@ -22,6 +22,8 @@ static MAX_BYTES_BILLED_MB: GucSetting<i32> = GucSetting::<i32>::new(10 * 1024);
 static PAGE_ROWS: GucSetting<i32> = GucSetting::<i32>::new(50_000);
 static HTTP_TIMEOUT_S: GucSetting<i32> = GucSetting::<i32>::new(120);
 static MAX_BACKFILL_DAYS: GucSetting<i32> = GucSetting::<i32>::new(366);
+static MAX_RETRIES: GucSetting<i32> = GucSetting::<i32>::new(5);
+static RETRY_DELAY_MS: GucSetting<i32> = GucSetting::<i32>::new(1000);
 
 pub fn register() {
     define_settings();
@@ -117,6 +119,26 @@ fn define_settings() {
         flags | GucFlags::UNIT_S,
     );
     GucRegistry::define_int_guc(
+        c"token_sync.max_retries",
+        c"Retries of one BigQuery request after a transient error (429, 5xx, rateLimitExceeded, a dropped connection).",
+        c"",
+        &MAX_RETRIES,
+        0,
+        20,
+        GucContext::Suset,
+        flags,
+    );
+    GucRegistry::define_int_guc(
+        c"token_sync.retry_delay",
+        c"Wait before the first retry; it doubles (with jitter) for each further one, up to 32 s.",
+        c"",
+        &RETRY_DELAY_MS,
+        0,
+        60_000,
+        GucContext::Suset,
+        flags | GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
         c"token_sync.max_backfill_days",
         c"Most days one token_backfill call may cover.",
         c"",
@@ -198,6 +220,8 @@ pub struct Settings {
     pub page_rows: u32,
     pub http_timeout: Duration,
     pub max_backfill_days: i32,
+    pub max_retries: u32,
+    pub retry_delay: Duration,
 }
 
 impl Settings {
@@ -214,6 +238,8 @@ impl Settings {
             page_rows: PAGE_ROWS.get(),
             http_timeout_s: HTTP_TIMEOUT_S.get(),
             max_backfill_days: MAX_BACKFILL_DAYS.get(),
+            max_retries: MAX_RETRIES.get(),
+            retry_delay_ms: RETRY_DELAY_MS.get(),
         };
         raw.validate()
     }
@@ -239,6 +265,8 @@ pub struct RawSettings {
     pub page_rows: i32,
     pub http_timeout_s: i32,
     pub max_backfill_days: i32,
+    pub max_retries: i32,
+    pub retry_delay_ms: i32,
 }
 
 impl RawSettings {
@@ -314,6 +342,8 @@ impl RawSettings {
             page_rows: self.page_rows.clamp(1, 1_000_000) as u32,
             http_timeout: Duration::from_secs(self.http_timeout_s.max(1) as u64),
             max_backfill_days: self.max_backfill_days,
+            max_retries: self.max_retries.clamp(0, 20) as u32,
+            retry_delay: Duration::from_millis(self.retry_delay_ms.max(0) as u64),
         })
     }
 }
@@ -388,6 +418,8 @@ mod tests {
             page_rows: 100,
             http_timeout_s: 30,
             max_backfill_days: 366,
+            max_retries: 5,
+            retry_delay_ms: 1000,
         }
     }
 

@@ -6,7 +6,7 @@ use crate::error::{OrRaise, SyncError};
 use crate::load::target::TargetTable;
 use crate::settings::Settings;
 use crate::sync::{self, DayOutcome};
-use crate::{subtransaction, verify};
+use crate::verify;
 use pgrx::datum::{Date, TimestampWithTimeZone};
 use pgrx::prelude::*;
 
@@ -28,7 +28,7 @@ fn token_sync_day(
     let settings = Settings::load().or_raise();
     let day = past_day(day, "day");
     let target = TargetTable::prepare(&settings.target_table).or_raise();
-    let outcome = sync::sync_day(&settings, &target, day).or_raise();
+    let outcome = sync::sync_day(&settings, &target, day).unwrap_or_else(|failure| failure.raise());
     TableIterator::once(day_row(&outcome))
 }
 
@@ -98,9 +98,8 @@ fn token_backfill(
     let mut rows = Vec::new();
     let mut day = Some(from);
     while let Some(current) = day.filter(|d| *d <= to) {
-        let started_at = sync::now();
         let started = std::time::Instant::now();
-        match subtransaction::run(|| sync::sync_day(&settings, &target, current)) {
+        match sync::sync_day(&settings, &target, current) {
             Ok(outcome) => {
                 let (day, rows_loaded, rows_reported, seconds, bytes_billed, job_id) =
                     day_row(&outcome);
@@ -115,8 +114,9 @@ fn token_backfill(
                     None,
                 ));
             }
-            Err(error) => {
-                sync::record_failure(&target, current, started_at, &error).or_raise();
+            Err(failure) if failure.ends_statement() => failure.raise(),
+            Err(failure) => {
+                let error = failure.message();
                 pgrx::warning!("token_sync: {current} failed: {error}");
                 rows.push((
                     current.to_pg(),

@@ -1,9 +1,10 @@
 //! Running one unit of work in its own subtransaction, the way PL/pgSQL's EXCEPTION block
-//! does: on failure its writes are rolled back and the caller's transaction goes on.
+//! does: on failure its writes are rolled back and the caller's transaction goes on, and
+//! the caller decides whether to raise the failure again.
 
-use crate::error::SyncResult;
+use crate::error::{SyncError, SyncResult};
 use pgrx::pg_sys;
-use pgrx::pg_sys::panic::CaughtError;
+use pgrx::pg_sys::panic::{CaughtError, ErrorReportWithLevel};
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 use std::panic::AssertUnwindSafe;
@@ -15,14 +16,52 @@ const FATAL_FOR_STATEMENT: [PgSqlErrorCode; 3] = [
     PgSqlErrorCode::ERRCODE_CRASH_SHUTDOWN,
 ];
 
-enum Failure {
-    Returned(String),
+/// Why a unit failed: an error it returned, or one PostgreSQL (or a panic) raised in it.
+pub enum UnitFailure {
+    Returned(SyncError),
     Raised(Box<CaughtError>),
 }
 
-/// Runs `work` in a subtransaction. Its error (returned or raised by PostgreSQL) rolls the
-/// subtransaction back and comes back as text; a cancel or timeout is re-raised.
-pub fn run<T>(work: impl FnOnce() -> SyncResult<T>) -> Result<T, String> {
+impl UnitFailure {
+    pub fn message(&self) -> String {
+        match self {
+            Self::Returned(error) => error.to_string(),
+            Self::Raised(caught) => report_of(caught).message().to_string(),
+        }
+    }
+
+    /// A cancel, a timeout or a shutdown: the statement must end, not just this unit.
+    pub fn ends_statement(&self) -> bool {
+        match self {
+            Self::Returned(_) => false,
+            Self::Raised(caught) => {
+                FATAL_FOR_STATEMENT.contains(&report_of(caught).sql_error_code())
+            }
+        }
+    }
+
+    /// Raises the failure again, as it was first raised.
+    pub fn raise(self) -> ! {
+        match self {
+            Self::Returned(error) => error.raise(),
+            Self::Raised(caught) => caught.rethrow(),
+        }
+    }
+}
+
+fn report_of(caught: &CaughtError) -> &ErrorReportWithLevel {
+    match caught {
+        CaughtError::PostgresError(report)
+        | CaughtError::ErrorReport(report)
+        | CaughtError::RustPanic {
+            ereport: report, ..
+        } => report,
+    }
+}
+
+/// Runs `work` in a subtransaction. On failure (returned, or raised by PostgreSQL) the
+/// subtransaction is rolled back and the caller's transaction goes on.
+pub fn run<T>(work: impl FnOnce() -> SyncResult<T>) -> Result<T, UnitFailure> {
     // SAFETY: the same begin/release/rollback sequence as PL/pgSQL's exception blocks,
     // restoring the memory context and resource owner the caller had.
     let (context, owner) = unsafe {
@@ -30,40 +69,17 @@ pub fn run<T>(work: impl FnOnce() -> SyncResult<T>) -> Result<T, String> {
         pg_sys::BeginInternalSubTransaction(std::ptr::null());
         saved
     };
-    let restore = || unsafe {
+    let outcome = PgTryBuilder::new(AssertUnwindSafe(|| work().map_err(UnitFailure::Returned)))
+        .catch_others(|caught| Err(UnitFailure::Raised(Box::new(caught))))
+        .execute();
+    unsafe {
+        if outcome.is_ok() {
+            pg_sys::ReleaseCurrentSubTransaction();
+        } else {
+            pg_sys::RollbackAndReleaseCurrentSubTransaction();
+        }
         pg_sys::CurrentMemoryContext = context;
         pg_sys::CurrentResourceOwner = owner;
-    };
-    let outcome = PgTryBuilder::new(AssertUnwindSafe(|| {
-        work().map_err(|error| Failure::Returned(error.to_string()))
-    }))
-    .catch_others(|caught| Err(Failure::Raised(Box::new(caught))))
-    .execute();
-    match outcome {
-        Ok(value) => {
-            unsafe { pg_sys::ReleaseCurrentSubTransaction() };
-            restore();
-            Ok(value)
-        }
-        Err(failure) => {
-            unsafe { pg_sys::RollbackAndReleaseCurrentSubTransaction() };
-            restore();
-            match failure {
-                Failure::Returned(message) => Err(message),
-                Failure::Raised(caught) => {
-                    let report = match caught.as_ref() {
-                        CaughtError::PostgresError(report)
-                        | CaughtError::ErrorReport(report)
-                        | CaughtError::RustPanic {
-                            ereport: report, ..
-                        } => report,
-                    };
-                    if FATAL_FOR_STATEMENT.contains(&report.sql_error_code()) {
-                        caught.rethrow();
-                    }
-                    Err(report.message().to_string())
-                }
-            }
-        }
     }
+    outcome
 }

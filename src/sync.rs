@@ -3,13 +3,13 @@
 
 use crate::bigquery::pages::{Delivery, ResultStream};
 use crate::bigquery::{errors::bad_response, query};
-use crate::day::{timestamptz_from_unix_micros, SyncDay};
+use crate::day::SyncDay;
 use crate::error::{SyncError, SyncResult};
-use crate::ledger::{self, Attempt, LoadFigures};
-use crate::load::day_replace::DayWriter;
+use crate::ledger::{Attempt, LoadFigures};
+use crate::load::day_replace::{lock_day, DayWriter};
 use crate::load::target::TargetTable;
 use crate::settings::Settings;
-use pgrx::datum::TimestampWithTimeZone;
+use crate::subtransaction::{self, UnitFailure};
 use std::time::Instant;
 
 pub struct DayOutcome {
@@ -18,23 +18,33 @@ pub struct DayOutcome {
     pub seconds: f64,
 }
 
-/// Loads the day and records the success in the ledger. A failure is returned untouched and
-/// recorded by the caller, who decides what is rolled back.
-pub fn sync_day(settings: &Settings, target: &TargetTable, day: SyncDay) -> SyncResult<DayOutcome> {
+/// One attempt at a day, in its own subtransaction: the lock, the load, and the ledger.
+/// On failure the day is as it was, the failure is in the ledger, and the caller decides
+/// whether to raise it.
+pub fn sync_day(
+    settings: &Settings,
+    target: &TargetTable,
+    day: SyncDay,
+) -> Result<DayOutcome, UnitFailure> {
     let started = Instant::now();
-    let started_at = now();
-    let figures = load_day(settings, target, day)?;
-    ledger::record(&Attempt {
-        day,
-        target_table: &target.qualified_name,
-        started_at,
-        outcome: Ok(figures.clone()),
-    })?;
-    Ok(DayOutcome {
-        day,
-        figures,
-        seconds: started.elapsed().as_secs_f64(),
-    })
+    let attempt = Attempt::open(day, &target.qualified_name);
+    let loaded = subtransaction::run(|| {
+        lock_day(target, day)?;
+        let figures = load_day(settings, target, day)?;
+        attempt.record_success(&figures)?;
+        Ok(figures)
+    });
+    match loaded {
+        Ok(figures) => Ok(DayOutcome {
+            day,
+            figures,
+            seconds: started.elapsed().as_secs_f64(),
+        }),
+        Err(failure) => {
+            attempt.record_failure(&failure.message());
+            Err(failure)
+        }
+    }
 }
 
 fn load_day(settings: &Settings, target: &TargetTable, day: SyncDay) -> SyncResult<LoadFigures> {
@@ -71,23 +81,4 @@ fn load_day(settings: &Settings, target: &TargetTable, day: SyncDay) -> SyncResu
         bytes_billed: summary.bytes_billed,
         job_id: summary.job_id,
     })
-}
-
-/// Records a failed attempt. Called after the attempt's own writes were rolled back.
-pub fn record_failure(
-    target: &TargetTable,
-    day: SyncDay,
-    started_at: TimestampWithTimeZone,
-    error: &str,
-) -> SyncResult<()> {
-    ledger::record(&Attempt {
-        day,
-        target_table: &target.qualified_name,
-        started_at,
-        outcome: Err(error.to_string()),
-    })
-}
-
-pub fn now() -> TimestampWithTimeZone {
-    timestamptz_from_unix_micros(chrono::Utc::now().timestamp_micros())
 }

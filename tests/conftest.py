@@ -5,6 +5,7 @@ The extension must be installed into PostgreSQL first (tests/run.sh does that).
 """
 
 import itertools
+import json
 import os
 import shutil
 import socket
@@ -15,6 +16,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -96,7 +99,7 @@ def database_defaults(cluster, emulator):
     """What every session (pg_cron's too) starts with: the emulator, no auth."""
     with cluster.connect() as conn:
         for name, value in [("billing_project", "billing"), ("api_url", emulator.base_url),
-                            ("credentials", "none"), ("http_timeout", "20")]:
+                            ("credentials", "none"), ("http_timeout", "20"), ("retry_delay", "10ms")]:
             conn.execute(f"ALTER DATABASE {DATABASE} SET token_sync.{name} = '{value}'")
 
 
@@ -153,3 +156,29 @@ def run_psql(cluster, path, user="postgres", **variables):
 @pytest.fixture
 def psql(cluster):
     return lambda path, **kw: run_psql(cluster, path, **kw)
+
+
+@pytest.fixture
+def server_dir():
+    """A directory the postgres OS user can read (pytest's tmp_path is private to root)."""
+    path = tempfile.mkdtemp(prefix="token_sync_keys_")
+    os.chmod(path, 0o755)
+    yield Path(path)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def key_file(server_dir, fake_google):
+    """A service-account key made now, its token_uri pointing at the fake token endpoint."""
+    private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()).decode()
+    key = {
+        "type": "service_account", "project_id": "billing", "private_key_id": "k1",
+        "private_key": pem, "client_email": "token-sync@billing.iam.gserviceaccount.com",
+        "client_id": "1", "token_uri": fake_google.token_uri,
+    }
+    path = server_dir / "key.json"
+    path.write_text(json.dumps(key))
+    os.chmod(path, 0o644)
+    return path, private_key, pem

@@ -5,16 +5,13 @@ cut and slow responses, and cancellation."""
 import datetime as dt
 import json
 import os
-import shutil
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 import psycopg
 import pytest
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
 
 from fake_google import decode_jwt
 from helpers import UTC, to_fake, token
@@ -24,32 +21,6 @@ MIDNIGHT = dt.datetime(2026, 11, 20, tzinfo=UTC)
 
 def day_rows(count=3):
     return [to_fake(token(n, MIDNIGHT + dt.timedelta(hours=n, microseconds=n))) for n in range(1, count + 1)]
-
-
-@pytest.fixture
-def server_dir():
-    """A directory the postgres OS user can read (pytest's tmp_path is private to root)."""
-    path = tempfile.mkdtemp(prefix="token_sync_keys_")
-    os.chmod(path, 0o755)
-    yield Path(path)
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-def key_file(server_dir, fake_google):
-    """A service-account key made now, its token_uri pointing at the fake token endpoint."""
-    private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption()).decode()
-    key = {
-        "type": "service_account", "project_id": "billing", "private_key_id": "k1",
-        "private_key": pem, "client_email": "token-sync@billing.iam.gserviceaccount.com",
-        "client_id": "1", "token_uri": fake_google.token_uri,
-    }
-    path = server_dir / "key.json"
-    path.write_text(json.dumps(key))
-    os.chmod(path, 0o644)
-    return path, private_key, pem
 
 
 def test_service_account_flow_reaches_bigquery_with_the_bearer_token(db, fake_google, key_file):
@@ -140,8 +111,14 @@ def test_http_errors_name_the_cause_and_leave_the_day(db, fake_google, status, r
     db.execute("SELECT token_sync_day('2026-11-20')")
     body = {"error": {"code": status, "message": f"simulated {reason}", "errors": [{"reason": reason, "message": f"simulated {reason}"}]}}
     fake_google.fault = lambda kind, n: {"status": status, "body": body} if kind == "query" else None
+    db.execute("SET token_sync.max_retries = 2")
+    queries_before = fake_google.count("query")
     with pytest.raises(psycopg.Error) as error:
         db.execute("SELECT token_sync_day('2026-11-20')")
+    transient = sqlstate == "08006"
+    assert fake_google.count("query") - queries_before == (3 if transient else 1)
+    if transient:
+        assert "gave up after 2 retries" in error.value.diag.message_detail
     assert error.value.sqlstate == sqlstate
     assert f"simulated {reason}" in error.value.diag.message_primary
     assert hint_word in error.value.diag.message_hint
@@ -156,18 +133,20 @@ def test_errors_array_in_a_200_is_a_failure(db, fake_google):
     fake_google.fault = lambda kind, n: {"status": 200, "body": body} if kind == "query" else None
     with pytest.raises(psycopg.errors.UndefinedTable):
         db.execute("SELECT token_sync_day('2026-11-20')")
-    assert db.execute("SELECT count(*) FROM token_sync.runs").fetchone() == (0,)
+    assert db.execute("SELECT status, error FROM token_sync.runs").fetchall() == [
+        ("failed", "BigQuery refused the request: Not found: Table x (HTTP status 200, reason notFound)")]
+    assert fake_google.count("query") == 1
 
 
-@pytest.mark.parametrize("fault", [{"cut": True}, {"status": 200, "body": {"unexpected": "shape", "rows": 5}}])
-def test_a_broken_page_fails_the_day_without_writing_it(db, fake_google, fault):
+def test_a_garbled_page_fails_the_day_without_writing_it(db, fake_google):
     fake_google.rows = day_rows(9)
     db.execute("SET token_sync.page_rows = 3")
     db.execute("SELECT token_sync_day('2026-11-20')")
     fake_google.rows = day_rows(6)
     first_page_request = fake_google.count("results")
-    fake_google.fault = lambda kind, n: fault if kind == "results" and n == first_page_request else None
-    with pytest.raises(psycopg.Error):
+    garbled = {"status": 200, "body": {"unexpected": "shape", "rows": 5}}
+    fake_google.fault = lambda kind, n: garbled if kind == "results" and n == first_page_request else None
+    with pytest.raises(psycopg.errors.DataException):
         db.execute("SELECT token_sync_day('2026-11-20')")
     assert db.execute("SELECT count(*) FROM raw_tokens").fetchone() == (9,)
 

@@ -3,7 +3,7 @@
 use super::auth::Authorizer;
 use super::errors;
 use super::wire::{JobReference, QueryResponse};
-use crate::error::SyncResult;
+use crate::error::{SyncError, SyncResult};
 use crate::settings::Settings;
 use std::time::Duration;
 use url::Url;
@@ -19,7 +19,12 @@ pub struct BigQueryClient {
     location: String,
     auth: Authorizer,
     timeout: Duration,
+    max_retries: u32,
+    retry_delay: Duration,
 }
+
+/// The longest wait between two retries.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(32);
 
 impl BigQueryClient {
     pub async fn connect(settings: &Settings) -> SyncResult<Self> {
@@ -36,12 +41,16 @@ impl BigQueryClient {
             location: settings.location.clone(),
             auth,
             timeout: settings.http_timeout,
+            max_retries: settings.max_retries,
+            retry_delay: settings.retry_delay,
         })
     }
 
+    /// `jobs.query`. The body carries a requestId, so a retry returns the same job instead
+    /// of starting another.
     pub async fn query(&self, body: &serde_json::Value) -> SyncResult<QueryResponse> {
         let url = self.queries_url(&[]);
-        self.send(self.http.post(url).json(body)).await
+        self.send(|| self.http.post(url.clone()).json(body)).await
     }
 
     pub async fn get_query_results(
@@ -65,7 +74,7 @@ impl BigQueryClient {
                 query.append_pair("pageToken", token);
             }
         }
-        self.send(self.http.get(url)).await
+        self.send(|| self.http.get(url.clone())).await
     }
 
     /// `{api_url}/bigquery/v2/projects/{billing_project}/queries[/{extra}]`, each segment escaped.
@@ -86,11 +95,50 @@ impl BigQueryClient {
         url
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder) -> SyncResult<QueryResponse> {
-        let request = match self.auth.bearer(self.timeout).await? {
+    /// Sends the request, retrying transient failures with exponential backoff and jitter.
+    /// A retry repeats the same request: the same job, the same page.
+    async fn send(
+        &self,
+        request: impl Fn() -> reqwest::RequestBuilder,
+    ) -> SyncResult<QueryResponse> {
+        let mut retries = 0;
+        loop {
+            match self.send_once(request()).await {
+                Err(error) if error.transient && retries < self.max_retries => {
+                    tokio::time::sleep(self.backoff(retries)).await;
+                    retries += 1;
+                }
+                Err(error) if retries > 0 => {
+                    let detail = error.detail.clone().unwrap_or_default();
+                    return Err(
+                        error.with_detail(format!("{detail}; gave up after {retries} retries"))
+                    );
+                }
+                result => return result,
+            }
+        }
+    }
+
+    fn backoff(&self, retries: u32) -> Duration {
+        let exponential = self
+            .retry_delay
+            .saturating_mul(1 << retries.min(16))
+            .min(MAX_RETRY_DELAY);
+        exponential.mul_f64(rand::random_range(0.5..=1.0))
+    }
+
+    async fn send_once(&self, request: reqwest::RequestBuilder) -> SyncResult<QueryResponse> {
+        let token = self.auth.bearer(self.timeout).await?;
+        let request = match &token {
             Some(token) => request.bearer_auth(token),
             None => request,
         };
+        self.exchange(request)
+            .await
+            .map_err(|error| redact(error, token.as_deref()))
+    }
+
+    async fn exchange(&self, request: reqwest::RequestBuilder) -> SyncResult<QueryResponse> {
         let response = request.send().await.map_err(|e| errors::network(&e))?;
         let status = response.status();
         let body = response.bytes().await.map_err(|e| errors::network(&e))?;
@@ -107,4 +155,15 @@ impl BigQueryClient {
         }
         Ok(parsed)
     }
+}
+
+/// Whatever a server sends back, the bearer token we sent it never reaches an error message.
+fn redact(mut error: SyncError, token: Option<&str>) -> SyncError {
+    if let Some(token) = token.filter(|t| !t.is_empty()) {
+        error.message = error.message.replace(token, "[redacted]");
+        error.detail = error
+            .detail
+            .map(|detail| detail.replace(token, "[redacted]"));
+    }
+    error
 }

@@ -4,7 +4,33 @@ use super::wire::{ErrorBody, ErrorProto};
 use crate::error::SyncError;
 use pgrx::PgSqlErrorCode;
 
-/// An error BigQuery reported, by HTTP status (0 for a 200 carrying `errors`) and reason.
+/// Reasons BigQuery gives for failures that go away on their own.
+const TRANSIENT_REASONS: [&str; 5] = [
+    "rateLimitExceeded",
+    "backendError",
+    "internalError",
+    "jobRateLimitExceeded",
+    "jobBackendError",
+];
+
+/// Reasons that no retry can fix, whatever the HTTP status says.
+const PERMANENT_REASONS: [&str; 8] = [
+    "invalidQuery",
+    "invalid",
+    "accessDenied",
+    "notFound",
+    "quotaExceeded",
+    "bytesBilledLimitExceeded",
+    "authError",
+    "billingNotEnabled",
+];
+
+fn is_transient(status: u16, reason: &str) -> bool {
+    TRANSIENT_REASONS.contains(&reason)
+        || (matches!(status, 429 | 500 | 502 | 503 | 504) && !PERMANENT_REASONS.contains(&reason))
+}
+
+/// An error BigQuery reported, by HTTP status and reason.
 pub fn remote_error(status: u16, reason: &str, message: &str) -> SyncError {
     let text = if message.is_empty() {
         format!("BigQuery answered HTTP {status} {reason}")
@@ -12,6 +38,10 @@ pub fn remote_error(status: u16, reason: &str, message: &str) -> SyncError {
         format!("BigQuery refused the request: {message}")
     };
     let (code, hint) = match (status, reason) {
+        _ if is_transient(status, reason) => (
+            PgSqlErrorCode::ERRCODE_CONNECTION_FAILURE,
+            "BigQuery is overloaded or failing right now. token_sync retried it token_sync.max_retries times; run the day again later.",
+        ),
         (_, "notFound") | (404, _) => (
             PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
             "Check token_sync.source_table and token_sync.location: the table, dataset or job was not found there.",
@@ -36,16 +66,18 @@ pub fn remote_error(status: u16, reason: &str, message: &str) -> SyncError {
             PgSqlErrorCode::ERRCODE_FDW_ERROR,
             "The source table may not have the tokens schema. Check token_sync.source_table.",
         ),
-        (429, _) | (500..=599, _) | (_, "rateLimitExceeded") | (_, "backendError") | (_, "internalError") => (
-            PgSqlErrorCode::ERRCODE_CONNECTION_FAILURE,
-            "BigQuery is overloaded or failing right now. Run the day again later.",
-        ),
         _ => (
             PgSqlErrorCode::ERRCODE_FDW_ERROR,
             "See the message from BigQuery above.",
         ),
     };
-    SyncError::new(code, text, hint).with_detail(format!("HTTP status {status}, reason {reason}"))
+    let error = SyncError::new(code, text, hint)
+        .with_detail(format!("HTTP status {status}, reason {reason}"));
+    if is_transient(status, reason) {
+        error.transient()
+    } else {
+        error
+    }
 }
 
 pub fn from_error_protos(status: u16, errors: &[ErrorProto]) -> SyncError {
@@ -84,6 +116,7 @@ pub fn network(error: &reqwest::Error) -> SyncError {
         "Check token_sync.api_url, the server's network access to it, and token_sync.http_timeout.",
     )
     .with_detail(cause_chain(error))
+    .transient()
 }
 
 /// The error's causes, without reqwest's own text, which carries the URL and so a page token.

@@ -65,6 +65,7 @@ fn request(settings: &Settings, sql: String, day: SyncDay, mut parameters: Vec<V
         "location": settings.location,
         "formatOptions": {"useInt64Timestamp": true},
         "labels": {"app": "token_sync"},
+        "requestId": uuid::Uuid::new_v4().to_string(),
     });
     if let Some(limit) = settings.max_bytes_billed {
         body["maximumBytesBilled"] = Value::String(limit.to_string());

@@ -9,6 +9,17 @@ use crate::error::{SyncError, SyncResult};
 use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
 use pgrx::prelude::*;
 
+/// Serialises syncs of the same target and day until the end of the transaction: a second
+/// session waits (bounded by `lock_timeout`, cancellable) and then replaces the day again,
+/// so the result is one copy. Different days do not wait for each other.
+pub fn lock_day(target: &TargetTable, day: SyncDay) -> SyncResult<()> {
+    Spi::run_with_args(
+        "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('token_sync ' || $1), $2 - DATE '2000-01-01')",
+        &[target.qualified_name.clone().into(), day.to_pg().into()],
+    )
+    .map_err(spi_error)
+}
+
 pub struct DayWriter {
     day: SyncDay,
     insert_sql: String,

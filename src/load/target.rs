@@ -50,10 +50,17 @@ impl TargetTable {
 
         let mut oid = lookup(&quoted)?;
         if oid.is_none() {
-            Spi::run(&format!(
-                "CREATE TABLE IF NOT EXISTS {quoted} ({CREATE_COLUMNS})"
-            ))
+            // Two first syncs at once would both create it: the second waits here for the
+            // first to commit, then finds the table.
+            Spi::run_with_args(
+                "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('token_sync create ' || $1))",
+                &[quoted.clone().into()],
+            )
             .map_err(spi_error)?;
+            oid = lookup(&quoted)?;
+        }
+        if oid.is_none() {
+            Spi::run(&format!("CREATE TABLE {quoted} ({CREATE_COLUMNS})")).map_err(spi_error)?;
             Spi::run(&format!("CREATE INDEX ON {quoted} (block_timestamp)")).map_err(spi_error)?;
             oid = lookup(&quoted)?;
         }

@@ -40,8 +40,11 @@ class FakeGoogle:
         self.schema = list(SCHEMA)
         self.float_timestamps = False
         self.incomplete_polls = 0      # getQueryResults answers with jobComplete=false this often first
-        self.fault = lambda kind, ordinal: None   # kind: "token" | "query" | "results"
+        # kind: "token" | "query" | "results" -> None, or a dict of delay (s, then answer as
+        # usual unless another key is given), status and body, raw (bytes), or cut (True).
+        self.fault = lambda kind, ordinal: None
         self.requests = []             # (kind, path, headers, body)
+        self.queries = []              # the query string of each request, in the same order
         self.token_requests = []       # parsed form bodies
         self.access_token = "fake-access-token-0123456789"
         self.token_failure = None      # (status, body) to answer the token endpoint with
@@ -104,9 +107,12 @@ class FakeGoogle:
             ordinal = self._counts.get(kind, 0)
             self._counts[kind] = ordinal + 1
             self.requests.append((kind, url.path, {k.lower(): v for k, v in handler.headers.items()}, body))
+            self.queries.append(url.query)
         fault = self.fault(kind, ordinal)
         if fault:
-            return self._fault(handler, fault)
+            time.sleep(fault.get("delay", 0))
+            if fault.keys() - {"delay"}:
+                return self._fault(handler, fault)
         if kind == "token":
             return self._token(handler, body)
         query = urllib.parse.parse_qs(url.query)
@@ -115,7 +121,6 @@ class FakeGoogle:
         return self._results(handler, url.path.rsplit("/", 1)[1], query)
 
     def _fault(self, handler, fault):
-        time.sleep(fault.get("delay", 0))
         if fault.get("cut"):
             payload = b'{"kind": "bigquery#queryResponse", "rows": [{"f": [{"v": "0x'
             handler.send_response(200)
@@ -125,6 +130,12 @@ class FakeGoogle:
             handler.wfile.write(payload)
             handler.wfile.flush()
             handler.close_connection = True
+            return
+        if "raw" in fault:
+            handler.send_response(fault.get("status", 200))
+            handler.send_header("Content-Length", str(len(fault["raw"])))
+            handler.end_headers()
+            handler.wfile.write(fault["raw"])
             return
         if "status" in fault:
             return self._send(handler, fault["status"], fault.get("body", {}))

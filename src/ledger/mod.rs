@@ -1,0 +1,219 @@
+//! The run ledger: one row per day attempt in `token_sync.runs`, the view
+//! `token_sync.attempts` that tells running from abandoned attempts, and the view
+//! `token_sync.day_status` that shows, per day of the synced range, the last successful
+//! load and whether the day is missing.
+
+mod autonomous;
+
+use crate::day::{SyncDay, PG_EPOCH_OFFSET_MICROS};
+use crate::error::SyncResult;
+use crate::load::target::spi_error;
+use pgrx::prelude::*;
+
+pgrx::extension_sql!(
+    r#"
+CREATE SCHEMA token_sync;
+
+CREATE TABLE token_sync.runs (
+    run_id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    day               date        NOT NULL,
+    target_table      text        NOT NULL,
+    status            text        NOT NULL CHECK (status IN ('running', 'succeeded', 'failed')),
+    started_at        timestamptz NOT NULL,
+    finished_at       timestamptz,
+    backend_pid       integer,
+    backend_start     timestamptz,
+    rows_loaded       bigint,
+    rows_reported     bigint,
+    rows_nul_stripped bigint,
+    bytes_billed      bigint,
+    job_id            text,
+    error             text
+);
+CREATE INDEX runs_day_idx ON token_sync.runs (target_table, day, started_at DESC);
+COMMENT ON TABLE token_sync.runs IS 'One row per token_sync day attempt; see token_sync.attempts for running vs abandoned.';
+SELECT pg_catalog.pg_extension_config_dump('token_sync.runs', '');
+
+-- An attempt still marked running is abandoned once the transaction that made it is gone
+-- (its backend was killed, the server restarted, or the caller rolled back).
+CREATE VIEW token_sync.attempts AS
+SELECT r.*,
+       CASE WHEN r.status = 'running' AND NOT EXISTS (
+                SELECT 1 FROM pg_catalog.pg_stat_activity a
+                WHERE a.pid = r.backend_pid AND a.backend_start = r.backend_start
+                  AND a.xact_start <= r.started_at)
+            THEN 'abandoned' ELSE r.status END AS outcome
+FROM token_sync.runs r;
+COMMENT ON VIEW token_sync.attempts IS 'token_sync.runs with outcome: running, succeeded, failed or abandoned.';
+
+CREATE VIEW token_sync.day_status AS
+WITH synced_range AS (
+    SELECT target_table, min(day) AS first_day, max(day) AS last_day
+    FROM token_sync.runs GROUP BY target_table
+), days AS (
+    SELECT r.target_table, d::date AS day
+    FROM synced_range r, generate_series(r.first_day, r.last_day, interval '1 day') AS d
+), last_success AS (
+    SELECT DISTINCT ON (target_table, day) target_table, day, finished_at, rows_loaded, job_id
+    FROM token_sync.runs WHERE status = 'succeeded'
+    ORDER BY target_table, day, finished_at DESC
+), last_attempt AS (
+    SELECT DISTINCT ON (target_table, day) target_table, day, outcome, error
+    FROM token_sync.attempts
+    ORDER BY target_table, day, started_at DESC, run_id DESC
+)
+SELECT days.target_table,
+       days.day,
+       s.finished_at         AS last_success_at,
+       s.rows_loaded,
+       s.job_id,
+       a.outcome             AS last_attempt_status,
+       a.error               AS last_error,
+       (s.day IS NULL)       AS missing
+FROM days
+LEFT JOIN last_success s USING (target_table, day)
+LEFT JOIN last_attempt a USING (target_table, day)
+ORDER BY days.target_table, days.day;
+COMMENT ON VIEW token_sync.day_status IS 'Per day of the synced range: last successful load, last attempt, and whether the day is missing.';
+"#,
+    name = "ledger",
+    bootstrap
+);
+
+/// One day attempt in the ledger. Opening it and recording a failure are autonomous
+/// writes (they survive whatever happens to the caller's transaction); recording the
+/// success happens in the caller's transaction, so it commits together with the day.
+pub struct Attempt {
+    run_id: Option<i64>,
+    day: SyncDay,
+    target_table: String,
+    started_at: String,
+    backend_start: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LoadFigures {
+    pub rows_loaded: i64,
+    pub rows_reported: i64,
+    pub rows_nul_stripped: i64,
+    pub bytes_billed: Option<i64>,
+    pub job_id: String,
+}
+
+impl Attempt {
+    /// Records the attempt as running. If that cannot be done on its own (no worker slot),
+    /// the sync goes on and only its end is recorded.
+    pub fn open(day: SyncDay, target_table: &str) -> Self {
+        // SAFETY: reading the backend's own start time, set once at backend start.
+        let backend_start = unsafe { pgrx::pg_sys::MyStartTimestamp } + PG_EPOCH_OFFSET_MICROS;
+        let mut attempt = Self {
+            run_id: None,
+            day,
+            target_table: target_table.to_string(),
+            started_at: rfc3339(chrono::Utc::now().timestamp_micros()),
+            backend_start: rfc3339(backend_start),
+        };
+        let opened = autonomous::run(
+            "INSERT INTO token_sync.runs (day, target_table, status, started_at, backend_pid, backend_start) \
+             VALUES ($1::date, $2, 'running', $3::timestamptz, $4::integer, $5::timestamptz) RETURNING run_id",
+            vec![
+                Some(day.to_string()),
+                Some(attempt.target_table.clone()),
+                Some(attempt.started_at.clone()),
+                Some(std::process::id().to_string()),
+                Some(attempt.backend_start.clone()),
+            ],
+        );
+        match opened {
+            Ok(run_id) => attempt.run_id = run_id,
+            Err(error) => pgrx::warning!("{}", error.message),
+        }
+        attempt
+    }
+
+    /// Marks the attempt succeeded, in the caller's transaction.
+    pub fn record_success(&self, figures: &LoadFigures) -> SyncResult<()> {
+        let figures_args = || -> Vec<pgrx::datum::DatumWithOid<'static>> {
+            vec![
+                figures.rows_loaded.into(),
+                figures.rows_reported.into(),
+                figures.rows_nul_stripped.into(),
+                figures.bytes_billed.into(),
+                figures.job_id.clone().into(),
+            ]
+        };
+        if let Some(run_id) = self.run_id {
+            let mut args = figures_args();
+            args.push(run_id.into());
+            let updated = Spi::get_one_with_args::<i64>(
+                "WITH updated AS (UPDATE token_sync.runs SET status = 'succeeded', \
+                 finished_at = pg_catalog.clock_timestamp(), rows_loaded = $1, rows_reported = $2, \
+                 rows_nul_stripped = $3, bytes_billed = $4, job_id = $5 \
+                 WHERE run_id = $6 RETURNING 1) SELECT count(*) FROM updated",
+                &args,
+            )
+            .map_err(spi_error)?;
+            if updated == Some(1) {
+                return Ok(());
+            }
+            // Under REPEATABLE READ the running row is younger than our snapshot.
+        }
+        let mut args = figures_args();
+        args.extend([
+            self.day.to_pg().into(),
+            self.target_table.clone().into(),
+            self.started_at.clone().into(),
+            (std::process::id() as i32).into(),
+            self.backend_start.clone().into(),
+        ]);
+        Spi::run_with_args(
+            "INSERT INTO token_sync.runs (rows_loaded, rows_reported, rows_nul_stripped, bytes_billed, \
+             job_id, day, target_table, status, started_at, finished_at, backend_pid, backend_start) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'succeeded', $8::timestamptz, \
+             pg_catalog.clock_timestamp(), $9, $10::timestamptz)",
+            &args,
+        )
+        .map_err(spi_error)?;
+        if let Some(run_id) = self.run_id {
+            // The running row can no longer be seen from here; close it on its own.
+            let _ = autonomous::run(
+                "DELETE FROM token_sync.runs WHERE run_id = $1::bigint AND status = 'running'",
+                vec![Some(run_id.to_string())],
+            );
+        }
+        Ok(())
+    }
+
+    /// Marks the attempt failed, on its own: the caller's transaction is rolling back.
+    pub fn record_failure(&self, error: &str) {
+        let recorded = match self.run_id {
+            Some(run_id) => autonomous::run(
+                "UPDATE token_sync.runs SET status = 'failed', finished_at = pg_catalog.clock_timestamp(), \
+                 error = $2 WHERE run_id = $1::bigint",
+                vec![Some(run_id.to_string()), Some(error.to_string())],
+            ),
+            None => autonomous::run(
+                "INSERT INTO token_sync.runs (day, target_table, status, started_at, finished_at, \
+                 backend_pid, backend_start, error) VALUES ($1::date, $2, 'failed', $3::timestamptz, \
+                 pg_catalog.clock_timestamp(), $4::integer, $5::timestamptz, $6)",
+                vec![
+                    Some(self.day.to_string()),
+                    Some(self.target_table.clone()),
+                    Some(self.started_at.clone()),
+                    Some(std::process::id().to_string()),
+                    Some(self.backend_start.clone()),
+                    Some(error.to_string()),
+                ],
+            ),
+        };
+        if let Err(failure) = recorded {
+            pgrx::warning!("{}", failure.message);
+        }
+    }
+}
+
+fn rfc3339(unix_micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(unix_micros)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}

@@ -287,3 +287,13 @@ def test_http_timeout_bounds_a_hanging_request_and_it_is_retried(db, fake_google
     assert "token_sync.http_timeout" in error.value.diag.message_hint
     assert fake_google.count("query") == 2
     assert time.monotonic() - started < 2 * 1.0 + 1.5
+
+
+def test_a_row_outside_the_day_fails_the_day_without_writing(db, fake_google):
+    fake_google.rows = day_rows(2) + day_rows(1, MIDNIGHT + dt.timedelta(days=1))
+    db.execute("SELECT token_sync_day('2026-11-20')")
+    fake_google.ignore_day_filter = True
+    with pytest.raises(psycopg.errors.DataException) as error:
+        db.execute("SELECT token_sync_day('2026-11-20')")
+    assert "outside 2026-11-20" in error.value.diag.message_primary
+    assert db.execute("SELECT count(*) FROM raw_tokens").fetchone() == (2,)

@@ -49,6 +49,7 @@ class FakeGoogle:
         self.access_token = "fake-access-token-0123456789"
         self.token_failure = None      # (status, body) to answer the token endpoint with
         self.total_rows_override = None
+        self.ignore_day_filter = False  # serve every row, as a broken source would
         self._jobs = {}
         self._counts = {}
         self._lock = threading.Lock()
@@ -153,7 +154,8 @@ class FakeGoogle:
         params = {p["name"]: p["parameterValue"]["value"] for p in request.get("queryParameters", [])}
         day = dt.date.fromisoformat(params["day"])
         start = unix_micros(dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc))
-        selected = [r for r in self.rows if start <= r["block_timestamp"] < start + DAY_MICROS]
+        selected = [r for r in self.rows
+                    if self.ignore_day_filter or start <= r["block_timestamp"] < start + DAY_MICROS]
         job_id = f"fake_job_{len(self._jobs) + 1}"
         self._jobs[job_id] = {"rows": selected, "polls_left": self.incomplete_polls}
         page_size = int(request.get("maxResults") or 100_000)

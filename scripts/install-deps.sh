@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Installs everything token_sync needs on a fresh Debian 12 machine with Rust:
 # PostgreSQL 15 with headers and pg_cron, clang for pgrx's bindgen, sudo (Postgres
-# refuses to run as root, so clusters run as the postgres user), cargo-pgrx, and
-# the BigQuery emulator in its own virtualenv. Safe to run again: each step skips
-# what is already there.
+# refuses to run as root, so clusters run as the postgres user), shellcheck, cargo-pgrx,
+# and the BigQuery emulator and test tools in their own virtualenv. Safe to run again:
+# each step skips what is already there.
+#   --build-only   only what building the extension needs (the Dockerfile's build stage)
 set -euo pipefail
+
+build_only=0
+[ "${1:-}" = --build-only ] && build_only=1
 
 PGRX_VERSION=0.18.0
 PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
@@ -13,14 +17,16 @@ VENV=${TOKEN_SYNC_VENV:-$ROOT/target/venv}
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
+packages=(postgresql-server-dev-15 libclang-dev clang)
+[ "$build_only" = 1 ] || packages+=(postgresql-15 postgresql-15-cron sudo python3-venv shellcheck)
 need_apt=0
-for pkg in postgresql-15 postgresql-server-dev-15 postgresql-15-cron libclang-dev clang sudo python3-venv; do
+for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need_apt=1
 done
 if [ "$need_apt" = 1 ]; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-    postgresql-15 postgresql-server-dev-15 postgresql-15-cron libclang-dev clang sudo python3-venv >/dev/null
+    "${packages[@]}" >/dev/null
 fi
 # Debian starts a cluster on 5432 when the package is installed; our clusters are our own.
 as_root systemctl disable --now postgresql >/dev/null 2>&1 || as_root pg_ctlcluster 15 main stop >/dev/null 2>&1 || true
@@ -32,7 +38,9 @@ if ! grep -qs "pg15 *= *\"$PG_CONFIG\"" "${PGRX_HOME:-$HOME/.pgrx}/config.toml";
   cargo pgrx init --pg15 "$PG_CONFIG"
 fi
 
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import bqemulator, numpy, requests, pytest, psycopg, cryptography' 2>/dev/null; then
+[ "$build_only" = 1 ] && exit 0
+
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import bqemulator, numpy, requests, pytest, psycopg, cryptography, helm_python, kubernetes_validate, yaml' 2>/dev/null; then
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check -r "$ROOT/tests/requirements.txt"
 fi

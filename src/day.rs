@@ -105,12 +105,16 @@ pub fn timestamptz_from_unix_micros(micros: i64) -> TimestampWithTimeZone {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    pub fn day(year: i32, month: u32, day: u32) -> SyncDay {
+        SyncDay(NaiveDate::from_ymd_opt(year, month, day).expect("valid date"))
+    }
 
     #[test]
     fn bounds_are_utc_midnights() {
-        let day = SyncDay(NaiveDate::from_ymd_opt(2026, 11, 20).expect("valid date"));
+        let day = day(2026, 11, 20);
         assert_eq!(day.start_unix_micros(), 1_795_132_800_000_000);
         assert_eq!(
             day.end_unix_micros() - day.start_unix_micros(),

@@ -56,6 +56,19 @@ impl<T> Drop for BackgroundTask<T> {
     }
 }
 
+impl<T> BackgroundTask<T> {
+    /// The task's output, from async code on the network threads.
+    pub async fn join(mut self) -> SyncResult<T> {
+        (&mut self.0).await.map_err(|error| {
+            SyncError::new(
+                pgrx::PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                format!("a network task ended abnormally: {error}"),
+                "This is a bug in token_sync; please report it.",
+            )
+        })
+    }
+}
+
 pub fn spawn<F>(future: F) -> SyncResult<BackgroundTask<F::Output>>
 where
     F: Future + Send + 'static,

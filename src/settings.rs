@@ -22,6 +22,7 @@ static MAX_BYTES_BILLED_MB: GucSetting<i32> = GucSetting::<i32>::new(10 * 1024);
 static PAGE_ROWS: GucSetting<i32> = GucSetting::<i32>::new(50_000);
 static HTTP_TIMEOUT_S: GucSetting<i32> = GucSetting::<i32>::new(120);
 static MAX_BACKFILL_DAYS: GucSetting<i32> = GucSetting::<i32>::new(366);
+static FETCH_CONCURRENCY: GucSetting<i32> = GucSetting::<i32>::new(4);
 static MAX_RETRIES: GucSetting<i32> = GucSetting::<i32>::new(5);
 static RETRY_DELAY_MS: GucSetting<i32> = GucSetting::<i32>::new(1000);
 
@@ -117,6 +118,16 @@ fn define_settings() {
         3600,
         GucContext::Suset,
         flags | GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"token_sync.fetch_concurrency",
+        c"Result pages fetched from BigQuery at once; 1 follows page tokens one by one.",
+        c"",
+        &FETCH_CONCURRENCY,
+        1,
+        32,
+        GucContext::Suset,
+        flags,
     );
     GucRegistry::define_int_guc(
         c"token_sync.max_retries",
@@ -222,6 +233,7 @@ pub struct Settings {
     pub max_backfill_days: i32,
     pub max_retries: u32,
     pub retry_delay: Duration,
+    pub fetch_concurrency: u32,
 }
 
 impl Settings {
@@ -240,6 +252,7 @@ impl Settings {
             max_backfill_days: MAX_BACKFILL_DAYS.get(),
             max_retries: MAX_RETRIES.get(),
             retry_delay_ms: RETRY_DELAY_MS.get(),
+            fetch_concurrency: FETCH_CONCURRENCY.get(),
         };
         raw.validate()
     }
@@ -267,6 +280,7 @@ pub struct RawSettings {
     pub max_backfill_days: i32,
     pub max_retries: i32,
     pub retry_delay_ms: i32,
+    pub fetch_concurrency: i32,
 }
 
 impl RawSettings {
@@ -344,6 +358,7 @@ impl RawSettings {
             max_backfill_days: self.max_backfill_days,
             max_retries: self.max_retries.clamp(0, 20) as u32,
             retry_delay: Duration::from_millis(self.retry_delay_ms.max(0) as u64),
+            fetch_concurrency: self.fetch_concurrency.clamp(1, 32) as u32,
         })
     }
 }
@@ -420,6 +435,7 @@ mod tests {
             max_backfill_days: 366,
             max_retries: 5,
             retry_delay_ms: 1000,
+            fetch_concurrency: 4,
         }
     }
 

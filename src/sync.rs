@@ -6,10 +6,13 @@ use crate::bigquery::{errors::bad_response, query};
 use crate::day::SyncDay;
 use crate::error::{SyncError, SyncResult};
 use crate::ledger::{Attempt, LoadFigures};
-use crate::load::day_replace::{lock_day, DayWriter};
+use crate::load::copy_text;
+use crate::load::day_replace::{lock_day, replace_day};
 use crate::load::target::TargetTable;
 use crate::settings::Settings;
 use crate::subtransaction::{self, UnitFailure};
+use std::cell::Cell;
+use std::rc::Rc;
 use std::time::Instant;
 
 pub struct DayOutcome {
@@ -48,34 +51,41 @@ pub fn sync_day(
 }
 
 fn load_day(settings: &Settings, target: &TargetTable, day: SyncDay) -> SyncResult<LoadFigures> {
-    let mut stream = ResultStream::start(settings, query::day_rows(settings, day))?;
+    let mut stream = ResultStream::start(settings, query::day_rows(settings, day), move |page| {
+        copy_text::encode(page, day)
+    })?;
     let summary = match stream.next()? {
         Some(Delivery::Started(summary)) => summary,
         _ => return Err(bad_response("BigQuery's result ended before it began")),
     };
-    let mut writer = DayWriter::replace_day(target, day)?;
-    let mut nul_stripped = 0;
-    while let Some(delivery) = stream.next()? {
-        match delivery {
-            Delivery::Page(page) => {
-                nul_stripped += page.nul_stripped_rows;
-                writer.write(page)?;
+    let counts = Rc::new(Cell::new((0u64, 0u64)));
+    let pages = counts.clone();
+    let stored = replace_day(
+        target,
+        day,
+        Box::new(move || match stream.next()? {
+            Some(Delivery::Page(page)) => {
+                let (rows, nul_stripped) = pages.get();
+                pages.set((rows + page.rows, nul_stripped + page.nul_stripped_rows));
+                Ok(Some(page.bytes))
             }
-            Delivery::Started(_) => return Err(bad_response("BigQuery's result began twice")),
-        }
-    }
-    if writer.rows_written != summary.total_rows {
+            Some(Delivery::Started(_)) => Err(bad_response("BigQuery's result began twice")),
+            None => Ok(None),
+        }),
+    )?;
+    let (received, nul_stripped) = counts.get();
+    if received != summary.total_rows || stored != received {
         return Err(SyncError::bad_source_data(
             format!(
-                "BigQuery reported {} rows for {day} but {} arrived",
-                summary.total_rows, writer.rows_written
+                "BigQuery reported {} rows for {day} but {received} arrived",
+                summary.total_rows
             ),
             "Nothing was written for the day. Run it again; if it persists, the source is changing under the query.",
         )
-        .with_detail(format!("job {}", summary.job_id)));
+        .with_detail(format!("job {}, {stored} rows stored", summary.job_id)));
     }
     Ok(LoadFigures {
-        rows_loaded: writer.rows_written as i64,
+        rows_loaded: stored as i64,
         rows_reported: summary.total_rows as i64,
         rows_nul_stripped: nul_stripped as i64,
         bytes_billed: summary.bytes_billed,

@@ -42,14 +42,20 @@ def test_transient_errors_are_retried_with_the_same_request_id(db, fake_google, 
 
 
 @pytest.mark.parametrize("fault", [bigquery_error(503, "backendError"), {"cut": True}])
-def test_a_failed_page_is_fetched_again_at_the_same_position(db, fake_google, fault):
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_a_failed_page_is_fetched_again_at_the_same_position(db, fake_google, fault, concurrency):
     fake_google.rows = day_rows(10)
     db.execute("SET token_sync.page_rows = 3")
+    db.execute(f"SET token_sync.fetch_concurrency = {concurrency}")
     fake_google.fault = lambda kind, n: fault if kind == "results" and n == 1 else None
     assert db.execute("SELECT rows_loaded FROM token_sync_day('2026-11-20')").fetchone() == (10,)
-    page_tokens = [urllib.parse.parse_qs(query)["pageToken"]
-                   for (kind, *_), query in zip(fake_google.requests, fake_google.queries) if kind == "results"]
-    assert page_tokens == [["3"], ["6"], ["6"], ["9"]], "the failed page is asked for again, not the query"
+    asked = [urllib.parse.parse_qs(query) for (kind, *_), query in zip(fake_google.requests, fake_google.queries)
+             if kind == "results"]
+    key = "pageToken" if concurrency == 1 else "startIndex"
+    positions = [int(a[key][0]) for a in asked]
+    failed = positions[1]
+    assert sorted(positions) == sorted([3, 6, 9, failed]), "the failed page is asked for again, nothing else"
+    assert positions.count(failed) == 2
     assert fake_google.count("query") == 1
     assert db.execute("SELECT block_number FROM raw_tokens ORDER BY 1").fetchall() == [(n,) for n in range(1, 11)]
 
@@ -60,6 +66,7 @@ def test_a_connection_cut_every_time_fails_the_day_after_the_retries(db, fake_go
     fake_google.rows = day_rows(9)
     db.execute("SET token_sync.page_rows = 3")
     db.execute("SET token_sync.max_retries = 3")
+    db.execute("SET token_sync.fetch_concurrency = 1")  # one page at a time: a countable number of tries
     fake_google.fault = lambda kind, n: {"cut": True} if kind == "results" else None
     with pytest.raises(psycopg.errors.ConnectionFailure) as error:
         db.execute("SELECT token_sync_day('2026-11-20')")

@@ -11,6 +11,14 @@ use url::Url;
 /// How long one getQueryResults call may wait server-side for a running job.
 const JOB_WAIT_MS: u32 = 10_000;
 
+/// Which part of a result `getQueryResults` asks for.
+#[derive(Debug, Clone, Copy)]
+pub enum Page<'a> {
+    First,
+    Token(&'a str),
+    Position(u64),
+}
+
 #[derive(Clone)]
 pub struct BigQueryClient {
     http: reqwest::Client,
@@ -56,7 +64,7 @@ impl BigQueryClient {
     pub async fn get_query_results(
         &self,
         job: &JobReference,
-        page_token: Option<&str>,
+        page: Page<'_>,
         max_results: u32,
     ) -> SyncResult<QueryResponse> {
         let mut url = self.queries_url(&[&job.job_id]);
@@ -70,8 +78,14 @@ impl BigQueryClient {
                     "location",
                     job.location.as_deref().unwrap_or(self.location.as_str()),
                 );
-            if let Some(token) = page_token {
-                query.append_pair("pageToken", token);
+            match page {
+                Page::First => {}
+                Page::Token(token) => {
+                    query.append_pair("pageToken", token);
+                }
+                Page::Position(index) => {
+                    query.append_pair("startIndex", &index.to_string());
+                }
             }
         }
         self.send(|| self.http.get(url.clone())).await

@@ -1,24 +1,28 @@
 //! Runs a query job and pages through its result. The fetch runs on the network threads
-//! and hands decoded pages to the main thread through a small bounded channel, so the next
-//! page is on its way while the current one is written, and memory holds at most a few pages.
+//! and hands prepared pages to the main thread through a small bounded channel, so the next
+//! pages are on their way while the current one is written, and memory holds at most
+//! `fetch_concurrency` + 2 pages. After the first page, the rest is fetched by position,
+//! several ranges at once (`token_sync.fetch_concurrency`), and delivered in order.
 
-use super::client::BigQueryClient;
-use super::decode::{ColumnMap, Page};
+use super::client::{BigQueryClient, Page};
+use super::decode::{self, ColumnMap};
 use super::errors::bad_response;
 use super::wire::{JobReference, QueryResponse};
 use crate::error::SyncResult;
 use crate::runtime::{self, BackgroundTask};
 use crate::settings::Settings;
 use serde_json::Value;
+use std::collections::VecDeque;
+use std::sync::Arc;
 use tokio::sync::mpsc;
 
-/// Pages decoded ahead of the writer.
+/// Pages prepared ahead of the writer, beside those being fetched.
 const PAGES_AHEAD: usize = 2;
 
 #[derive(Debug)]
-pub enum Delivery {
+pub enum Delivery<T> {
     Started(JobSummary),
-    Page(Page),
+    Page(T),
 }
 
 #[derive(Debug, Clone)]
@@ -28,18 +32,28 @@ pub struct JobSummary {
     pub bytes_billed: Option<i64>,
 }
 
-pub struct ResultStream {
-    receiver: mpsc::Receiver<SyncResult<Delivery>>,
+/// What each decoded page becomes on the network threads before it is delivered.
+pub trait PageTransform<T>: Fn(decode::Page) -> SyncResult<T> + Send + Sync + 'static {}
+impl<T, F: Fn(decode::Page) -> SyncResult<T> + Send + Sync + 'static> PageTransform<T> for F {}
+
+pub struct ResultStream<T> {
+    receiver: mpsc::Receiver<SyncResult<Delivery<T>>>,
     _fetch: BackgroundTask<()>,
 }
 
-impl ResultStream {
-    /// Starts the query on the network threads; returns at once.
-    pub fn start(settings: &Settings, request: Value) -> SyncResult<Self> {
+impl<T: Send + 'static> ResultStream<T> {
+    /// Starts the query on the network threads; returns at once. Pages are delivered in
+    /// result order, each passed through `transform` first.
+    pub fn start(
+        settings: &Settings,
+        request: Value,
+        transform: impl PageTransform<T>,
+    ) -> SyncResult<Self> {
         let (sender, receiver) = mpsc::channel(PAGES_AHEAD);
         let settings = settings.clone();
         let fetch = runtime::spawn(async move {
-            if let Err(error) = fetch_pages(&settings, &request, &sender).await {
+            if let Err(error) = fetch_pages(&settings, &request, Arc::new(transform), &sender).await
+            {
                 // The receiver may be gone already; then nobody is waiting for the error.
                 let _ = sender.send(Err(error)).await;
             }
@@ -51,49 +65,158 @@ impl ResultStream {
     }
 
     /// The next delivery, waiting interruptibly; `None` once the result is exhausted.
-    pub fn next(&mut self) -> SyncResult<Option<Delivery>> {
+    pub fn next(&mut self) -> SyncResult<Option<Delivery<T>>> {
         runtime::wait(self.receiver.recv())?.transpose()
     }
 }
 
-async fn fetch_pages(
+async fn fetch_pages<T: Send + 'static>(
     settings: &Settings,
     request: &Value,
-    sender: &mpsc::Sender<SyncResult<Delivery>>,
+    transform: Arc<dyn PageTransform<T>>,
+    sender: &mpsc::Sender<SyncResult<Delivery<T>>>,
 ) -> SyncResult<()> {
     let client = BigQueryClient::connect(settings).await?;
-    let (job, mut response) = run_to_completion(&client, request, settings.page_rows).await?;
-    let columns = ColumnMap::from_schema(
-        response
-            .schema
-            .as_ref()
-            .ok_or_else(|| bad_response("BigQuery's completed query response has no schema"))?,
-    )?;
+    let (job, mut first) = run_to_completion(&client, request, settings.page_rows).await?;
+    let columns = Arc::new(ColumnMap::from_schema(first.schema.as_ref().ok_or_else(
+        || bad_response("BigQuery's completed query response has no schema"),
+    )?)?);
+    let total_rows = first
+        .total_rows()
+        .ok_or_else(|| bad_response("BigQuery's completed query response has no totalRows"))?;
     let summary = JobSummary {
         job_id: job.job_id.clone(),
-        total_rows: response
-            .total_rows()
-            .ok_or_else(|| bad_response("BigQuery's completed query response has no totalRows"))?,
-        bytes_billed: response.bytes_billed(),
+        total_rows,
+        bytes_billed: first.bytes_billed(),
     };
     if sender.send(Ok(Delivery::Started(summary))).await.is_err() {
         return Ok(());
     }
-    loop {
-        let page = columns.decode(std::mem::take(&mut response.rows))?;
-        if !page.rows.is_empty() && sender.send(Ok(Delivery::Page(page))).await.is_err() {
+    let first_rows = std::mem::take(&mut first.rows);
+    let delivered = first_rows.len() as u64;
+    if !first_rows.is_empty() {
+        let page = transform(columns.decode(first_rows)?)?;
+        if sender.send(Ok(Delivery::Page(page))).await.is_err() {
             return Ok(());
         }
-        let Some(token) = response.page_token.take() else {
-            return Ok(());
-        };
-        let next = client
-            .get_query_results(&job, Some(&token), settings.page_rows)
-            .await?;
-        if next.page_token.as_deref() == Some(token.as_str()) {
-            return Err(bad_response("BigQuery returned the same page token twice"));
+    }
+    if first.page_token.is_none() || delivered >= total_rows {
+        return Ok(());
+    }
+    let pages = PageFetch {
+        client,
+        job,
+        columns,
+        transform,
+    };
+    if settings.fetch_concurrency <= 1 {
+        pages
+            .by_token(first.page_token, settings.page_rows, sender)
+            .await
+    } else {
+        pages
+            .by_position(delivered, total_rows, settings, sender)
+            .await
+    }
+}
+
+/// Everything a page fetch needs, cheap to clone into a task.
+struct PageFetch<T> {
+    client: BigQueryClient,
+    job: JobReference,
+    columns: Arc<ColumnMap>,
+    transform: Arc<dyn PageTransform<T>>,
+}
+
+impl<T> Clone for PageFetch<T> {
+    fn clone(&self) -> Self {
+        Self {
+            client: self.client.clone(),
+            job: self.job.clone(),
+            columns: self.columns.clone(),
+            transform: self.transform.clone(),
         }
-        response = next;
+    }
+}
+
+impl<T: Send + 'static> PageFetch<T> {
+    /// One page after the other, following BigQuery's page tokens.
+    async fn by_token(
+        self,
+        mut token: Option<String>,
+        page_rows: u32,
+        sender: &mpsc::Sender<SyncResult<Delivery<T>>>,
+    ) -> SyncResult<()> {
+        while let Some(current) = token.take() {
+            let mut response = self
+                .client
+                .get_query_results(&self.job, Page::Token(&current), page_rows)
+                .await?;
+            if response.page_token.as_deref() == Some(current.as_str()) {
+                return Err(bad_response("BigQuery returned the same page token twice"));
+            }
+            token = response.page_token.take();
+            let page = (self.transform)(self.columns.decode(std::mem::take(&mut response.rows))?)?;
+            if sender.send(Ok(Delivery::Page(page))).await.is_err() {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// The rest of the result in ranges of `page_rows` fetched by position, up to
+    /// `fetch_concurrency` at once, delivered in order.
+    async fn by_position(
+        self,
+        from: u64,
+        total_rows: u64,
+        settings: &Settings,
+        sender: &mpsc::Sender<SyncResult<Delivery<T>>>,
+    ) -> SyncResult<()> {
+        let step = u64::from(settings.page_rows.max(1));
+        let mut ranges = (from..total_rows)
+            .step_by(step as usize)
+            .map(move |start| (start, (start + step).min(total_rows)));
+        let mut in_flight = VecDeque::new();
+        loop {
+            while in_flight.len() < settings.fetch_concurrency as usize {
+                let Some((start, end)) = ranges.next() else {
+                    break;
+                };
+                let fetch = self.clone();
+                in_flight.push_back(runtime::spawn(
+                    async move { fetch.range(start, end).await },
+                )?);
+            }
+            let Some(next) = in_flight.pop_front() else {
+                return Ok(());
+            };
+            let page = next.join().await??;
+            if sender.send(Ok(Delivery::Page(page))).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Rows [start, end) of the result, asking again where BigQuery sent a shorter page
+    /// (it caps a page at about 10 MB).
+    async fn range(self, start: u64, end: u64) -> SyncResult<T> {
+        let mut rows = Vec::with_capacity((end - start) as usize);
+        let mut position = start;
+        while position < end {
+            let response = self
+                .client
+                .get_query_results(&self.job, Page::Position(position), (end - position) as u32)
+                .await?;
+            if response.rows.is_empty() {
+                return Err(bad_response(format!(
+                    "BigQuery returned no rows at position {position} of a {end}-row result"
+                )));
+            }
+            position += response.rows.len() as u64;
+            rows.extend(response.rows);
+        }
+        (self.transform)(self.columns.decode(rows)?)
     }
 }
 
@@ -110,7 +233,9 @@ pub async fn run_to_completion(
         .clone()
         .ok_or_else(|| bad_response("BigQuery's query response has no jobReference"))?;
     while response.job_complete != Some(true) {
-        response = client.get_query_results(&job, None, page_rows).await?;
+        response = client
+            .get_query_results(&job, Page::First, page_rows)
+            .await?;
     }
     Ok((job, response))
 }

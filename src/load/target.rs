@@ -23,6 +23,7 @@ const CREATE_COLUMNS: &str = "address text NOT NULL, symbol text, name text, dec
 
 #[derive(Debug, Clone)]
 pub struct TargetTable {
+    pub oid: pg_sys::Oid,
     /// `schema.table`, each part quoted: safe to splice into SQL.
     pub qualified_name: String,
 }
@@ -79,7 +80,10 @@ impl TargetTable {
         )
         .map_err(spi_error)?
         .unwrap_or(quoted);
-        Ok(Self { qualified_name })
+        Ok(Self {
+            oid,
+            qualified_name,
+        })
     }
 }
 

@@ -1,0 +1,123 @@
+"""A BigQuery REST source for the benchmark: serves one generated day (bench/day_data.py)
+through jobs.query and jobs.getQueryResults (page tokens and startIndex) at wire speed,
+every row encoded once up front, with an optional fixed latency per request to model
+real BigQuery's round trips.
+
+    python bench/source_server.py --rows 1000000 --port 9070 --latency-ms 200
+"""
+
+import argparse
+import datetime as dt
+import json
+import sys
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import day_data
+
+SCHEMA = {"fields": [{"name": n, "type": t, "mode": "NULLABLE"} for n, t in [
+    ("address", "STRING"), ("symbol", "STRING"), ("name", "STRING"), ("decimals", "STRING"),
+    ("total_supply", "STRING"), ("block_timestamp", "TIMESTAMP"), ("block_number", "INTEGER"),
+    ("block_hash", "STRING")]]}
+MAX_PAGE_ROWS = 50_000
+DESTINATION = {"projectId": "billing", "datasetId": "_bench", "tableId": "result"}
+
+
+def job_resource(job_id):
+    return {"kind": "bigquery#job", "id": f"billing:US.{job_id}",
+            "jobReference": {"projectId": "billing", "jobId": job_id, "location": "US"},
+            "status": {"state": "DONE"},
+            "configuration": {"query": {"query": "SELECT", "destinationTable": DESTINATION}},
+            "statistics": {"query": {"totalBytesProcessed": "0", "schema": SCHEMA}}}
+
+
+class Source:
+    def __init__(self, count, day, latency):
+        self.day = day
+        self.latency = latency
+        self.rows = [json.dumps({"f": [{"v": None if v is None else str(v)} for v in row]},
+                                ensure_ascii=False, separators=(",", ":")).encode()
+                     for row in day_data.rows(count, day)]
+        self.jobs = 0
+        self.lock = threading.Lock()
+
+    def page(self, job_id, start, size):
+        size = max(1, min(size, MAX_PAGE_ROWS))
+        chunk = self.rows[start:start + size]
+        head = {"kind": "bigquery#queryResponse", "jobComplete": True, "schema": SCHEMA,
+                "jobReference": {"projectId": "billing", "jobId": job_id, "location": "US"},
+                "totalRows": str(len(self.rows)), "totalBytesProcessed": "0", "cacheHit": False}
+        if start + size < len(self.rows):
+            head["pageToken"] = str(start + size)
+        prefix = json.dumps(head, separators=(",", ":"))[:-1].encode()
+        return prefix + b',"rows":[' + b",".join(chunk) + b"]}"
+
+
+def handler(source):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def send(self, body, status=200):
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=UTF-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+            time.sleep(source.latency)
+            if not urllib.parse.urlsplit(self.path).path.endswith("/queries"):
+                return self.send(b'{"error":{"code":404,"message":"not served"}}', 404)
+            with source.lock:
+                source.jobs += 1
+                job_id = f"bench_{source.jobs}"
+            self.send(source.page(job_id, 0, int(body.get("maxResults") or MAX_PAGE_ROWS)))
+
+        def do_GET(self):
+            url = urllib.parse.urlsplit(self.path)
+            query = urllib.parse.parse_qs(url.query)
+            time.sleep(source.latency)
+            start = int(query.get("startIndex", query.get("pageToken", ["0"]))[0])
+            size = int(query.get("maxResults", [str(MAX_PAGE_ROWS)])[0])
+            parts = url.path.strip("/").split("/")
+            if "queries" in parts:  # jobs.getQueryResults
+                return self.send(source.page(parts[-1], start, size))
+            if "jobs" in parts:  # jobs.get, as the Python client asks after jobs.query
+                return self.send(json.dumps(job_resource(parts[-1])).encode())
+            if parts[-1] == "data":  # tabledata.list of the job's destination table
+                return self.send(source.page("destination", start, size))
+            if "tables" in parts:  # tables.get
+                return self.send(json.dumps({"tableReference": DESTINATION, "schema": SCHEMA,
+                                             "numRows": str(len(source.rows))}).encode())
+            self.send(b'{"error":{"code":404,"message":"not served"}}', 404)
+    return Handler
+
+
+def serve(count, day, port, latency_ms, ready=None):
+    source = Source(count, day, latency_ms / 1000)
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler(source))
+    server.daemon_threads = True
+    if ready:
+        ready.set()
+    print(f"serving {count} rows of {day} on 127.0.0.1:{port}, {latency_ms} ms per request", flush=True)
+    server.serve_forever()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--day", default="2026-11-20")
+    parser.add_argument("--port", type=int, default=9070)
+    parser.add_argument("--latency-ms", type=int, default=0)
+    args = parser.parse_args()
+    serve(args.rows, dt.date.fromisoformat(args.day), args.port, args.latency_ms)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+//! Feeding rows to PostgreSQL's own COPY machinery inside the backend: `BeginCopyFrom`
+//! with a data-source callback that reads the pages the network threads encoded, then
+//! `CopyFrom`. Constraints, defaults, triggers and indexes behave as for `COPY ... FROM`,
+//! and `pg_stat_progress_copy` shows the load while it runs.
+
+use crate::error::{SyncError, SyncResult};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::cell::RefCell;
+use std::ffi::CString;
+
+/// Hands out the next chunk of COPY text (whole lines), or `None` at the end.
+pub type ChunkSource<'a> = dyn FnMut() -> SyncResult<Option<Vec<u8>>> + 'a;
+
+struct ActiveSource {
+    next_chunk: Box<ChunkSource<'static>>,
+    chunk: Vec<u8>,
+    position: usize,
+    failure: Option<SyncError>,
+}
+
+thread_local! {
+    // COPY's callback takes no argument of ours, so the source of the COPY running on this
+    // (the main) thread lives here for its duration.
+    static SOURCE: RefCell<Option<ActiveSource>> = const { RefCell::new(None) };
+}
+
+/// Clears the source when the COPY ends, also when it ends by an error.
+struct SourceGuard;
+
+impl Drop for SourceGuard {
+    fn drop(&mut self) {
+        SOURCE.with(|source| source.borrow_mut().take());
+    }
+}
+
+/// COPYs everything `next_chunk` yields into the table `relation`, into `columns` in
+/// that order, and returns the number of rows COPY stored. A failure of the source ends
+/// the COPY and is returned; the caller's (sub)transaction then discards what was stored.
+pub fn copy_into(
+    relation: pg_sys::Oid,
+    columns: &[&str],
+    next_chunk: Box<ChunkSource<'static>>,
+) -> SyncResult<u64> {
+    SOURCE.with(|source| {
+        *source.borrow_mut() = Some(ActiveSource {
+            next_chunk,
+            chunk: Vec::new(),
+            position: 0,
+            failure: None,
+        })
+    });
+    let _guard = SourceGuard;
+    let column_names: Vec<CString> = columns
+        .iter()
+        .map(|name| CString::new(*name).unwrap_or_default())
+        .collect();
+    // SAFETY: the sequence DoCopy follows for COPY FROM, with our callback as the source.
+    // Every pointer handed to PostgreSQL is palloc'd in the current memory context or
+    // outlives the call (`column_names` is copied by makeString's caller through pstrdup).
+    let stored = unsafe {
+        let rel = pg_sys::table_open(relation, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
+        let pstate = pg_sys::make_parsestate(std::ptr::null_mut());
+        pg_sys::addRangeTableEntryForRelation(
+            pstate,
+            rel,
+            pg_sys::RowExclusiveLock as i32,
+            std::ptr::null_mut(),
+            false,
+            false,
+        );
+        let mut attnames: *mut pg_sys::List = std::ptr::null_mut();
+        for name in &column_names {
+            let value = pg_sys::makeString(pg_sys::pstrdup(name.as_ptr()));
+            attnames = pg_sys::lappend(attnames, value.cast());
+        }
+        // Our bytes are UTF-8 whatever the session's client_encoding.
+        let encoding = pg_sys::makeDefElem(
+            pg_sys::pstrdup(c"encoding".as_ptr()),
+            pg_sys::makeString(pg_sys::pstrdup(c"UTF8".as_ptr())).cast(),
+            -1,
+        );
+        let options = pg_sys::lappend(std::ptr::null_mut(), encoding.cast());
+        let cstate = pg_sys::BeginCopyFrom(
+            pstate,
+            rel,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            false,
+            Some(read_copy_data),
+            attnames,
+            options,
+        );
+        let stored = pg_sys::CopyFrom(cstate);
+        pg_sys::EndCopyFrom(cstate);
+        pg_sys::free_parsestate(pstate);
+        pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+        stored
+    };
+    let failure = SOURCE.with(|source| {
+        source
+            .borrow_mut()
+            .as_mut()
+            .and_then(|active| active.failure.take())
+    });
+    match failure {
+        Some(error) => Err(error),
+        None => Ok(stored),
+    }
+}
+
+/// COPY's data source: copies up to `maxread` bytes into `outbuf`; 0 means the end.
+#[pg_guard]
+unsafe extern "C-unwind" fn read_copy_data(
+    outbuf: *mut std::ffi::c_void,
+    _minread: i32,
+    maxread: i32,
+) -> i32 {
+    SOURCE.with(|source| {
+        let mut source = source.borrow_mut();
+        let Some(active) = source.as_mut() else {
+            return 0;
+        };
+        while active.position == active.chunk.len() {
+            if active.failure.is_some() {
+                return 0;
+            }
+            match (active.next_chunk)() {
+                Ok(Some(chunk)) => {
+                    active.chunk = chunk;
+                    active.position = 0;
+                }
+                Ok(None) => return 0,
+                Err(error) => {
+                    // End the COPY at this row boundary; copy_into returns the error.
+                    active.failure = Some(error);
+                    return 0;
+                }
+            }
+        }
+        let count = (active.chunk.len() - active.position).min(maxread.max(0) as usize);
+        // SAFETY: COPY gives a buffer of at least `maxread` bytes; `count` is no more.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                active.chunk.as_ptr().add(active.position),
+                outbuf.cast::<u8>(),
+                count,
+            );
+        }
+        active.position += count;
+        count as i32
+    })
+}

@@ -21,7 +21,9 @@ SCHEMA = {"fields": [{"name": n, "type": t, "mode": "NULLABLE"} for n, t in [
     ("address", "STRING"), ("symbol", "STRING"), ("name", "STRING"), ("decimals", "STRING"),
     ("total_supply", "STRING"), ("block_timestamp", "TIMESTAMP"), ("block_number", "INTEGER"),
     ("block_hash", "STRING")]]}
-MAX_PAGE_ROWS = 50_000
+MAX_PAGE_ROWS = 100_000
+# BigQuery caps a result page at about 10 MB, whatever maxResults asks for.
+MAX_PAGE_BYTES = 10 * 1024 * 1024
 DESTINATION = {"projectId": "billing", "datasetId": "_bench", "tableId": "result"}
 
 
@@ -45,7 +47,13 @@ class Source:
 
     def page(self, job_id, start, size):
         size = max(1, min(size, MAX_PAGE_ROWS))
-        chunk = self.rows[start:start + size]
+        chunk, total = [], 0
+        for row in self.rows[start:start + size]:
+            total += len(row) + 1
+            if chunk and total > MAX_PAGE_BYTES:
+                break
+            chunk.append(row)
+        size = len(chunk)
         head = {"kind": "bigquery#queryResponse", "jobComplete": True, "schema": SCHEMA,
                 "jobReference": {"projectId": "billing", "jobId": job_id, "location": "US"},
                 "totalRows": str(len(self.rows)), "totalBytesProcessed": "0", "cacheHit": False}

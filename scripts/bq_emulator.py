@@ -115,6 +115,25 @@ class Emulator:
             if errors:
                 raise RuntimeError(f"insertAll refused rows: {errors[:3]}")
 
+    def load_rows(self, rows, table="tokens", project=PUBLIC_PROJECT, dataset=DATASET):
+        """Loads many rows at once with a load job (multipart/related upload of NDJSON)."""
+        import json
+        boundary = "token_sync_boundary"
+        job = {"configuration": {"load": {
+            "sourceFormat": "NEWLINE_DELIMITED_JSON", "writeDisposition": "WRITE_APPEND",
+            "destinationTable": {"projectId": project, "datasetId": dataset, "tableId": table}}}}
+        ndjson = "\n".join(json.dumps(row, ensure_ascii=False) for row in rows).encode()
+        body = (f"--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n{json.dumps(job)}\r\n"
+                f"--{boundary}\r\nContent-Type: application/octet-stream\r\n\r\n").encode() \
+            + ndjson + f"\r\n--{boundary}--\r\n".encode()
+        response = requests.post(f"{self.base_url}/upload/bigquery/v2/projects/{self.billing_project}/jobs"
+                                 "?uploadType=multipart", data=body,
+                                 headers={"Content-Type": f"multipart/related; boundary={boundary}"})
+        response.raise_for_status()
+        error = response.json().get("status", {}).get("errorResult")
+        if error:
+            raise RuntimeError(f"load job failed: {error}")
+
     def delete_rows(self, where, table="tokens", project=PUBLIC_PROJECT, dataset=DATASET):
         """Runs a DML DELETE on the source, as rows disappearing upstream would."""
         response = requests.post(self.api(f"{self.billing_project}/queries"), json={

@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import tomllib
-from pathlib import Path
 
 import helm_python as helm
 import kubernetes_validate

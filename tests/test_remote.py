@@ -3,7 +3,6 @@ token flow, HTTP errors, jobs that are not complete at once, float-seconds TIMES
 cut and slow responses, and cancellation."""
 
 import datetime as dt
-import json
 import os
 import threading
 import time

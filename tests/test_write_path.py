@@ -4,6 +4,7 @@ session's client_encoding, and the target's own constraints and privileges honou
 
 import datetime as dt
 import threading
+import urllib.parse
 
 import psycopg
 import pytest
@@ -94,3 +95,16 @@ def test_copy_respects_the_callers_insert_privilege(db, fake_google, cluster):
     finally:
         db.execute("DROP OWNED BY bob")
         db.execute("DROP ROLE bob")
+
+
+def test_pages_shorter_than_asked_for_are_completed(db, fake_google):
+    fake_google.rows = [to_fake(r) for r in source_rows(25)]
+    fake_google.page_cap = 4  # BigQuery caps a page at ~10 MB, whatever maxResults says
+    db.execute("SET token_sync.page_rows = 10")
+    db.execute("SET token_sync.fetch_concurrency = 3")
+    assert db.execute("SELECT rows_loaded FROM token_sync_day('2026-11-20')").fetchone() == (25,)
+    assert [r[6] for r in table(db)] == list(range(1, 26))
+    positions = sorted(int(urllib.parse.parse_qs(query)["startIndex"][0])
+                       for (kind, *_), query in zip(fake_google.requests, fake_google.queries) if kind == "results")
+    # The first page (rows 0-3) came with the query; ranges of 10 from 4, each finished in pieces of 4.
+    assert positions == [4, 8, 12, 14, 18, 22, 24]

@@ -2,7 +2,7 @@
 
 use super::auth::Authorizer;
 use super::errors;
-use super::wire::{JobReference, QueryResponse};
+use super::wire::{Body, Envelope, JobReference};
 use crate::error::{SyncError, SyncResult};
 use crate::settings::Settings;
 use std::time::Duration;
@@ -56,7 +56,7 @@ impl BigQueryClient {
 
     /// `jobs.query`. The body carries a requestId, so a retry returns the same job instead
     /// of starting another.
-    pub async fn query(&self, body: &serde_json::Value) -> SyncResult<QueryResponse> {
+    pub async fn query(&self, body: &serde_json::Value) -> SyncResult<Body> {
         let url = self.queries_url(&[]);
         self.send(|| self.http.post(url.clone()).json(body)).await
     }
@@ -66,7 +66,7 @@ impl BigQueryClient {
         job: &JobReference,
         page: Page<'_>,
         max_results: u32,
-    ) -> SyncResult<QueryResponse> {
+    ) -> SyncResult<Body> {
         let mut url = self.queries_url(&[&job.job_id]);
         {
             let mut query = url.query_pairs_mut();
@@ -111,10 +111,7 @@ impl BigQueryClient {
 
     /// Sends the request, retrying transient failures with exponential backoff and jitter.
     /// A retry repeats the same request: the same job, the same page.
-    async fn send(
-        &self,
-        request: impl Fn() -> reqwest::RequestBuilder,
-    ) -> SyncResult<QueryResponse> {
+    async fn send(&self, request: impl Fn() -> reqwest::RequestBuilder) -> SyncResult<Body> {
         let mut retries = 0;
         loop {
             match self.send_once(request()).await {
@@ -141,7 +138,7 @@ impl BigQueryClient {
         exponential.mul_f64(rand::random_range(0.5..=1.0))
     }
 
-    async fn send_once(&self, request: reqwest::RequestBuilder) -> SyncResult<QueryResponse> {
+    async fn send_once(&self, request: reqwest::RequestBuilder) -> SyncResult<Body> {
         let token = self.auth.bearer(self.timeout).await?;
         let request = match &token {
             Some(token) => request.bearer_auth(token),
@@ -152,22 +149,22 @@ impl BigQueryClient {
             .map_err(|error| redact(error, token.as_deref()))
     }
 
-    async fn exchange(&self, request: reqwest::RequestBuilder) -> SyncResult<QueryResponse> {
+    async fn exchange(&self, request: reqwest::RequestBuilder) -> SyncResult<Body> {
         let response = request.send().await.map_err(|e| errors::network(&e))?;
         let status = response.status();
         let body = response.bytes().await.map_err(|e| errors::network(&e))?;
         if !status.is_success() {
             return Err(errors::from_http_status(status.as_u16(), &body));
         }
-        let parsed: QueryResponse = serde_json::from_slice(&body).map_err(|error| {
+        let envelope: Envelope = serde_json::from_slice(&body).map_err(|error| {
             errors::bad_response(format!(
                 "BigQuery's answer is not a query response: {error}"
             ))
         })?;
-        if !parsed.errors.is_empty() {
-            return Err(errors::from_error_protos(status.as_u16(), &parsed.errors));
+        if !envelope.errors.is_empty() {
+            return Err(errors::from_error_protos(status.as_u16(), &envelope.errors));
         }
-        Ok(parsed)
+        Ok(Body(body))
     }
 }
 

@@ -7,25 +7,27 @@ use super::wire::{Row, TableSchema};
 use crate::error::SyncResult;
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::{Decimal, RoundingStrategy};
+use std::borrow::Cow;
 use std::str::FromStr;
 
+/// One row, its strings borrowed from the response body where they needed no unescaping.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenRow {
-    pub address: String,
-    pub symbol: Option<String>,
-    pub name: Option<String>,
-    pub decimals: Option<String>,
-    pub total_supply: Option<String>,
+pub struct TokenRow<'a> {
+    pub address: Cow<'a, str>,
+    pub symbol: Option<Cow<'a, str>>,
+    pub name: Option<Cow<'a, str>>,
+    pub decimals: Option<Cow<'a, str>>,
+    pub total_supply: Option<Cow<'a, str>>,
     /// Microseconds since 1970-01-01 00:00:00 UTC.
     pub block_timestamp: i64,
     pub block_number: i64,
-    pub block_hash: String,
+    pub block_hash: Cow<'a, str>,
 }
 
 /// One decoded page.
 #[derive(Debug, Default)]
-pub struct Page {
-    pub rows: Vec<TokenRow>,
+pub struct Page<'a> {
+    pub rows: Vec<TokenRow<'a>>,
     /// Rows in which at least one NUL character was removed.
     pub nul_stripped_rows: u64,
 }
@@ -69,7 +71,7 @@ impl ColumnMap {
         })
     }
 
-    pub fn decode(&self, rows: Vec<Row>) -> SyncResult<Page> {
+    pub fn decode<'a>(&self, rows: Vec<Row<'a>>) -> SyncResult<Page<'a>> {
         let mut page = Page {
             rows: Vec::with_capacity(rows.len()),
             nul_stripped_rows: 0,
@@ -82,14 +84,15 @@ impl ColumnMap {
                     self.width
                 )));
             }
-            let mut cells: Vec<Option<String>> = row.f.into_iter().map(|cell| cell.v).collect();
+            let mut cells: Vec<Option<Cow<'a, str>>> =
+                row.f.into_iter().map(|cell| cell.v).collect();
             let mut stripped = false;
             let mut take = |slot: usize| {
                 let value = cells[self.positions[slot]].take();
                 value.map(|text| {
                     if text.contains('\0') {
                         stripped = true;
-                        text.replace('\0', "")
+                        Cow::Owned(text.replace('\0', ""))
                     } else {
                         text
                     }
@@ -128,7 +131,7 @@ fn same_type(expected: &str, actual: &str) -> bool {
     expected == actual || (expected == "INTEGER" && actual == "INT64")
 }
 
-fn required(value: Option<String>, column: &str) -> SyncResult<String> {
+fn required<'a>(value: Option<Cow<'a, str>>, column: &str) -> SyncResult<Cow<'a, str>> {
     value.ok_or_else(|| {
         bad_response(format!(
             "a source row has NULL in the NOT NULL column \"{column}\""
@@ -180,14 +183,14 @@ mod tests {
         }
     }
 
-    fn row(cells: [Option<&str>; 8]) -> Row {
+    fn row(cells: [Option<&str>; 8]) -> Row<'_> {
         // `schema()` lists the columns in reverse.
         Row {
             f: cells
                 .iter()
                 .rev()
                 .map(|v| Cell {
-                    v: v.map(str::to_string),
+                    v: v.map(Cow::Borrowed),
                 })
                 .collect(),
         }

@@ -1,17 +1,19 @@
 //! Runs a query job and pages through its result. The fetch runs on the network threads
 //! and hands prepared pages to the main thread through a small bounded channel, so the next
-//! pages are on their way while the current one is written, and memory holds at most
-//! `fetch_concurrency` + 2 pages. After the first page, the rest is fetched by position,
-//! several ranges at once (`token_sync.fetch_concurrency`), and delivered in order.
+//! pages are on their way while the current one is written. After the first page, the rest
+//! is fetched by position, several ranges at once (`token_sync.fetch_concurrency`), and
+//! delivered in order. Each response is decoded (borrowing from its body) and transformed
+//! as soon as it arrives, so memory holds about `fetch_concurrency` + 2 prepared pages.
 
 use super::client::{BigQueryClient, Page};
 use super::decode::{self, ColumnMap};
 use super::errors::bad_response;
-use super::wire::{JobReference, QueryResponse};
+use super::wire::{Body, JobReference};
 use crate::error::SyncResult;
 use crate::runtime::{self, BackgroundTask};
 use crate::settings::Settings;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -33,8 +35,7 @@ pub struct JobSummary {
 }
 
 /// What each decoded page becomes on the network threads before it is delivered.
-pub trait PageTransform<T>: Fn(decode::Page) -> SyncResult<T> + Send + Sync + 'static {}
-impl<T, F: Fn(decode::Page) -> SyncResult<T> + Send + Sync + 'static> PageTransform<T> for F {}
+type Transform<T> = Arc<dyn for<'a> Fn(decode::Page<'a>) -> SyncResult<T> + Send + Sync>;
 
 pub struct ResultStream<T> {
     receiver: mpsc::Receiver<SyncResult<Delivery<T>>>,
@@ -44,16 +45,15 @@ pub struct ResultStream<T> {
 impl<T: Send + 'static> ResultStream<T> {
     /// Starts the query on the network threads; returns at once. Pages are delivered in
     /// result order, each passed through `transform` first.
-    pub fn start(
-        settings: &Settings,
-        request: Value,
-        transform: impl PageTransform<T>,
-    ) -> SyncResult<Self> {
+    pub fn start<F>(settings: &Settings, request: Value, transform: F) -> SyncResult<Self>
+    where
+        F: for<'a> Fn(decode::Page<'a>) -> SyncResult<T> + Send + Sync + 'static,
+    {
         let (sender, receiver) = mpsc::channel(PAGES_AHEAD);
         let settings = settings.clone();
+        let transform: Transform<T> = Arc::new(transform);
         let fetch = runtime::spawn(async move {
-            if let Err(error) = fetch_pages(&settings, &request, Arc::new(transform), &sender).await
-            {
+            if let Err(error) = fetch_pages(&settings, &request, transform, &sender).await {
                 // The receiver may be gone already; then nobody is waiting for the error.
                 let _ = sender.send(Err(error)).await;
             }
@@ -73,11 +73,12 @@ impl<T: Send + 'static> ResultStream<T> {
 async fn fetch_pages<T: Send + 'static>(
     settings: &Settings,
     request: &Value,
-    transform: Arc<dyn PageTransform<T>>,
+    transform: Transform<T>,
     sender: &mpsc::Sender<SyncResult<Delivery<T>>>,
 ) -> SyncResult<()> {
     let client = BigQueryClient::connect(settings).await?;
-    let (job, mut first) = run_to_completion(&client, request, settings.page_rows).await?;
+    let (job, first_body) = run_to_completion(&client, request, settings.page_rows).await?;
+    let first = first_body.parse()?;
     let columns = Arc::new(ColumnMap::from_schema(first.schema.as_ref().ok_or_else(
         || bad_response("BigQuery's completed query response has no schema"),
     )?)?);
@@ -89,18 +90,22 @@ async fn fetch_pages<T: Send + 'static>(
         total_rows,
         bytes_billed: first.bytes_billed(),
     };
+    let next_token = first.page_token.clone();
+    let delivered = first.rows.len() as u64;
+    let first_page = if first.rows.is_empty() {
+        None
+    } else {
+        Some(transform(columns.decode(first.rows)?)?)
+    };
     if sender.send(Ok(Delivery::Started(summary))).await.is_err() {
         return Ok(());
     }
-    let first_rows = std::mem::take(&mut first.rows);
-    let delivered = first_rows.len() as u64;
-    if !first_rows.is_empty() {
-        let page = transform(columns.decode(first_rows)?)?;
+    if let Some(page) = first_page {
         if sender.send(Ok(Delivery::Page(page))).await.is_err() {
             return Ok(());
         }
     }
-    if first.page_token.is_none() || delivered >= total_rows {
+    if next_token.is_none() || delivered >= total_rows {
         return Ok(());
     }
     let pages = PageFetch {
@@ -110,9 +115,7 @@ async fn fetch_pages<T: Send + 'static>(
         transform,
     };
     if settings.fetch_concurrency <= 1 {
-        pages
-            .by_token(first.page_token, settings.page_rows, sender)
-            .await
+        pages.by_token(next_token, settings.page_rows, sender).await
     } else {
         pages
             .by_position(delivered, total_rows, settings, sender)
@@ -125,7 +128,7 @@ struct PageFetch<T> {
     client: BigQueryClient,
     job: JobReference,
     columns: Arc<ColumnMap>,
-    transform: Arc<dyn PageTransform<T>>,
+    transform: Transform<T>,
 }
 
 impl<T> Clone for PageFetch<T> {
@@ -148,15 +151,16 @@ impl<T: Send + 'static> PageFetch<T> {
         sender: &mpsc::Sender<SyncResult<Delivery<T>>>,
     ) -> SyncResult<()> {
         while let Some(current) = token.take() {
-            let mut response = self
+            let body = self
                 .client
                 .get_query_results(&self.job, Page::Token(&current), page_rows)
                 .await?;
+            let response = body.parse()?;
             if response.page_token.as_deref() == Some(current.as_str()) {
                 return Err(bad_response("BigQuery returned the same page token twice"));
             }
-            token = response.page_token.take();
-            let page = (self.transform)(self.columns.decode(std::mem::take(&mut response.rows))?)?;
+            token = response.page_token.clone();
+            let page = (self.transform)(self.columns.decode(response.rows)?)?;
             if sender.send(Ok(Delivery::Page(page))).await.is_err() {
                 return Ok(());
             }
@@ -191,53 +195,55 @@ impl<T: Send + 'static> PageFetch<T> {
             let Some(next) = in_flight.pop_front() else {
                 return Ok(());
             };
-            let page = next.join().await??;
-            if sender.send(Ok(Delivery::Page(page))).await.is_err() {
-                return Ok(());
+            for page in next.join().await?? {
+                if sender.send(Ok(Delivery::Page(page))).await.is_err() {
+                    return Ok(());
+                }
             }
         }
     }
 
-    /// Rows [start, end) of the result, asking again where BigQuery sent a shorter page
-    /// (it caps a page at about 10 MB).
-    async fn range(self, start: u64, end: u64) -> SyncResult<T> {
-        let mut rows = Vec::with_capacity((end - start) as usize);
+    /// Rows [start, end) of the result, asking again from where BigQuery stopped when it
+    /// sent a shorter page (it caps a page at about 10 MB); one prepared page per answer.
+    async fn range(self, start: u64, end: u64) -> SyncResult<Vec<T>> {
+        let mut pages = Vec::new();
         let mut position = start;
         while position < end {
-            let response = self
+            let body = self
                 .client
                 .get_query_results(&self.job, Page::Position(position), (end - position) as u32)
                 .await?;
+            let response = body.parse()?;
             if response.rows.is_empty() {
                 return Err(bad_response(format!(
                     "BigQuery returned no rows at position {position} of a {end}-row result"
                 )));
             }
             position += response.rows.len() as u64;
-            rows.extend(response.rows);
+            pages.push((self.transform)(self.columns.decode(response.rows)?)?);
         }
-        (self.transform)(self.columns.decode(rows)?)
+        Ok(pages)
     }
 }
 
 /// Sends the query and waits until BigQuery says the job is complete; returns the job and
-/// the response that carries the first page.
+/// the body of the response that carries the first page.
 pub async fn run_to_completion(
     client: &BigQueryClient,
     request: &Value,
     page_rows: u32,
-) -> SyncResult<(JobReference, QueryResponse)> {
-    let mut response = client.query(request).await?;
-    let job = response
+) -> SyncResult<(JobReference, Body)> {
+    let mut body = client.query(request).await?;
+    let job = body
+        .parse()?
         .job_reference
-        .clone()
         .ok_or_else(|| bad_response("BigQuery's query response has no jobReference"))?;
-    while response.job_complete != Some(true) {
-        response = client
+    while body.parse()?.job_complete != Some(true) {
+        body = client
             .get_query_results(&job, Page::First, page_rows)
             .await?;
     }
-    Ok((job, response))
+    Ok((job, body))
 }
 
 /// Runs a query whose result is a single row of scalars, interruptibly from the main thread.
@@ -247,12 +253,19 @@ pub fn single_row(
 ) -> SyncResult<(String, Vec<Option<String>>)> {
     runtime::wait(async {
         let client = BigQueryClient::connect(settings).await?;
-        let (job, response) = run_to_completion(&client, &request, 1).await?;
-        let row = response
+        let (job, body) = run_to_completion(&client, &request, 1).await?;
+        let row = body
+            .parse()?
             .rows
             .into_iter()
             .next()
             .ok_or_else(|| bad_response("BigQuery's summary query returned no row"))?;
-        Ok((job.job_id, row.f.into_iter().map(|cell| cell.v).collect()))
+        Ok((
+            job.job_id,
+            row.f
+                .into_iter()
+                .map(|cell| cell.v.map(Cow::into_owned))
+                .collect(),
+        ))
     })?
 }

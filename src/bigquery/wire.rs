@@ -1,24 +1,47 @@
 //! The JSON shapes of BigQuery's `jobs.query` and `jobs.getQueryResults`, as far as we read them.
+//! A response body is kept whole and parsed borrowing from it: most cells (hex, numbers)
+//! need no allocation of their own.
 
+use super::errors::bad_response;
+use crate::error::SyncResult;
 use serde::Deserialize;
+use std::borrow::Cow;
 
+/// A complete response body as received.
+pub struct Body(pub bytes::Bytes);
+
+impl Body {
+    pub fn parse(&self) -> SyncResult<QueryResponse<'_>> {
+        serde_json::from_slice(&self.0).map_err(|error| {
+            bad_response(format!(
+                "BigQuery's answer is not a query response: {error}"
+            ))
+        })
+    }
+}
+
+/// What every answer is checked for before anything else is read of it.
 #[derive(Debug, Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct QueryResponse {
-    pub job_reference: Option<JobReference>,
-    pub job_complete: Option<bool>,
-    pub schema: Option<TableSchema>,
-    #[serde(default)]
-    pub rows: Vec<Row>,
-    pub total_rows: Option<String>,
-    pub page_token: Option<String>,
-    pub total_bytes_processed: Option<String>,
-    pub total_bytes_billed: Option<String>,
+pub struct Envelope {
     #[serde(default)]
     pub errors: Vec<ErrorProto>,
 }
 
-impl QueryResponse {
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryResponse<'a> {
+    pub job_reference: Option<JobReference>,
+    pub job_complete: Option<bool>,
+    pub schema: Option<TableSchema>,
+    #[serde(default, borrow)]
+    pub rows: Vec<Row<'a>>,
+    pub total_rows: Option<String>,
+    pub page_token: Option<String>,
+    pub total_bytes_processed: Option<String>,
+    pub total_bytes_billed: Option<String>,
+}
+
+impl QueryResponse<'_> {
     pub fn total_rows(&self) -> Option<u64> {
         self.total_rows.as_deref().and_then(|n| n.parse().ok())
     }
@@ -53,14 +76,16 @@ pub struct FieldSchema {
 }
 
 #[derive(Debug, Deserialize)]
-pub struct Row {
-    pub f: Vec<Cell>,
+pub struct Row<'a> {
+    #[serde(borrow)]
+    pub f: Vec<Cell<'a>>,
 }
 
 /// A scalar cell: BigQuery sends every scalar as a string, NULL as null.
 #[derive(Debug, Deserialize)]
-pub struct Cell {
-    pub v: Option<String>,
+pub struct Cell<'a> {
+    #[serde(borrow)]
+    pub v: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Deserialize, Clone, Default)]

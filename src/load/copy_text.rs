@@ -16,7 +16,7 @@ pub struct EncodedPage {
 }
 
 /// Encodes the page, refusing any row whose block_timestamp falls outside the day.
-pub fn encode(page: Page, day: SyncDay) -> SyncResult<EncodedPage> {
+pub fn encode(page: Page<'_>, day: SyncDay) -> SyncResult<EncodedPage> {
     let (start, end) = (day.start_unix_micros(), day.end_unix_micros());
     let mut bytes = Vec::with_capacity(page.rows.len() * 256);
     for row in &page.rows {
@@ -35,8 +35,8 @@ pub fn encode(page: Page, day: SyncDay) -> SyncResult<EncodedPage> {
     })
 }
 
-fn encode_row(row: &TokenRow, out: &mut Vec<u8>) {
-    text(Some(&row.address), out);
+fn encode_row(row: &TokenRow<'_>, out: &mut Vec<u8>) {
+    text(Some(row.address.as_ref()), out);
     out.push(b'\t');
     text(row.symbol.as_deref(), out);
     out.push(b'\t');
@@ -50,7 +50,7 @@ fn encode_row(row: &TokenRow, out: &mut Vec<u8>) {
     out.push(b'\t');
     let _ = write!(out, "{}", row.block_number);
     out.push(b'\t');
-    text(Some(&row.block_hash), out);
+    text(Some(row.block_hash.as_ref()), out);
     out.push(b'\n');
 }
 
@@ -90,13 +90,13 @@ fn timestamp(unix_micros: i64, out: &mut Vec<u8>) {
 mod tests {
     use super::*;
 
-    fn row(name: Option<&str>, micros: i64) -> TokenRow {
+    fn row(name: Option<&str>, micros: i64) -> TokenRow<'_> {
         TokenRow {
             address: "0xa".into(),
             symbol: None,
-            name: name.map(str::to_string),
+            name: name.map(Into::into),
             decimals: Some("18".into()),
-            total_supply: Some(String::new()),
+            total_supply: Some("".into()),
             block_timestamp: micros,
             block_number: 42,
             block_hash: "0xh".into(),

@@ -50,6 +50,7 @@ class FakeGoogle:
         self.token_failure = None      # (status, body) to answer the token endpoint with
         self.total_rows_override = None
         self.ignore_day_filter = False  # serve every row, as a broken source would
+        self.page_cap = None            # at most this many rows a page, as BigQuery's 10 MB cap does
         self._jobs = {}
         self._counts = {}
         self._lock = threading.Lock()
@@ -179,6 +180,7 @@ class FakeGoogle:
         return {"projectId": "billing", "jobId": job_id, "location": "US"}
 
     def _page(self, job_id, start, size):
+        size = min(size, self.page_cap or size)
         rows = self._jobs[job_id]["rows"]
         chunk = rows[start:start + size]
         answer = {

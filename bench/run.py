@@ -1,0 +1,206 @@
+"""token_sync's benchmark: one generated day of N raw_tokens rows (bench/day_data.py),
+loaded into the same table in one run, side by side:
+
+  1. token_sync_day from a local BigQuery REST source at wire speed (bench/source_server.py);
+  2. the same with a fixed latency per page request, fetch_concurrency 1 and 8;
+  3. psql \\copy of the same rows from a file (the ceiling);
+  4. the old pipeline: the BigQuery Python client into pandas, DataFrame.to_sql;
+  5. token_sync_day from the bqemulator emulator (a real REST implementation).
+
+Each is run --runs times (the median counts) on an emptied table, and each run checks that
+all N rows arrived. For token_sync it also reads the backend's peak RSS (VmHWM in
+/proc/PID/status) before and after the call.
+
+    bash bench/run.sh                      # 1,000,000 rows, 3 runs, 200 ms latency
+    bash bench/run.sh --rows 20000 --runs 1
+"""
+
+import argparse
+import datetime as dt
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "tests" / "support"))
+
+import day_data  # noqa: E402
+import requests  # noqa: E402
+from bq_emulator import Emulator  # noqa: E402
+from cluster import DATABASE, Cluster, free_port  # noqa: E402
+
+DAY = dt.date(2026, 11, 20)
+COLUMNS = "address, symbol, name, decimals, total_supply, block_timestamp, block_number, block_hash"
+
+
+def start_source(rows, latency_ms):
+    port = free_port()
+    process = subprocess.Popen([sys.executable, str(ROOT / "bench" / "source_server.py"), "--rows", str(rows),
+                                "--port", str(port), "--latency-ms", str(latency_ms), "--day", str(DAY)],
+                               stdout=subprocess.DEVNULL)
+    return process, f"http://127.0.0.1:{port}"
+
+
+def wait_ready(url, timeout=600):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            requests.get(f"{url}/bigquery/v2/projects/billing/tables/x", timeout=2)
+            return
+        except requests.RequestException:
+            time.sleep(0.5)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def peak_rss_kib(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+class Bench:
+    def __init__(self, args, cluster):
+        self.args = args
+        self.cluster = cluster
+        self.results = {}
+
+    def empty_table(self):
+        with self.cluster.connect() as conn:
+            if conn.execute("SELECT to_regclass('raw_tokens')").fetchone()[0]:
+                conn.execute("TRUNCATE raw_tokens")
+            conn.execute("CHECKPOINT")
+
+    def count(self):
+        with self.cluster.connect() as conn:
+            return conn.execute("SELECT count(*) FROM raw_tokens").fetchone()[0]
+
+    def record(self, name, seconds, rss_kib=None):
+        rows = self.count()
+        if rows != self.args.rows:
+            raise RuntimeError(f"{name}: {rows} rows arrived, expected {self.args.rows}")
+        self.results.setdefault(name, []).append({"seconds": seconds, "rss_kib": rss_kib})
+        rss = f", peak RSS +{rss_kib / 1024:.1f} MiB" if rss_kib is not None else ""
+        print(f"  {name}: {seconds:.3f} s{rss}", flush=True)
+
+    def token_sync(self, name, url, concurrency):
+        self.empty_table()
+        with self.cluster.connect() as conn:
+            conn.execute(f"SET token_sync.api_url = '{url}'")
+            conn.execute(f"SET token_sync.fetch_concurrency = {concurrency}")
+            pid = conn.info.backend_pid
+            conn.execute("SELECT 1")
+            before = peak_rss_kib(pid)
+            started = time.monotonic()
+            conn.execute(f"SELECT token_sync_day('{DAY}')")
+            seconds = time.monotonic() - started
+            growth = peak_rss_kib(pid) - before
+        self.record(name, seconds, growth)
+
+    def psql_copy(self, path):
+        self.empty_table()
+        started = time.monotonic()
+        subprocess.run(["psql", "-X", "-q", "-h", str(self.cluster.root), "-p", str(self.cluster.port), "-U", "postgres",
+                        "-d", DATABASE, "-c", f"\\copy raw_tokens ({COLUMNS}) FROM '{path}'"], check=True)
+        self.record("psql \\copy", time.monotonic() - started)
+
+    def old_pipeline(self, url):
+        self.empty_table()
+        started = time.monotonic()
+        subprocess.run([sys.executable, str(ROOT / "bench" / "old_pipeline.py"), "--endpoint", url,
+                        "--host", str(self.cluster.root), "--port", str(self.cluster.port), "--dbname", DATABASE],
+                       check=True, stdout=subprocess.DEVNULL)
+        self.record("python client + to_sql", time.monotonic() - started)
+
+    def report(self):
+        medians = {name: statistics.median(r["seconds"] for r in runs) for name, runs in self.results.items()}
+        ceiling, old = medians.get("psql \\copy"), medians.get("python client + to_sql")
+        print(f"\n{self.args.rows} rows, median of {self.args.runs} run(s), all in this run:\n")
+        header = ("path", "seconds", "rows/s", "x copy", "vs to_sql", "RSS +MiB")
+        print("{:44} {:>9} {:>10} {:>8} {:>10} {:>9}".format(*header))
+        for name, seconds in medians.items():
+            rss = [r["rss_kib"] for r in self.results[name] if r["rss_kib"] is not None]
+            print(f"{name:44} {seconds:9.3f} {self.args.rows / seconds:10.0f} "
+                  f"{seconds / ceiling if ceiling else float('nan'):8.2f} "
+                  f"{old / seconds if old else float('nan'):9.1f}x "
+                  f"{(max(rss) / 1024 if rss else float('nan')):9.1f}")
+        return medians
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--latency-ms", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="token_sync_bench_"))
+    os.chmod(workdir, 0o755)
+    copy_file = workdir / "day.tsv"
+    print(f"generating {args.rows} rows of {DAY}", flush=True)
+    with open(copy_file, "w", encoding="utf-8") as out:
+        for row in day_data.rows(args.rows, DAY):
+            out.write(day_data.copy_line(row))
+    os.chmod(copy_file, 0o644)
+
+    fast, fast_url = start_source(args.rows, 0)
+    slow, slow_url = start_source(args.rows, args.latency_ms)
+    emulator = Emulator(free_port(), free_port(), "billing", log_path=str(workdir / "emulator.log")).start()
+    cluster = Cluster().start("max_wal_size=4GB", "shared_buffers=512MB")
+    try:
+        emulator.create_table()
+        batch = []
+        for row in day_data.rows(args.rows, DAY):
+            values = dict(zip(["address", "symbol", "name", "decimals", "total_supply", "block_timestamp",
+                               "block_number", "block_hash"], row))
+            values["block_timestamp"] = (day_data.EPOCH + dt.timedelta(microseconds=row[5])).strftime(
+                "%Y-%m-%d %H:%M:%S.%f UTC")
+            batch.append(values)
+            if len(batch) == 200_000:
+                emulator.load_rows(batch)
+                batch = []
+        if batch:
+            emulator.load_rows(batch)
+        wait_ready(fast_url)
+        wait_ready(slow_url)
+        with cluster.connect() as conn:
+            for name, value in [("billing_project", "billing"), ("credentials", "none"), ("page_rows", "100000"),
+                                ("http_timeout", "600"),
+                                ("source_table", "bigquery-public-data.crypto_ethereum.tokens")]:
+                conn.execute(f"ALTER DATABASE {DATABASE} SET token_sync.{name} = '{value}'")
+        bench = Bench(args, cluster)
+        print("warm-up (creates raw_tokens)", flush=True)
+        bench.token_sync("warm-up", fast_url, args.concurrency)
+        del bench.results["warm-up"]
+        for run in range(1, args.runs + 1):
+            print(f"run {run}", flush=True)
+            bench.token_sync(f"token_sync_day, no latency, concurrency {args.concurrency}", fast_url, args.concurrency)
+            bench.token_sync(f"token_sync_day, {args.latency_ms} ms/page, concurrency 1", slow_url, 1)
+            bench.token_sync(f"token_sync_day, {args.latency_ms} ms/page, concurrency {args.concurrency}",
+                             slow_url, args.concurrency)
+            bench.psql_copy(copy_file)
+            bench.old_pipeline(fast_url)
+            bench.token_sync(f"token_sync_day from bqemulator, concurrency {args.concurrency}",
+                             emulator.base_url, args.concurrency)
+        medians = bench.report()
+        if args.json:
+            Path(args.json).write_text(json.dumps({"rows": args.rows, "runs": bench.results, "medians": medians},
+                                                  indent=1))
+    finally:
+        cluster.stop()
+        emulator.stop()
+        for process in (fast, slow):
+            process.terminate()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""A throwaway PostgreSQL 15 cluster with pg_cron and token_sync preloaded, run as the
+postgres OS user (PostgreSQL refuses to run as root). Used by the tests and the benchmark."""
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+import psycopg
+
+PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
+DATABASE = "token_sync_test"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def as_postgres(command):
+    """Runs a server command as the postgres OS user: PostgreSQL refuses to run as root."""
+    if os.geteuid() == 0:
+        command = ["sudo", "-u", "postgres", *command]
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+
+
+class Cluster:
+    def __init__(self):
+        self.root = Path(tempfile.mkdtemp(prefix="token_sync_pg_"))
+        self.port = free_port()
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres")
+        self.data = self.root / "data"
+        self.log = self.root / "server.log"
+
+    def start(self, *settings):
+        as_postgres([str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
+                     "--no-sync", "-E", "UTF8", "--locale", "C"])
+        options = " ".join([
+            f"-p {self.port}", f"-k {self.root}", "-c listen_addresses=localhost",
+            "-c shared_preload_libraries=pg_cron,token_sync", f"-c cron.database_name={DATABASE}",
+            "-c fsync=off", "-c timezone=UTC", *(f"-c {s}" for s in settings),
+        ])
+        as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w",
+                     "-o", options, "start"])
+        with self.connect("postgres") as conn:
+            conn.execute(f"CREATE DATABASE {DATABASE}")
+        with self.connect() as conn:
+            conn.execute("CREATE EXTENSION pg_cron")
+            conn.execute("CREATE EXTENSION token_sync")
+        return self
+
+    def stop(self):
+        as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"])
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def connect(self, dbname=DATABASE, user="postgres", **kwargs):
+        return psycopg.connect(host=str(self.root), port=self.port, dbname=dbname, user=user,
+                               autocommit=True, **kwargs)
+
+

@@ -1,0 +1,29 @@
+"""A small run of the benchmark, so that it keeps working. Its timings mean nothing here:
+performance is measured with bench/run.sh, not in tests."""
+
+import json
+import subprocess
+import sys
+
+from conftest import ROOT
+
+
+def test_benchmark_runs_every_path_and_each_loads_the_whole_day(tmp_path):
+    out = tmp_path / "bench.json"
+    subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--rows", "1500", "--runs", "1",
+                    "--latency-ms", "20", "--concurrency", "4", "--json", str(out)],
+                   check=True, capture_output=True, timeout=600)
+    result = json.loads(out.read_text())
+    assert result["rows"] == 1500
+    assert sorted(result["medians"]) == sorted([
+        "token_sync_day, no latency, concurrency 4",
+        "token_sync_day, 20 ms/page, concurrency 1",
+        "token_sync_day, 20 ms/page, concurrency 4",
+        "psql \\copy",
+        "python client + to_sql",
+        "token_sync_day from bqemulator, concurrency 4",
+    ])
+    for name, runs in result["runs"].items():
+        assert len(runs) == 1 and runs[0]["seconds"] > 0
+        if name.startswith("token_sync_day"):
+            assert runs[0]["rss_kib"] is not None

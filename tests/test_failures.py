@@ -13,7 +13,7 @@ import urllib.parse
 import psycopg
 import pytest
 
-from helpers import UTC, to_fake, token, wait_until
+from helpers import UTC, cancel_later, to_fake, token, wait_until
 
 MIDNIGHT = dt.datetime(2026, 11, 20, tzinfo=UTC)
 
@@ -95,14 +95,11 @@ def test_cancel_during_a_retry_backoff_stops_within_a_second(db, fake_google, cl
     db.execute("SELECT token_sync_day('2026-11-20')")
     db.execute("SET token_sync.retry_delay = '30s'")
     fake_google.fault = lambda kind, n: bigquery_error(503, "backendError") if kind == "query" else None
-    pid = db.info.backend_pid
 
-    def cancel():
+    def second_query_then_half_a_second():
         wait_until(lambda: fake_google.count("query") >= 2, timeout=10, interval=0.05)
         time.sleep(0.5)
-        with cluster.connect() as other:
-            other.execute("SELECT pg_cancel_backend(%s)", (pid,))
-    threading.Thread(target=cancel, daemon=True).start()
+    cancel_later(cluster, db.info.backend_pid, second_query_then_half_a_second)
     started = time.monotonic()
     with pytest.raises(psycopg.errors.QueryCanceled):
         db.execute("SELECT token_sync_day('2026-11-20')")

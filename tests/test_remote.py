@@ -4,7 +4,6 @@ cut and slow responses, and cancellation."""
 
 import datetime as dt
 import os
-import threading
 import time
 
 import psycopg
@@ -13,7 +12,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from fake_google import decode_jwt
-from helpers import UTC, to_fake, token
+from helpers import UTC, cancel_later, to_fake, token
 
 MIDNIGHT = dt.datetime(2026, 11, 20, tzinfo=UTC)
 
@@ -176,14 +175,8 @@ def test_a_slow_page_is_cancelled_within_a_second(db, fake_google, cluster, how)
         db.execute("SET statement_timeout = '1s'")
         trigger_at = 1.0
     else:
-        pid = db.info.backend_pid
         trigger_at = 1.0
-
-        def cancel():
-            time.sleep(trigger_at)
-            with cluster.connect() as other:
-                other.execute("SELECT pg_cancel_backend(%s)", (pid,))
-        threading.Thread(target=cancel, daemon=True).start()
+        cancel_later(cluster, db.info.backend_pid, lambda: time.sleep(trigger_at))
     started = time.monotonic()
     with pytest.raises(psycopg.errors.QueryCanceled):
         db.execute("SELECT token_sync_day('2026-11-20')")

@@ -44,3 +44,14 @@ def wait_until(predicate, timeout, interval=0.5):
             return value
         time.sleep(interval)
     return predicate()
+
+
+def cancel_later(cluster, pid, ready):
+    """Cancels backend `pid` from another session once `ready()` returns, in a thread."""
+    import threading
+
+    def cancel():
+        ready()
+        with cluster.connect() as other:
+            other.execute("SELECT pg_cancel_backend(%s)", (pid,))
+    threading.Thread(target=cancel, daemon=True).start()

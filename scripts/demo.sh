@@ -43,8 +43,9 @@ as_postgres "$PG_BIN/pg_ctl" -D "$DEMO/data" -l "$DEMO/server.log" -w -o \
   "-p $PORT -k $DEMO -c listen_addresses=localhost -c shared_preload_libraries=pg_cron,token_sync -c cron.database_name=tokens -c timezone=UTC" \
   start >/dev/null
 psql_demo() { psql -X -h "$DEMO" -p "$PORT" -U postgres "$@"; }
-psql_demo -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'tokens'" | grep -q 1 \
-  || psql_demo -d postgres -qc "CREATE DATABASE tokens"
+# A fresh database each run: the demo's emulator is in memory, and the extension's objects
+# should be the ones just built.
+psql_demo -d postgres -qc "DROP DATABASE IF EXISTS tokens WITH (FORCE)" -c "CREATE DATABASE tokens"
 
 if [ -n "${GOOGLE_APPLICATION_CREDENTIALS:-}" ] && [ -n "${TOKEN_SYNC_BILLING_PROJECT:-}" ]; then
   echo "== using real BigQuery, billing project $TOKEN_SYNC_BILLING_PROJECT"

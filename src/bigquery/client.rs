@@ -156,15 +156,15 @@ impl BigQueryClient {
         if !status.is_success() {
             return Err(errors::from_http_status(status.as_u16(), &body));
         }
-        let envelope: Envelope = serde_json::from_slice(&body).map_err(|error| {
-            errors::bad_response(format!(
-                "BigQuery's answer is not a query response: {error}"
-            ))
-        })?;
+        let envelope: Envelope =
+            serde_json::from_slice(&body).map_err(errors::not_a_query_response)?;
         if !envelope.errors.is_empty() {
             return Err(errors::from_error_protos(status.as_u16(), &envelope.errors));
         }
-        Ok(Body(body))
+        Ok(Body {
+            bytes: body,
+            envelope,
+        })
     }
 }
 

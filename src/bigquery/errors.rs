@@ -134,6 +134,12 @@ fn cause_chain(error: &reqwest::Error) -> String {
     }
 }
 
+pub fn not_a_query_response(error: serde_json::Error) -> SyncError {
+    bad_response(format!(
+        "BigQuery's answer is not a query response: {error}"
+    ))
+}
+
 pub fn bad_response(what: impl Into<String>) -> SyncError {
     SyncError::bad_source_data(
         what,

@@ -235,10 +235,11 @@ pub async fn run_to_completion(
 ) -> SyncResult<(JobReference, Body)> {
     let mut body = client.query(request).await?;
     let job = body
-        .parse()?
+        .envelope
         .job_reference
+        .clone()
         .ok_or_else(|| bad_response("BigQuery's query response has no jobReference"))?;
-    while body.parse()?.job_complete != Some(true) {
+    while body.envelope.job_complete != Some(true) {
         body = client
             .get_query_results(&job, Page::First, page_rows)
             .await?;

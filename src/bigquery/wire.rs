@@ -2,36 +2,37 @@
 //! A response body is kept whole and parsed borrowing from it: most cells (hex, numbers)
 //! need no allocation of their own.
 
-use super::errors::bad_response;
+use super::errors::not_a_query_response;
 use crate::error::SyncResult;
 use serde::Deserialize;
 use std::borrow::Cow;
 
-/// A complete response body as received.
-pub struct Body(pub bytes::Bytes);
+/// A complete response body as received, with its envelope already read.
+pub struct Body {
+    pub bytes: bytes::Bytes,
+    pub envelope: Envelope,
+}
 
 impl Body {
+    /// The whole response, borrowing from the body.
     pub fn parse(&self) -> SyncResult<QueryResponse<'_>> {
-        serde_json::from_slice(&self.0).map_err(|error| {
-            bad_response(format!(
-                "BigQuery's answer is not a query response: {error}"
-            ))
-        })
+        serde_json::from_slice(&self.bytes).map_err(not_a_query_response)
     }
 }
 
-/// What every answer is checked for before anything else is read of it.
+/// What every answer is read for when it arrives: its errors, and where its job stands.
 #[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
 pub struct Envelope {
     #[serde(default)]
     pub errors: Vec<ErrorProto>,
+    pub job_reference: Option<JobReference>,
+    pub job_complete: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct QueryResponse<'a> {
-    pub job_reference: Option<JobReference>,
-    pub job_complete: Option<bool>,
     pub schema: Option<TableSchema>,
     #[serde(default, borrow)]
     pub rows: Vec<Row<'a>>,

@@ -107,10 +107,12 @@ pub extern "C-unwind" fn token_sync_ledger_worker(argument: pg_sys::Datum) {
                         statement.args.iter().cloned().map(Into::into).collect();
                     Spi::connect_mut(|client| {
                         let table = client.update(statement.sql.as_str(), Some(1), &args)?;
-                        if table.is_empty() {
-                            Ok(None)
-                        } else {
-                            table.first().get_one::<i64>()
+                        // An UPDATE or DELETE without RETURNING counts the rows it processed
+                        // but has no tuple table to read a result from.
+                        match table.columns() {
+                            Err(pgrx::spi::Error::NoTupleTable) => Ok(None),
+                            _ if table.is_empty() => Ok(None),
+                            _ => table.first().get_one::<i64>(),
                         }
                     })
                 });

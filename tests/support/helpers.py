@@ -55,3 +55,10 @@ def cancel_later(cluster, pid, ready):
         with cluster.connect() as other:
             other.execute("SELECT pg_cancel_backend(%s)", (pid,))
     threading.Thread(target=cancel, daemon=True).start()
+
+
+def notices(conn):
+    """What the server says to `conn` from now on besides errors, as (severity, message)."""
+    seen = []
+    conn.add_notice_handler(lambda diag: seen.append((diag.severity_nonlocalized, diag.message_primary)))
+    return seen

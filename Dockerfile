@@ -1,5 +1,5 @@
 # token_sync: PostgreSQL 15 with pg_cron and token_sync, the nightly D-1 sync scheduled.
-#   docker build -t token-sync:0.1.0 .
+#   docker build -t token-sync:0.2.0 .
 # Build stage: the same install script CI uses (--build-only), then `cargo pgrx package`.
 FROM rust:1.95-bookworm AS build
 WORKDIR /src

@@ -1,7 +1,9 @@
 """token_sync's benchmark: one generated day of N raw_tokens rows (bench/day_data.py),
 loaded into the same table in one run, side by side:
 
-  1. token_sync_day from a local BigQuery REST source at wire speed (bench/source_server.py);
+  1. token_sync_day from a local BigQuery REST source at wire speed (bench/source_server.py),
+     and at the default settings: a first load, a re-sync of the unchanged day, and a
+     re-sync after one row changed;
   2. the same with a fixed latency per page request, fetch_concurrency 1 and 8;
   3. psql \\copy of the same rows from a file (the ceiling);
   4. the old pipeline: the BigQuery Python client into pandas, DataFrame.to_sql;
@@ -114,11 +116,14 @@ class Bench:
         rss = f", peak private RSS +{rss_kib / 1024:.1f} MiB" if rss_kib is not None else ""
         print(f"  {name}: {seconds:.3f} s{rss}", flush=True)
 
-    def token_sync(self, name, url, concurrency):
-        self.empty_table()
+    def token_sync(self, name, url, concurrency=None, empty=True, expect_status="succeeded"):
+        """Times one token_sync_day; concurrency None keeps the default settings."""
+        if empty:
+            self.empty_table()
         with self.cluster.connect() as conn:
             conn.execute(f"SET token_sync.api_url = '{url}'")
-            conn.execute(f"SET token_sync.fetch_concurrency = {concurrency}")
+            if concurrency is not None:
+                conn.execute(f"SET token_sync.fetch_concurrency = {concurrency}")
             pid = conn.info.backend_pid
             conn.execute("SELECT 1")
             before = private_rss_kib(pid)
@@ -127,7 +132,25 @@ class Bench:
             conn.execute(f"SELECT token_sync_day('{DAY}')")
             seconds = time.monotonic() - started
             growth = sampler.stop() - before
+            status, = conn.execute("SELECT status FROM token_sync.runs ORDER BY run_id DESC LIMIT 1").fetchone()
+        if status != expect_status:
+            raise RuntimeError(f"{name}: the day ended {status}, expected {expect_status}")
         self.record(name, seconds, growth)
+
+    def resyncs(self, url):
+        """At the default settings: a first load, a re-sync of the day as it is (unchanged),
+        and a re-sync after one row changed (the day is rewritten)."""
+        self.token_sync("token_sync_day, defaults: first load", url)
+        with self.cluster.connect() as conn:
+            conn.execute("CHECKPOINT")
+        self.token_sync("token_sync_day, defaults: re-sync, unchanged day", url, empty=False,
+                        expect_status="unchanged")
+        with self.cluster.connect() as conn:
+            conn.execute("UPDATE raw_tokens SET name = name || ' changed' "
+                         "WHERE block_number = (SELECT min(block_number) FROM raw_tokens)")
+            conn.execute("VACUUM raw_tokens")
+            conn.execute("CHECKPOINT")
+        self.token_sync("token_sync_day, defaults: re-sync, one row changed", url, empty=False)
 
     def psql_copy(self, path):
         self.empty_table()
@@ -211,6 +234,7 @@ def main():
         for run in range(1, args.runs + 1):
             print(f"run {run}", flush=True)
             bench.token_sync(f"token_sync_day, no latency, concurrency {args.concurrency}", fast_url, args.concurrency)
+            bench.resyncs(fast_url)
             bench.token_sync(f"token_sync_day, {args.latency_ms} ms/page, concurrency 1", slow_url, 1)
             bench.token_sync(f"token_sync_day, {args.latency_ms} ms/page, concurrency {args.concurrency}",
                              slow_url, args.concurrency)

@@ -1,6 +1,6 @@
 """A BigQuery REST source for the benchmark: serves one generated day (bench/day_data.py)
 through jobs.query and jobs.getQueryResults (page tokens and startIndex) at wire speed,
-every row encoded once up front, with an optional fixed latency per request to model
+every row encoded once up front, and the day's summary (the query a re-sync asks first), with an optional fixed latency per request to model
 real BigQuery's round trips.
 
     python bench/source_server.py --rows 1000000 --port 9070 --latency-ms 200
@@ -14,8 +14,12 @@ import threading
 import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import day_data
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "support"))
+from fake_google import fingerprint, is_summary_query, summary_answer  # noqa: E402
 
 SCHEMA = {"fields": [{"name": n, "type": t, "mode": "NULLABLE"} for n, t in [
     ("address", "STRING"), ("symbol", "STRING"), ("name", "STRING"), ("decimals", "STRING"),
@@ -39,9 +43,15 @@ class Source:
     def __init__(self, count, day, latency):
         self.day = day
         self.latency = latency
-        self.rows = [json.dumps({"f": [{"v": None if v is None else str(v)} for v in row]},
-                                ensure_ascii=False, separators=(",", ":")).encode()
-                     for row in day_data.rows(count, day)]
+        self.rows = []
+        stamps, fingerprint_sum = [], 0
+        for row in day_data.rows(count, day):
+            self.rows.append(json.dumps({"f": [{"v": None if v is None else str(v)} for v in row]},
+                                        ensure_ascii=False, separators=(",", ":")).encode())
+            stamps.append(row[5])
+            fingerprint_sum += fingerprint(row)
+        # What token_verify_day's summary query answers, which a re-sync asks for first.
+        self.summary = (len(self.rows), stamps, fingerprint_sum)
         self.jobs = 0
         self.lock = threading.Lock()
 
@@ -85,6 +95,9 @@ def handler(source):
             with source.lock:
                 source.jobs += 1
                 job_id = f"bench_{source.jobs}"
+            if is_summary_query(body):
+                reference = {"projectId": "billing", "jobId": job_id, "location": "US"}
+                return self.send(json.dumps(summary_answer(reference, *source.summary)).encode())
             self.send(source.page(job_id, 0, int(body.get("maxResults") or MAX_PAGE_ROWS)))
 
         def do_GET(self):

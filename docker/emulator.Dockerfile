@@ -1,6 +1,6 @@
 # The BigQuery emulator seeded with sample token rows, for offline use (compose profile
 # "offline", the chart's emulator.enabled). Same launcher and seeder as the demo and tests.
-#   docker build -f docker/emulator.Dockerfile -t token-sync-emulator:0.1.0 .
+#   docker build -f docker/emulator.Dockerfile -t token-sync-emulator:0.2.0 .
 FROM python:3.11-slim-bookworm
 COPY scripts/emulator-requirements.txt /opt/token_sync/
 RUN pip install --no-cache-dir -r /opt/token_sync/emulator-requirements.txt

@@ -12,9 +12,9 @@ END $$;
 GRANT EXECUTE ON FUNCTION token_sync_day(date), token_backfill(date, date), token_verify_day(date)
       TO token_sync_runner;
 GRANT USAGE ON SCHEMA token_sync TO token_sync_runner;
--- The ledger: attempts are opened (INSERT), closed (UPDATE), and under REPEATABLE READ a
--- superseded running row is removed (DELETE).
-GRANT SELECT, INSERT, UPDATE, DELETE ON token_sync.runs TO token_sync_runner;
+-- The ledger: attempts are opened (INSERT) and closed (UPDATE, or under REPEATABLE READ an
+-- INSERT of the attempt's end).
+GRANT SELECT, INSERT, UPDATE ON token_sync.runs TO token_sync_runner;
 GRANT SELECT ON token_sync.attempts, token_sync.day_status TO token_sync_runner;
 -- The target table, as token_sync.target_table names it.
 SELECT format('GRANT SELECT, INSERT, DELETE ON %s TO token_sync_runner',

@@ -2,7 +2,7 @@
 //! [day 00:00:00 UTC, day+1 00:00:00 UTC), whatever the session's TimeZone.
 
 use crate::error::{SyncError, SyncResult};
-use chrono::{Days, NaiveDate, Utc};
+use chrono::{Datelike, Days, NaiveDate, Utc};
 use pgrx::datum::{Date, TimestampWithTimeZone};
 use std::fmt;
 
@@ -28,15 +28,16 @@ impl SyncDay {
             ));
         }
         let unix_days = i64::from(date.to_unix_epoch_days());
-        let day = NaiveDate::from_ymd_opt(1970, 1, 1)
+        NaiveDate::from_ymd_opt(1970, 1, 1)
             .and_then(|epoch| epoch.checked_add_signed(chrono::Duration::days(unix_days)))
+            .filter(|day| (1..=9999).contains(&day.year()))
+            .map(Self)
             .ok_or_else(|| {
                 SyncError::invalid_argument(
-                    format!("{argument} is out of range"),
-                    "Pass a day between 1970 and 9999.",
+                    format!("{argument} is outside BigQuery's range of days"),
+                    "BigQuery's DATE and TIMESTAMP hold days from 0001-01-01 to 9999-12-31; pass a day in that range.",
                 )
-            })?;
-        Ok(Self(day))
+            })
     }
 
     /// Refuses days that have not begun yet in UTC; today (a partial day) is allowed.

@@ -6,6 +6,7 @@ use crate::error::{SyncError, SyncResult};
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use std::ffi::CString;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use url::{Host, Url};
 
@@ -25,8 +26,17 @@ static MAX_BACKFILL_DAYS: GucSetting<i32> = GucSetting::<i32>::new(366);
 static FETCH_CONCURRENCY: GucSetting<i32> = GucSetting::<i32>::new(4);
 static MAX_RETRIES: GucSetting<i32> = GucSetting::<i32>::new(5);
 static RETRY_DELAY_MS: GucSetting<i32> = GucSetting::<i32>::new(1000);
+static MAX_KB_IN_FLIGHT: GucSetting<i32> = GucSetting::<i32>::new(32 * 1024);
+static SKIP_UNCHANGED: GucSetting<bool> = GucSetting::<bool>::new(true);
+
+/// Whether the library was loaded by `shared_preload_libraries`, i.e. before any session
+/// could set a `token_sync.*` placeholder.
+static PRELOADED: AtomicBool = AtomicBool::new(false);
 
 pub fn register() {
+    // SAFETY: a plain flag PostgreSQL sets while it loads shared_preload_libraries.
+    let preloaded = unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress };
+    PRELOADED.store(preloaded, Ordering::Relaxed);
     define_settings();
     // Unknown token_sync.* names become errors instead of silent placeholders.
     #[cfg(any(feature = "pg15", feature = "pg16", feature = "pg17"))]
@@ -150,6 +160,24 @@ fn define_settings() {
         flags | GucFlags::UNIT_MS,
     );
     GucRegistry::define_int_guc(
+        c"token_sync.max_bytes_in_flight",
+        c"Memory the fetch pipeline may hold: responses being read and pages not yet written.",
+        c"Requests ask for as many rows as fit their share of it.",
+        &MAX_KB_IN_FLIGHT,
+        256,
+        4 * 1024 * 1024,
+        GucContext::Suset,
+        flags | GucFlags::UNIT_KB,
+    );
+    GucRegistry::define_bool_guc(
+        c"token_sync.skip_unchanged",
+        c"Re-syncing a day that already holds rows first compares it with BigQuery and rewrites it only if it changed.",
+        c"The comparison is token_verify_day's: row count, first and last block_timestamp, and the fingerprint.",
+        &SKIP_UNCHANGED,
+        GucContext::Suset,
+        flags,
+    );
+    GucRegistry::define_int_guc(
         c"token_sync.max_backfill_days",
         c"Most days one token_backfill call may cover.",
         c"",
@@ -234,11 +262,14 @@ pub struct Settings {
     pub max_retries: u32,
     pub retry_delay: Duration,
     pub fetch_concurrency: u32,
+    pub max_bytes_in_flight: usize,
+    pub skip_unchanged: bool,
 }
 
 impl Settings {
     /// Reads and validates every setting. Touches nothing but the GUCs.
     pub fn load() -> SyncResult<Self> {
+        require_preloaded()?;
         let raw = RawSettings {
             billing_project: string_setting(&BILLING_PROJECT),
             source_table: string_setting(&SOURCE_TABLE),
@@ -253,9 +284,25 @@ impl Settings {
             max_retries: MAX_RETRIES.get(),
             retry_delay_ms: RETRY_DELAY_MS.get(),
             fetch_concurrency: FETCH_CONCURRENCY.get(),
+            max_kb_in_flight: MAX_KB_IN_FLIGHT.get(),
+            skip_unchanged: SKIP_UNCHANGED.get(),
         };
         raw.validate()
     }
+}
+
+/// Without the preload, a session may have set a `token_sync.*` placeholder before the
+/// library loaded, and PostgreSQL would have kept its value unchecked: refuse to use any.
+/// (The ledger's worker never reads the settings, so it needs no preload of its own.)
+fn require_preloaded() -> SyncResult<()> {
+    if PRELOADED.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    Err(SyncError::new(
+        pgrx::PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        "token_sync is not in shared_preload_libraries",
+        "Add it in postgresql.conf, e.g. shared_preload_libraries = 'pg_cron,token_sync' (or ALTER SYSTEM SET shared_preload_libraries = 'pg_cron,token_sync'), and restart the server. Without it an ordinary user could set token_sync.* before the library loads.",
+    ))
 }
 
 fn string_setting(setting: &GucSetting<Option<CString>>) -> String {
@@ -281,6 +328,8 @@ pub struct RawSettings {
     pub max_retries: i32,
     pub retry_delay_ms: i32,
     pub fetch_concurrency: i32,
+    pub max_kb_in_flight: i32,
+    pub skip_unchanged: bool,
 }
 
 impl RawSettings {
@@ -359,6 +408,8 @@ impl RawSettings {
             max_retries: self.max_retries.clamp(0, 20) as u32,
             retry_delay: Duration::from_millis(self.retry_delay_ms.max(0) as u64),
             fetch_concurrency: self.fetch_concurrency.clamp(1, 32) as u32,
+            max_bytes_in_flight: self.max_kb_in_flight.max(256) as usize * 1024,
+            skip_unchanged: self.skip_unchanged,
         })
     }
 }
@@ -436,6 +487,8 @@ mod tests {
             max_retries: 5,
             retry_delay_ms: 1000,
             fetch_concurrency: 4,
+            max_kb_in_flight: 32 * 1024,
+            skip_unchanged: true,
         }
     }
 

@@ -29,6 +29,12 @@ fn token_sync_day(
     let day = past_day(day, "day");
     let target = TargetTable::prepare(&settings.target_table).or_raise();
     let outcome = sync::sync_day(&settings, &target, day).unwrap_or_else(|failure| failure.raise());
+    if outcome.figures.unchanged {
+        pgrx::notice!(
+            "token_sync: {day} is unchanged in BigQuery ({} rows, same fingerprint); it was not rewritten",
+            outcome.figures.rows_loaded
+        );
+    }
     TableIterator::once(day_row(&outcome))
 }
 
@@ -105,7 +111,7 @@ fn token_backfill(
                     day_row(&outcome);
                 rows.push((
                     day,
-                    "succeeded".to_string(),
+                    outcome.figures.status().to_string(),
                     Some(rows_loaded),
                     Some(rows_reported),
                     seconds,

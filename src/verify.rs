@@ -8,7 +8,8 @@
 //! order of rows does not matter and a changed, missing or duplicated row changes the sum.
 
 use crate::bigquery::decode::{parse_integer, parse_timestamp_micros};
-use crate::bigquery::{pages, query};
+use crate::bigquery::pages::{self, SingleRow};
+use crate::bigquery::query;
 use crate::day::SyncDay;
 use crate::error::SyncResult;
 use crate::load::target::{spi_error, TargetTable};
@@ -70,7 +71,7 @@ fn unix_micros_sql(expression: &str) -> String {
 }
 
 /// What one side holds for the day.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DaySummary {
     pub rows: i64,
     /// Microseconds since the Unix epoch; `None` for an empty day.
@@ -92,12 +93,31 @@ impl Comparison {
 }
 
 pub fn compare_day(settings: &Settings, day: SyncDay) -> SyncResult<Comparison> {
-    let target = TargetTable::prepare(&settings.target_table)?;
-    let local = local_summary(&target, day)?;
+    // A check changes nothing: a target that does not exist yet holds no rows.
+    let local = match TargetTable::find(&settings.target_table)? {
+        Some(target) => local_summary(&target, day)?,
+        None => {
+            pgrx::notice!(
+                "token_sync: the target table {} does not exist yet; it holds no rows",
+                settings.target_table
+            );
+            DaySummary::default()
+        }
+    };
+    let (bigquery, job) = bigquery_summary(settings, day)?;
+    Ok(Comparison {
+        bigquery,
+        local,
+        job_id: job.job_id,
+    })
+}
+
+/// What BigQuery holds for the day, and the job that computed it.
+pub fn bigquery_summary(settings: &Settings, day: SyncDay) -> SyncResult<(DaySummary, SingleRow)> {
     let request = query::day_summary(settings, day, &bigquery_fingerprint_sql());
-    let (job_id, cells) = pages::single_row(settings, request)?;
-    let cell = |index: usize| cells.get(index).cloned().flatten();
-    let bigquery = DaySummary {
+    let job = pages::single_row(settings, request)?;
+    let cell = |index: usize| job.cells.get(index).cloned().flatten();
+    let summary = DaySummary {
         rows: cell(0)
             .as_deref()
             .map(parse_integer)
@@ -111,14 +131,11 @@ pub fn compare_day(settings: &Settings, day: SyncDay) -> SyncResult<Comparison> 
             .transpose()?
             .unwrap_or(0),
     };
-    Ok(Comparison {
-        bigquery,
-        local,
-        job_id,
-    })
+    Ok((summary, job))
 }
 
-fn local_summary(target: &TargetTable, day: SyncDay) -> SyncResult<DaySummary> {
+/// What the target table holds for the day.
+pub fn local_summary(target: &TargetTable, day: SyncDay) -> SyncResult<DaySummary> {
     let sql = format!(
         "SELECT count(*), {}, {}, coalesce({}, 0)::bigint FROM {} \
          WHERE block_timestamp >= $1 AND block_timestamp < $2",

@@ -5,6 +5,7 @@ import datetime as dt
 import psycopg
 import pytest
 
+from cluster import DATABASE, Cluster
 from helpers import UTC, to_fake, token
 
 
@@ -80,6 +81,8 @@ def test_no_auth_is_refused_for_a_remote_api(db, fake_google):
     ("token_backfill('2024-01-01', '2026-11-10')", "max_backfill_days"),
     ("token_backfill('2026-11-01', current_date + 1)", "in the future"),
     ("token_verify_day(NULL)", "must not be NULL"),
+    ("token_sync_day('0001-01-01'::date - 1)", "outside BigQuery's range of days"),
+    ("token_backfill('0001-01-01'::date - 1, '2026-11-10')", "outside BigQuery's range of days"),
 ])
 def test_bad_arguments_are_refused_and_change_nothing(db, fake_google, call, words):
     with pytest.raises(psycopg.errors.InvalidParameterValue) as error:
@@ -88,3 +91,94 @@ def test_bad_arguments_are_refused_and_change_nothing(db, fake_google, call, wor
     assert error.value.diag.message_hint
     assert fake_google.requests == []
     assert db.execute("SELECT count(*) FROM token_sync.runs").fetchone() == (0,)
+
+
+def test_a_day_out_of_range_names_the_range_bigquery_has(db, fake_google):
+    with pytest.raises(psycopg.errors.InvalidParameterValue) as error:
+        db.execute("SELECT token_sync_day('0001-01-01'::date - 1)")
+    assert error.value.diag.message_hint == (
+        "BigQuery's DATE and TIMESTAMP hold days from 0001-01-01 to 9999-12-31; pass a day in that range.")
+    # Days before 1970 are BigQuery days like any other.
+    assert db.execute("SELECT day, rows_loaded FROM token_sync_day('1969-12-31')").fetchone() == (
+        dt.date(1969, 12, 31), 0)
+    assert db.execute("SELECT day::text, status FROM token_backfill('0001-01-01', '0001-01-02')").fetchall() == [
+        ("0001-01-01", "succeeded"), ("0001-01-02", "succeeded")]
+
+
+def test_without_the_preload_the_functions_refuse_to_run():
+    cluster = Cluster().start(preload="pg_cron")
+    try:
+        with cluster.connect() as conn:
+            conn.execute("CREATE ROLE mallory LOGIN")
+        with cluster.connect(user="mallory") as mallory:
+            # The hole the preload closes: before the library loads, anyone may set a placeholder.
+            mallory.execute("SET token_sync.api_url = 'http://127.0.0.1:1'")
+        with cluster.connect() as conn:
+            for call in ["token_sync_day('2026-11-20')", "token_backfill('2026-11-19', '2026-11-20')",
+                         "token_verify_day('2026-11-20')"]:
+                with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState) as error:
+                    conn.execute(f"SELECT * FROM {call}")
+                assert error.value.diag.message_primary == "token_sync is not in shared_preload_libraries"
+                assert "shared_preload_libraries = 'pg_cron,token_sync'" in error.value.diag.message_hint
+                assert "restart" in error.value.diag.message_hint
+            assert conn.execute("SELECT count(*) FROM token_sync.runs").fetchone() == (0,)
+            assert conn.execute("SELECT to_regclass('public.raw_tokens')").fetchone() == (None,)
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def runner_on_fake(db, cluster, fake_google, psql):
+    """A target table made by a first sync, the runner role, and a way to log in as a role
+    whose sessions point at the fake server."""
+    fake_google.rows = [to_fake(token(1, dt.datetime(2026, 11, 20, 1, tzinfo=UTC), symbol="T1")),
+                        to_fake(token(2, dt.datetime(2026, 11, 20, 2, tzinfo=UTC), symbol="T2"))]
+    db.execute("SELECT token_sync_day('2026-11-19')")
+    psql("sql/grant_runner_role.sql")
+    made = []
+
+    def login(role):
+        db.execute(f"DROP ROLE IF EXISTS {role}")
+        db.execute(f"CREATE ROLE {role} LOGIN IN ROLE token_sync_runner")
+        db.execute(f"ALTER ROLE {role} SET token_sync.api_url = '{fake_google.base_url}'")
+        db.execute(f"ALTER ROLE {role} SET token_sync.source_table = 'bigquery-public-data.crypto_ethereum.tokens'")
+        made.append(role)
+        return cluster.connect(user=role)
+    yield login
+    db.execute("ALTER TABLE IF EXISTS raw_tokens OWNER TO postgres")
+    for role in made:
+        db.execute(f"DROP OWNED BY {role}")
+        db.execute(f"DROP ROLE {role}")
+
+
+ROW_SECURITY_HINT = ("Run the sync as a role that bypasses row security (the table owner, unless FORCE ROW LEVEL "
+                     "SECURITY is set, or a role with BYPASSRLS), or ALTER TABLE ... DISABLE ROW LEVEL SECURITY "
+                     "on the target.")
+
+
+def test_row_level_security_on_the_target_is_refused_as_copy_refuses_it(db, runner_on_fake):
+    db.execute("ALTER TABLE raw_tokens ENABLE ROW LEVEL SECURITY")
+    db.execute("CREATE POLICY only_t1 ON raw_tokens TO token_sync_runner USING (true) WITH CHECK (symbol = 'T1')")
+    with runner_on_fake("rls_runner") as runner:
+        with pytest.raises(psycopg.errors.FeatureNotSupported) as error:
+            runner.execute("SELECT token_sync_day('2026-11-20')")
+        assert error.value.diag.message_primary == (
+            "row-level security applies to public.raw_tokens for the current role, and token_sync loads "
+            "through COPY, which cannot apply its policies")
+        assert error.value.diag.message_hint == ROW_SECURITY_HINT
+    assert db.execute("SELECT count(*) FROM raw_tokens").fetchone() == (0,), "the policy forbids T2: nothing written"
+    assert db.execute("SELECT status FROM token_sync.runs WHERE day = '2026-11-20'").fetchall() == [("failed",)]
+
+
+def test_forced_row_level_security_binds_the_owner_too(db, runner_on_fake):
+    with runner_on_fake("table_owner") as owner:
+        db.execute("ALTER TABLE raw_tokens OWNER TO table_owner")
+        db.execute("ALTER TABLE raw_tokens ENABLE ROW LEVEL SECURITY")
+        assert owner.execute("SELECT rows_loaded FROM token_sync_day('2026-11-20')").fetchone() == (2,), (
+            "row security does not apply to the owner")
+        db.execute("ALTER TABLE raw_tokens FORCE ROW LEVEL SECURITY")
+        with pytest.raises(psycopg.errors.FeatureNotSupported) as error:
+            owner.execute("SELECT token_sync_day('2026-11-21')")
+        assert error.value.diag.message_hint == ROW_SECURITY_HINT
+    # A superuser bypasses row security, FORCE or not, as with COPY.
+    assert db.execute("SELECT rows_loaded FROM token_sync_day('2026-11-19')").fetchone() == (0,)

@@ -17,6 +17,9 @@ def test_benchmark_runs_every_path_and_each_loads_the_whole_day(tmp_path):
     assert result["rows"] == 1500
     assert sorted(result["medians"]) == sorted([
         "token_sync_day, no latency, concurrency 4",
+        "token_sync_day, defaults: first load",
+        "token_sync_day, defaults: re-sync, unchanged day",
+        "token_sync_day, defaults: re-sync, one row changed",
         "token_sync_day, 20 ms/page, concurrency 1",
         "token_sync_day, 20 ms/page, concurrency 4",
         "psql \\copy",

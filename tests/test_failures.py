@@ -13,7 +13,7 @@ import urllib.parse
 import psycopg
 import pytest
 
-from helpers import UTC, cancel_later, to_fake, token, wait_until
+from helpers import UTC, cancel_later, notices, to_fake, token, wait_until
 
 MIDNIGHT = dt.datetime(2026, 11, 20, tzinfo=UTC)
 
@@ -94,6 +94,7 @@ def test_cancel_during_a_retry_backoff_stops_within_a_second(db, fake_google, cl
     fake_google.rows = day_rows(2)
     db.execute("SELECT token_sync_day('2026-11-20')")
     db.execute("SET token_sync.retry_delay = '30s'")
+    fake_google.rows = day_rows(3)  # the day changed, so the re-sync queries its rows
     fake_google.fault = lambda kind, n: bigquery_error(503, "backendError") if kind == "query" else None
 
     def second_query_then_half_a_second():
@@ -189,8 +190,9 @@ def test_two_sessions_on_one_day_give_one_copy(db, fake_google, cluster):
     assert not errors and len(results) == 2
     assert db.execute("SELECT count(*), count(DISTINCT block_number) FROM raw_tokens "
                       "WHERE block_timestamp >= '2026-11-20 00:00+00'").fetchone() == (5, 5)
-    assert db.execute("SELECT count(*) FROM token_sync.runs WHERE day = '2026-11-20' AND status = 'succeeded'"
-                      ).fetchone() == (2,)
+    # The second finds the day as the first left it, the same as BigQuery's: unchanged.
+    assert db.execute("SELECT status FROM token_sync.runs WHERE day = '2026-11-20' ORDER BY finished_at"
+                      ).fetchall() == [("succeeded",), ("unchanged",)]
     assert db.execute("SELECT count(*) FROM pg_indexes WHERE tablename = 'raw_tokens'").fetchone() == (1,)
 
 
@@ -256,6 +258,7 @@ def test_an_unreadable_key_file_is_refused_before_any_call(db, fake_google, key_
 def test_a_result_of_another_schema_fails_the_day_without_writing(db, fake_google, change, words):
     fake_google.rows = day_rows(3)
     db.execute("SELECT token_sync_day('2026-11-20')")
+    db.execute("SET token_sync.skip_unchanged = off")  # the day's rows are the same; their result is not
     fake_google.schema = change(fake_google.schema)
     with pytest.raises(psycopg.errors.DataException) as error:
         db.execute("SELECT token_sync_day('2026-11-20')")
@@ -301,3 +304,23 @@ def test_a_row_outside_the_day_fails_the_day_without_writing(db, fake_google):
         db.execute("SELECT token_sync_day('2026-11-20')")
     assert "outside 2026-11-20" in error.value.diag.message_primary
     assert db.execute("SELECT count(*) FROM raw_tokens").fetchone() == (2,)
+
+
+def test_a_failing_day_and_backfill_say_so_once_each_and_nothing_about_the_ledger(db, fake_google, cluster):
+    seen = notices(db)
+    log_before = cluster.log.stat().st_size
+    db.execute("SET token_sync.max_retries = 1")
+    fake_google.fault = lambda kind, n: bigquery_error(503, "backendError")
+    with pytest.raises(psycopg.errors.ConnectionFailure) as error:
+        db.execute("SELECT token_sync_day('2026-11-20')")
+    assert error.value.diag.message_primary == "BigQuery refused the request: simulated backendError"
+    assert seen == [], "the ERROR is all a failing day says"
+    days = db.execute("SELECT day::text, status, error FROM token_backfill('2026-11-14', '2026-11-20')").fetchall()
+    assert [status for _, status, _ in days] == ["failed"] * 7
+    assert seen == [("WARNING", f"token_sync: {day} failed: {failure}") for day, _, failure in days]
+    assert all(failure.startswith("BigQuery refused the request: simulated backendError") for _, _, failure in days)
+    assert db.execute("SELECT count(*) FROM token_sync.runs WHERE status = 'failed' AND error LIKE 'BigQuery refused%'"
+                      ).fetchone() == (8,)
+    with cluster.log.open("rb") as log:
+        log.seek(log_before)
+        assert b"ledger" not in log.read()

@@ -6,7 +6,7 @@ import datetime as dt
 import psycopg
 import pytest
 
-from helpers import UTC, token
+from helpers import UTC, notices, token
 
 DAY = dt.date(2026, 11, 20)
 MIDNIGHT = dt.datetime(2026, 11, 20, tzinfo=UTC)
@@ -82,7 +82,9 @@ def test_rerun_replaces_the_day_and_leaves_other_days_alone(db, source):
     db.execute("SELECT token_sync_day('2026-11-20')")
     assert [r[0] for r in loaded(db)] == [1, 3, 5]
     assert [r[0] for r in loaded(db, DAY + dt.timedelta(days=1))] == [100]
-    assert db.execute("SELECT count(*) FROM token_sync.runs WHERE status = 'succeeded'").fetchone() == (4,)
+    assert db.execute("SELECT day::text, status FROM token_sync.runs ORDER BY run_id").fetchall() == [
+        ("2026-11-21", "succeeded"), ("2026-11-20", "succeeded"), ("2026-11-20", "unchanged"),
+        ("2026-11-20", "succeeded")]
 
 
 def test_readers_never_see_a_half_loaded_day(db, source, cluster):
@@ -182,3 +184,60 @@ def test_drop_extension_keeps_the_data(cluster, db, source):
         assert db.execute("SELECT count(*) FROM raw_tokens").fetchone() == (1,)
     finally:
         db.execute("CREATE EXTENSION token_sync")
+
+
+def test_verify_creates_nothing_when_the_target_does_not_exist(db, source):
+    source.insert([token(1, MIDNIGHT + dt.timedelta(hours=1))])
+    seen = notices(db)
+    result = db.execute("SELECT matches, bigquery_rows, local_rows, local_fingerprint "
+                        "FROM token_verify_day('2026-11-20')").fetchone()
+    assert result == (False, 1, 0, 0)
+    assert seen == [("NOTICE", "token_sync: the target table public.raw_tokens does not exist yet; it holds no rows")]
+    assert db.execute("SELECT to_regclass('public.raw_tokens')").fetchone() == (None,)
+    assert db.execute("SELECT count(*) FROM token_sync.runs").fetchone() == (0,)
+
+
+def row_versions(db):
+    return db.execute("SELECT block_number, xmin::text FROM raw_tokens ORDER BY block_number").fetchall()
+
+
+def test_a_resync_of_an_unchanged_day_rewrites_nothing_and_a_changed_day_is_rewritten(db, source):
+    source.insert([token(n, MIDNIGHT + dt.timedelta(minutes=n), name=f"T\x00{n}") for n in range(1, 6)])
+    assert db.execute("SELECT rows_loaded FROM token_sync_day('2026-11-20')").fetchone() == (5,)
+    versions = row_versions(db)
+    seen = notices(db)
+    day, rows_loaded, rows_reported, _, _, job_id = db.execute("SELECT * FROM token_sync_day('2026-11-20')").fetchone()
+    assert (day, rows_loaded, rows_reported) == (DAY, 5, 5) and job_id
+    assert seen == [("NOTICE", "token_sync: 2026-11-20 is unchanged in BigQuery (5 rows, same fingerprint); "
+                               "it was not rewritten")]
+    assert row_versions(db) == versions, "no row was rewritten"
+    assert db.execute("SELECT status, rows_loaded, job_id FROM token_backfill('2026-11-20', '2026-11-20')"
+                      ).fetchone()[:2] == ("unchanged", 5)
+    assert row_versions(db) == versions
+
+    # One value changed at the source: the day is rewritten.
+    source.delete_where("block_number = 3")
+    source.insert([token(3, MIDNIGHT + dt.timedelta(minutes=3), name="T\x003", symbol="CHANGED")])
+    seen.clear()
+    assert db.execute("SELECT rows_loaded FROM token_sync_day('2026-11-20')").fetchone() == (5,)
+    assert seen == []
+    assert db.execute("SELECT symbol FROM raw_tokens WHERE block_number = 3").fetchone() == ("CHANGED",)
+    assert row_versions(db) != versions
+
+    # The switch: always rewrite.
+    versions = row_versions(db)
+    db.execute("SET token_sync.skip_unchanged = off")
+    assert db.execute("SELECT rows_loaded FROM token_sync_day('2026-11-20')").fetchone() == (5,)
+    assert all(old != new for old, new in zip(versions, row_versions(db)))
+    assert db.execute("SELECT status FROM token_sync.runs ORDER BY run_id").fetchall() == [
+        ("succeeded",), ("unchanged",), ("unchanged",), ("succeeded",), ("succeeded",)]
+    assert db.execute("SELECT last_attempt_status, missing FROM token_sync.day_status").fetchall() == [
+        ("succeeded", False)]
+
+
+def test_an_unchanged_day_still_counts_as_present(db, source):
+    source.insert([token(1, MIDNIGHT + dt.timedelta(hours=1))])
+    db.execute("SELECT token_sync_day('2026-11-20')")
+    db.execute("SELECT token_sync_day('2026-11-20')")
+    assert db.execute("SELECT last_attempt_status, rows_loaded, missing FROM token_sync.day_status").fetchall() == [
+        ("unchanged", 1, False)]

@@ -3,8 +3,10 @@ token flow, HTTP errors, jobs that are not complete at once, float-seconds TIMES
 cut and slow responses, and cancellation."""
 
 import datetime as dt
+import json
 import os
 import time
+import urllib.parse
 
 import psycopg
 import pytest
@@ -108,13 +110,13 @@ def test_http_errors_name_the_cause_and_leave_the_day(db, fake_google, status, r
     fake_google.rows = day_rows()
     db.execute("SELECT token_sync_day('2026-11-20')")
     body = {"error": {"code": status, "message": f"simulated {reason}", "errors": [{"reason": reason, "message": f"simulated {reason}"}]}}
-    fake_google.fault = lambda kind, n: {"status": status, "body": body} if kind == "query" else None
+    # A re-sync asks BigQuery for the day's summary first: that is the call that fails.
+    fake_google.fault = lambda kind, n: {"status": status, "body": body} if kind in ("summary", "query") else None
     db.execute("SET token_sync.max_retries = 2")
-    queries_before = fake_google.count("query")
     with pytest.raises(psycopg.Error) as error:
         db.execute("SELECT token_sync_day('2026-11-20')")
     transient = sqlstate == "08006"
-    assert fake_google.count("query") - queries_before == (3 if transient else 1)
+    assert (fake_google.count("summary"), fake_google.count("query")) == ((3 if transient else 1), 1)
     if transient:
         assert "gave up after 2 retries" in error.value.diag.message_detail
     assert error.value.sqlstate == sqlstate
@@ -181,3 +183,42 @@ def test_a_slow_page_is_cancelled_within_a_second(db, fake_google, cluster, how)
     with pytest.raises(psycopg.errors.QueryCanceled):
         db.execute("SELECT token_sync_day('2026-11-20')")
     assert time.monotonic() - started < trigger_at + 1.0
+
+
+def test_a_backfill_asks_for_one_token_and_keeps_its_connection(db, fake_google, key_file):
+    path, _, _ = key_file
+    fake_google.rows = [to_fake(token(n, MIDNIGHT - dt.timedelta(days=n, hours=-1))) for n in range(7)]
+    db.execute(f"SET token_sync.credentials = '{path}'")
+    days = db.execute("SELECT status, rows_loaded FROM token_backfill('2026-11-14', '2026-11-20')").fetchall()
+    assert days == [("succeeded", 1)] * 7
+    assert len(fake_google.token_requests) == 1
+    assert len(set(fake_google.bigquery_connections)) == 1, "one connection for the whole backfill"
+    # A later call in the same backend reuses both; here every day is unchanged.
+    days = db.execute("SELECT status FROM token_backfill('2026-11-14', '2026-11-20')").fetchall()
+    assert days == [("unchanged",)] * 7
+    assert len(fake_google.token_requests) == 1
+    assert len(set(fake_google.bigquery_connections)) == 1
+
+
+def test_requests_are_sized_to_the_bytes_in_flight(db, fake_google):
+    wide = "w" * 2000
+    fake_google.rows = [to_fake(token(n, MIDNIGHT + dt.timedelta(seconds=n), name=wide)) for n in range(1, 401)]
+    db.execute("SET token_sync.page_rows = 100")
+
+    def rows_asked(budget):
+        fake_google.requests.clear()
+        fake_google.queries.clear()
+        db.execute(f"SET token_sync.max_bytes_in_flight = '{budget}'")
+        db.execute("SET token_sync.skip_unchanged = off")
+        assert db.execute("SELECT rows_loaded FROM token_sync_day('2026-11-20')").fetchone() == (400,)
+        first, = [json.loads(body)["maxResults"] for kind, _, _, body in fake_google.requests if kind == "query"]
+        rest = [int(urllib.parse.parse_qs(query)["maxResults"][0])
+                for (kind, *_), query in zip(fake_google.requests, fake_google.queries) if kind == "results"]
+        return first, rest
+    # 32 MB: every request asks for page_rows.
+    assert rows_asked("32MB") == (100, [100, 100, 100])
+    # 256 kB over 4 + 3 pages in flight, ~2.2 kB of JSON a row, twice that at its peak: 8 rows.
+    first, rest = rows_asked("256kB")
+    assert first == 100 and sum(rest) == 300
+    assert max(rest) <= 8 and len(rest) >= 300 // 8
+    assert db.execute("SELECT count(DISTINCT block_number) FROM raw_tokens").fetchone() == (400,)

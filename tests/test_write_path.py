@@ -72,6 +72,7 @@ def test_the_targets_constraints_apply_and_a_violation_leaves_the_day(db, fake_g
     fake_google.rows = [to_fake(r) for r in source_rows(3)]
     db.execute("SELECT token_sync_day('2026-11-20')")
     db.execute("ALTER TABLE raw_tokens ADD CONSTRAINT small_blocks CHECK (block_number < 3) NOT VALID")
+    fake_google.rows = [to_fake(r) for r in source_rows(4)]  # a changed day, so it is rewritten
     with pytest.raises(psycopg.errors.CheckViolation):
         db.execute("SELECT token_sync_day('2026-11-20')")
     assert db.execute("SELECT count(*) FROM raw_tokens").fetchone() == (3,)

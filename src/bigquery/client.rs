@@ -5,6 +5,7 @@ use super::errors;
 use super::wire::{Body, Envelope, JobReference};
 use crate::error::{SyncError, SyncResult};
 use crate::settings::Settings;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 use url::Url;
 
@@ -31,17 +32,33 @@ pub struct BigQueryClient {
     retry_delay: Duration,
 }
 
+/// The backend's HTTP client, kept from call to call (and day to day of a backfill) so that
+/// its connections, and their TLS handshakes, are reused.
+static HTTP: Mutex<Option<(Duration, reqwest::Client)>> = Mutex::new(None);
+
+fn http_client(timeout: Duration) -> SyncResult<reqwest::Client> {
+    let mut cached = HTTP.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((built_for, client)) = cached.as_ref() {
+        if *built_for == timeout {
+            return Ok(client.clone());
+        }
+    }
+    let client = reqwest::Client::builder()
+        .user_agent(concat!("token_sync/", env!("CARGO_PKG_VERSION")))
+        .timeout(timeout)
+        .build()
+        .map_err(|error| errors::network(&error))?;
+    *cached = Some((timeout, client.clone()));
+    Ok(client)
+}
+
 /// The longest wait between two retries.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(32);
 
 impl BigQueryClient {
     pub async fn connect(settings: &Settings) -> SyncResult<Self> {
         let auth = Authorizer::for_credentials(&settings.credentials).await?;
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("token_sync/", env!("CARGO_PKG_VERSION")))
-            .timeout(settings.http_timeout)
-            .build()
-            .map_err(|error| errors::network(&error))?;
+        let http = http_client(settings.http_timeout)?;
         Ok(Self {
             http,
             api_url: settings.api_url.clone(),

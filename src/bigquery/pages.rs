@@ -3,12 +3,15 @@
 //! pages are on their way while the current one is written. After the first page, the rest
 //! is fetched by position, several ranges at once (`token_sync.fetch_concurrency`), and
 //! delivered in order. Each response is decoded (borrowing from its body) and transformed
-//! as soon as it arrives, so memory holds about `fetch_concurrency` + 2 prepared pages.
+//! as soon as it arrives. Memory is bounded in bytes: every response in flight and every
+//! prepared page not yet written holds room from one `Budget`.
 
+use super::budget::{Budget, Reservation, Weighed, PEAK_PER_BODY_BYTE};
 use super::client::{BigQueryClient, Page};
 use super::decode::{self, ColumnMap};
 use super::errors::bad_response;
-use super::wire::{Body, JobReference};
+use super::query;
+use super::wire::{Body, JobReference, QueryResponse};
 use crate::error::SyncResult;
 use crate::runtime::{self, BackgroundTask};
 use crate::settings::Settings;
@@ -37,12 +40,22 @@ pub struct JobSummary {
 /// What each decoded page becomes on the network threads before it is delivered.
 type Transform<T> = Arc<dyn for<'a> Fn(decode::Page<'a>) -> SyncResult<T> + Send + Sync>;
 
+/// A prepared page with the room it takes in the budget.
+struct Held<T> {
+    page: T,
+    room: Reservation,
+}
+
+type Sender<T> = mpsc::Sender<SyncResult<Delivery<Held<T>>>>;
+
 pub struct ResultStream<T> {
-    receiver: mpsc::Receiver<SyncResult<Delivery<T>>>,
+    receiver: mpsc::Receiver<SyncResult<Delivery<Held<T>>>>,
+    /// The room of the page last handed out, kept until the next one is asked for.
+    writing: Option<Reservation>,
     _fetch: BackgroundTask<()>,
 }
 
-impl<T: Send + 'static> ResultStream<T> {
+impl<T: Weighed + Send + 'static> ResultStream<T> {
     /// Starts the query on the network threads; returns at once. Pages are delivered in
     /// result order, each passed through `transform` first.
     pub fn start<F>(settings: &Settings, request: Value, transform: F) -> SyncResult<Self>
@@ -60,24 +73,35 @@ impl<T: Send + 'static> ResultStream<T> {
         })?;
         Ok(Self {
             receiver,
+            writing: None,
             _fetch: fetch,
         })
     }
 
-    /// The next delivery, waiting interruptibly; `None` once the result is exhausted.
+    /// The next delivery, waiting interruptibly; `None` once the result is exhausted. The
+    /// page handed out before this call must have been written by now.
     pub fn next(&mut self) -> SyncResult<Option<Delivery<T>>> {
-        runtime::wait(self.receiver.recv())?.transpose()
+        self.writing = None;
+        Ok(match runtime::wait(self.receiver.recv())?.transpose()? {
+            Some(Delivery::Page(held)) => {
+                self.writing = Some(held.room);
+                Some(Delivery::Page(held.page))
+            }
+            Some(Delivery::Started(summary)) => Some(Delivery::Started(summary)),
+            None => None,
+        })
     }
 }
 
-async fn fetch_pages<T: Send + 'static>(
+async fn fetch_pages<T: Weighed + Send + 'static>(
     settings: &Settings,
     request: &Value,
     transform: Transform<T>,
-    sender: &mpsc::Sender<SyncResult<Delivery<T>>>,
+    sender: &Sender<T>,
 ) -> SyncResult<()> {
     let client = BigQueryClient::connect(settings).await?;
-    let (job, first_body) = run_to_completion(&client, request, settings.page_rows).await?;
+    let (job, first_body) =
+        run_to_completion(&client, request, query::first_page_rows(settings)).await?;
     let first = first_body.parse()?;
     let columns = Arc::new(ColumnMap::from_schema(first.schema.as_ref().ok_or_else(
         || bad_response("BigQuery's completed query response has no schema"),
@@ -90,35 +114,35 @@ async fn fetch_pages<T: Send + 'static>(
         total_rows,
         bytes_billed: first.bytes_billed(),
     };
-    let next_token = first.page_token.clone();
-    let delivered = first.rows.len() as u64;
-    let first_page = if first.rows.is_empty() {
-        None
-    } else {
-        Some(transform(columns.decode(first.rows)?)?)
-    };
-    if sender.send(Ok(Delivery::Started(summary))).await.is_err() {
-        return Ok(());
-    }
-    if let Some(page) = first_page {
-        if sender.send(Ok(Delivery::Page(page))).await.is_err() {
-            return Ok(());
-        }
-    }
-    if next_token.is_none() || delivered >= total_rows {
-        return Ok(());
-    }
     let pages = PageFetch {
         client,
         job,
         columns,
         transform,
+        budget: Arc::new(Budget::new(
+            settings.max_bytes_in_flight,
+            settings.fetch_concurrency as usize + PAGES_AHEAD + 1,
+            settings.page_rows,
+        )),
     };
+    let mut room = pages.budget.unreserved();
+    let (first_page, next_token, delivered) =
+        pages.prepare_parsed(first_body.bytes.len(), first, &mut room)?;
+    drop(first_body);
+    if sender.send(Ok(Delivery::Started(summary))).await.is_err() {
+        return Ok(());
+    }
+    if delivered > 0 && sender.send(Ok(Delivery::Page(first_page))).await.is_err() {
+        return Ok(());
+    }
+    if next_token.is_none() || delivered >= total_rows {
+        return Ok(());
+    }
     if settings.fetch_concurrency <= 1 {
-        pages.by_token(next_token, settings.page_rows, sender).await
+        pages.by_token(next_token, sender).await
     } else {
         pages
-            .by_position(delivered, total_rows, settings, sender)
+            .by_position(delivered, total_rows, settings.fetch_concurrency, sender)
             .await
     }
 }
@@ -129,6 +153,7 @@ struct PageFetch<T> {
     job: JobReference,
     columns: Arc<ColumnMap>,
     transform: Transform<T>,
+    budget: Arc<Budget>,
 }
 
 impl<T> Clone for PageFetch<T> {
@@ -138,29 +163,51 @@ impl<T> Clone for PageFetch<T> {
             job: self.job.clone(),
             columns: self.columns.clone(),
             transform: self.transform.clone(),
+            budget: self.budget.clone(),
         }
     }
 }
 
-impl<T: Send + 'static> PageFetch<T> {
+impl<T: Weighed + Send + 'static> PageFetch<T> {
+    /// Decodes and transforms one response, within the room reserved for it; returns the
+    /// page with the room it keeps, the next page token, and the number of rows.
+    fn prepare(
+        &self,
+        body: &Body,
+        room: &mut Reservation,
+    ) -> SyncResult<(Held<T>, Option<String>, u64)> {
+        self.prepare_parsed(body.bytes.len(), body.parse()?, room)
+    }
+
+    fn prepare_parsed(
+        &self,
+        body_bytes: usize,
+        response: QueryResponse<'_>,
+        room: &mut Reservation,
+    ) -> SyncResult<(Held<T>, Option<String>, u64)> {
+        let rows = response.rows.len();
+        self.budget.observe(body_bytes, rows);
+        room.grow_to(body_bytes * PEAK_PER_BODY_BYTE);
+        let token = response.page_token.clone();
+        let page = (self.transform)(self.columns.decode(response.rows)?)?;
+        let room = room.take(page.bytes());
+        Ok((Held { page, room }, token, rows as u64))
+    }
+
     /// One page after the other, following BigQuery's page tokens.
-    async fn by_token(
-        self,
-        mut token: Option<String>,
-        page_rows: u32,
-        sender: &mpsc::Sender<SyncResult<Delivery<T>>>,
-    ) -> SyncResult<()> {
+    async fn by_token(self, mut token: Option<String>, sender: &Sender<T>) -> SyncResult<()> {
         while let Some(current) = token.take() {
+            let rows = self.budget.rows_per_request();
+            let mut room = self.budget.reserve(rows).await;
             let body = self
                 .client
-                .get_query_results(&self.job, Page::Token(&current), page_rows)
+                .get_query_results(&self.job, Page::Token(&current), rows)
                 .await?;
-            let response = body.parse()?;
-            if response.page_token.as_deref() == Some(current.as_str()) {
+            let (page, next, _) = self.prepare(&body, &mut room)?;
+            if next.as_deref() == Some(current.as_str()) {
                 return Err(bad_response("BigQuery returned the same page token twice"));
             }
-            token = response.page_token.clone();
-            let page = (self.transform)(self.columns.decode(response.rows)?)?;
+            token = next;
             if sender.send(Ok(Delivery::Page(page))).await.is_err() {
                 return Ok(());
             }
@@ -168,34 +215,41 @@ impl<T: Send + 'static> PageFetch<T> {
         Ok(())
     }
 
-    /// The rest of the result in ranges of `page_rows` fetched by position, up to
-    /// `fetch_concurrency` at once, delivered in order.
+    /// The rest of the result in ranges fetched by position, up to `concurrency` at once
+    /// and as many as the budget has room for, delivered in order.
     async fn by_position(
         self,
         from: u64,
         total_rows: u64,
-        settings: &Settings,
-        sender: &mpsc::Sender<SyncResult<Delivery<T>>>,
+        concurrency: u32,
+        sender: &Sender<T>,
     ) -> SyncResult<()> {
-        let step = u64::from(settings.page_rows.max(1));
-        let mut ranges = (from..total_rows)
-            .step_by(step as usize)
-            .map(move |start| (start, (start + step).min(total_rows)));
+        let mut next = from;
         let mut in_flight = VecDeque::new();
         loop {
-            while in_flight.len() < settings.fetch_concurrency as usize {
-                let Some((start, end)) = ranges.next() else {
-                    break;
+            while in_flight.len() < concurrency as usize && next < total_rows {
+                let rows = u64::from(self.budget.rows_per_request()).min(total_rows - next);
+                // Waiting is safe only with nothing in flight: the pages in flight free
+                // their room only after they are delivered, by this loop.
+                let room = if in_flight.is_empty() {
+                    self.budget.reserve(rows as u32).await
+                } else {
+                    match self.budget.try_reserve(rows as u32) {
+                        Some(room) => room,
+                        None => break,
+                    }
                 };
                 let fetch = self.clone();
-                in_flight.push_back(runtime::spawn(
-                    async move { fetch.range(start, end).await },
-                )?);
+                let (start, end) = (next, next + rows);
+                in_flight.push_back(runtime::spawn(async move {
+                    fetch.range(start, end, room).await
+                })?);
+                next = end;
             }
-            let Some(next) = in_flight.pop_front() else {
+            let Some(head) = in_flight.pop_front() else {
                 return Ok(());
             };
-            for page in next.join().await?? {
+            for page in head.join().await?? {
                 if sender.send(Ok(Delivery::Page(page))).await.is_err() {
                     return Ok(());
                 }
@@ -205,7 +259,7 @@ impl<T: Send + 'static> PageFetch<T> {
 
     /// Rows [start, end) of the result, asking again from where BigQuery stopped when it
     /// sent a shorter page (it caps a page at about 10 MB); one prepared page per answer.
-    async fn range(self, start: u64, end: u64) -> SyncResult<Vec<T>> {
+    async fn range(self, start: u64, end: u64, mut room: Reservation) -> SyncResult<Vec<Held<T>>> {
         let mut pages = Vec::new();
         let mut position = start;
         while position < end {
@@ -213,14 +267,14 @@ impl<T: Send + 'static> PageFetch<T> {
                 .client
                 .get_query_results(&self.job, Page::Position(position), (end - position) as u32)
                 .await?;
-            let response = body.parse()?;
-            if response.rows.is_empty() {
+            let (page, _, rows) = self.prepare(&body, &mut room)?;
+            if rows == 0 {
                 return Err(bad_response(format!(
                     "BigQuery returned no rows at position {position} of a {end}-row result"
                 )));
             }
-            position += response.rows.len() as u64;
-            pages.push((self.transform)(self.columns.decode(response.rows)?)?);
+            position += rows;
+            pages.push(page);
         }
         Ok(pages)
     }
@@ -247,26 +301,33 @@ pub async fn run_to_completion(
     Ok((job, body))
 }
 
+/// A query whose result is a single row of scalars, with its job.
+pub struct SingleRow {
+    pub job_id: String,
+    pub bytes_billed: Option<i64>,
+    pub cells: Vec<Option<String>>,
+}
+
 /// Runs a query whose result is a single row of scalars, interruptibly from the main thread.
-pub fn single_row(
-    settings: &Settings,
-    request: Value,
-) -> SyncResult<(String, Vec<Option<String>>)> {
+pub fn single_row(settings: &Settings, request: Value) -> SyncResult<SingleRow> {
     runtime::wait(async {
         let client = BigQueryClient::connect(settings).await?;
         let (job, body) = run_to_completion(&client, &request, 1).await?;
-        let row = body
-            .parse()?
+        let response = body.parse()?;
+        let bytes_billed = response.bytes_billed();
+        let row = response
             .rows
             .into_iter()
             .next()
             .ok_or_else(|| bad_response("BigQuery's summary query returned no row"))?;
-        Ok((
-            job.job_id,
-            row.f
+        Ok(SingleRow {
+            job_id: job.job_id,
+            bytes_billed,
+            cells: row
+                .f
                 .into_iter()
                 .map(|cell| cell.v.map(Cow::into_owned))
                 .collect(),
-        ))
+        })
     })?
 }

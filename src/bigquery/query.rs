@@ -22,6 +22,14 @@ pub const COLUMNS: [(&str, &str); 8] = [
 const DAY_FILTER: &str = "block_timestamp >= TIMESTAMP(@day) \
      AND block_timestamp < TIMESTAMP(DATE_ADD(@day, INTERVAL 1 DAY))";
 
+/// Rows asked for in the first page: until it arrives the width of a row is unknown, so
+/// it is kept small; the pages after it are sized to the memory budget.
+const FIRST_PAGE_ROWS: u32 = 1_000;
+
+pub fn first_page_rows(settings: &Settings) -> u32 {
+    settings.page_rows.min(FIRST_PAGE_ROWS)
+}
+
 pub fn day_rows(settings: &Settings, day: SyncDay) -> Value {
     let columns: Vec<&str> = COLUMNS.iter().map(|(name, _)| *name).collect();
     let sql = format!(
@@ -60,7 +68,7 @@ fn request(settings: &Settings, sql: String, day: SyncDay, mut parameters: Vec<V
         "useLegacySql": false,
         "parameterMode": "NAMED",
         "queryParameters": parameters,
-        "maxResults": settings.page_rows,
+        "maxResults": first_page_rows(settings),
         "timeoutMs": 10_000,
         "location": settings.location,
         "formatOptions": {"useInt64Timestamp": true},

@@ -18,7 +18,8 @@ CREATE TABLE token_sync.runs (
     run_id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     day               date        NOT NULL,
     target_table      text        NOT NULL,
-    status            text        NOT NULL CHECK (status IN ('running', 'succeeded', 'failed')),
+    status            text        NOT NULL CONSTRAINT runs_status_check
+                                  CHECK (status IN ('running', 'succeeded', 'unchanged', 'failed')),
     started_at        timestamptz NOT NULL,
     finished_at       timestamptz,
     backend_pid       integer,
@@ -36,6 +37,10 @@ SELECT pg_catalog.pg_extension_config_dump('token_sync.runs', '');
 
 -- An attempt still marked running is abandoned once the transaction that made it is gone
 -- (its backend was killed, the server restarted, or the caller rolled back).
+-- Under REPEATABLE READ or SERIALIZABLE the caller cannot see the running row its attempt
+-- opened on its own, so the attempt's end is a row of its own with the same identity
+-- (backend, start, day, target), committed with the day; the running row it closes is not
+-- shown. If the caller rolls back, only the running row is left, and it shows as abandoned.
 CREATE VIEW token_sync.attempts AS
 SELECT r.*,
        CASE WHEN r.status = 'running' AND NOT EXISTS (
@@ -43,7 +48,13 @@ SELECT r.*,
                 WHERE a.pid = r.backend_pid AND a.backend_start = r.backend_start
                   AND a.xact_start <= r.started_at)
             THEN 'abandoned' ELSE r.status END AS outcome
-FROM token_sync.runs r;
+FROM token_sync.runs r
+WHERE NOT (r.status = 'running' AND EXISTS (
+    SELECT 1 FROM token_sync.runs closed
+    WHERE closed.status <> 'running' AND closed.run_id <> r.run_id
+      AND closed.target_table = r.target_table AND closed.day = r.day
+      AND closed.started_at = r.started_at AND closed.backend_pid = r.backend_pid
+      AND closed.backend_start = r.backend_start));
 COMMENT ON VIEW token_sync.attempts IS 'token_sync.runs with outcome: running, succeeded, failed or abandoned.';
 
 CREATE VIEW token_sync.day_status AS
@@ -55,7 +66,7 @@ WITH synced_range AS (
     FROM synced_range r, generate_series(r.first_day, r.last_day, interval '1 day') AS d
 ), last_success AS (
     SELECT DISTINCT ON (target_table, day) target_table, day, finished_at, rows_loaded, job_id
-    FROM token_sync.runs WHERE status = 'succeeded'
+    FROM token_sync.runs WHERE status IN ('succeeded', 'unchanged')
     ORDER BY target_table, day, finished_at DESC
 ), last_attempt AS (
     SELECT DISTINCT ON (target_table, day) target_table, day, outcome, error
@@ -93,12 +104,29 @@ pub struct Attempt {
 
 #[derive(Debug, Clone, Default)]
 pub struct LoadFigures {
+    /// Rows the day holds after the sync.
     pub rows_loaded: i64,
     pub rows_reported: i64,
     pub rows_nul_stripped: i64,
     pub bytes_billed: Option<i64>,
     pub job_id: String,
+    /// The day already held exactly BigQuery's rows, so it was not rewritten.
+    pub unchanged: bool,
 }
+
+impl LoadFigures {
+    pub fn status(&self) -> &'static str {
+        if self.unchanged {
+            "unchanged"
+        } else {
+            "succeeded"
+        }
+    }
+}
+
+/// The columns that identify an attempt, in the order `Attempt::identity` gives them.
+const IDENTITY_COLUMNS: &str = "day, target_table, started_at, backend_pid, backend_start";
+const IDENTITY_PARAMS: &str = "$1::date, $2, $3::timestamptz, $4::integer, $5::timestamptz";
 
 impl Attempt {
     /// Records the attempt as running. If that cannot be done on its own (no worker slot),
@@ -114,15 +142,11 @@ impl Attempt {
             backend_start: rfc3339(backend_start),
         };
         let opened = autonomous::run(
-            "INSERT INTO token_sync.runs (day, target_table, status, started_at, backend_pid, backend_start) \
-             VALUES ($1::date, $2, 'running', $3::timestamptz, $4::integer, $5::timestamptz) RETURNING run_id",
-            vec![
-                Some(day.to_string()),
-                Some(attempt.target_table.clone()),
-                Some(attempt.started_at.clone()),
-                Some(std::process::id().to_string()),
-                Some(attempt.backend_start.clone()),
-            ],
+            &format!(
+                "INSERT INTO token_sync.runs ({IDENTITY_COLUMNS}, status) \
+                 VALUES ({IDENTITY_PARAMS}, 'running') RETURNING run_id"
+            ),
+            attempt.identity(),
         );
         match opened {
             Ok(run_id) => attempt.run_id = run_id,
@@ -131,57 +155,60 @@ impl Attempt {
         attempt
     }
 
-    /// Marks the attempt succeeded, in the caller's transaction.
+    /// The attempt's identity as text parameters $1..$5.
+    fn identity(&self) -> Vec<Option<String>> {
+        vec![
+            Some(self.day.to_string()),
+            Some(self.target_table.clone()),
+            Some(self.started_at.clone()),
+            Some(std::process::id().to_string()),
+            Some(self.backend_start.clone()),
+        ]
+    }
+
+    /// Marks the attempt succeeded (or unchanged), in the caller's transaction.
     pub fn record_success(&self, figures: &LoadFigures) -> SyncResult<()> {
-        let figures_args = || -> Vec<pgrx::datum::DatumWithOid<'static>> {
-            vec![
-                figures.rows_loaded.into(),
-                figures.rows_reported.into(),
-                figures.rows_nul_stripped.into(),
-                figures.bytes_billed.into(),
-                figures.job_id.clone().into(),
-            ]
-        };
+        let mut args: Vec<pgrx::datum::DatumWithOid<'static>> = vec![
+            figures.status().into(),
+            figures.rows_loaded.into(),
+            figures.rows_reported.into(),
+            figures.rows_nul_stripped.into(),
+            figures.bytes_billed.into(),
+            figures.job_id.clone().into(),
+        ];
         if let Some(run_id) = self.run_id {
-            let mut args = figures_args();
             args.push(run_id.into());
             let updated = Spi::get_one_with_args::<i64>(
-                "WITH updated AS (UPDATE token_sync.runs SET status = 'succeeded', \
-                 finished_at = pg_catalog.clock_timestamp(), rows_loaded = $1, rows_reported = $2, \
-                 rows_nul_stripped = $3, bytes_billed = $4, job_id = $5 \
-                 WHERE run_id = $6 RETURNING 1) SELECT count(*) FROM updated",
+                "WITH updated AS (UPDATE token_sync.runs SET status = $1, \
+                 finished_at = pg_catalog.clock_timestamp(), rows_loaded = $2, rows_reported = $3, \
+                 rows_nul_stripped = $4, bytes_billed = $5, job_id = $6 \
+                 WHERE run_id = $7 RETURNING 1) SELECT count(*) FROM updated",
                 &args,
             )
             .map_err(spi_error)?;
             if updated == Some(1) {
                 return Ok(());
             }
-            // Under REPEATABLE READ the running row is younger than our snapshot.
+            // Under REPEATABLE READ the running row is younger than our snapshot: the end
+            // of the attempt becomes a row of its own, with the same identity, which
+            // token_sync.attempts shows in place of the running row.
+            args.pop();
         }
-        let mut args = figures_args();
-        args.extend([
-            self.day.to_pg().into(),
-            self.target_table.clone().into(),
-            self.started_at.clone().into(),
-            (std::process::id() as i32).into(),
-            self.backend_start.clone().into(),
-        ]);
+        args.extend(
+            self.identity()
+                .into_iter()
+                .map(pgrx::datum::DatumWithOid::from),
+        );
         Spi::run_with_args(
-            "INSERT INTO token_sync.runs (rows_loaded, rows_reported, rows_nul_stripped, bytes_billed, \
-             job_id, day, target_table, status, started_at, finished_at, backend_pid, backend_start) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'succeeded', $8::timestamptz, \
-             pg_catalog.clock_timestamp(), $9, $10::timestamptz)",
+            &format!(
+                "INSERT INTO token_sync.runs (status, rows_loaded, rows_reported, rows_nul_stripped, \
+                 bytes_billed, job_id, finished_at, {IDENTITY_COLUMNS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, pg_catalog.clock_timestamp(), \
+                 $7::date, $8, $9::timestamptz, $10::integer, $11::timestamptz)"
+            ),
             &args,
         )
-        .map_err(spi_error)?;
-        if let Some(run_id) = self.run_id {
-            // The running row can no longer be seen from here; close it on its own.
-            let _ = autonomous::run(
-                "DELETE FROM token_sync.runs WHERE run_id = $1::bigint AND status = 'running'",
-                vec![Some(run_id.to_string())],
-            );
-        }
-        Ok(())
+        .map_err(spi_error)
     }
 
     /// Marks the attempt failed, on its own: the caller's transaction is rolling back.
@@ -193,17 +220,14 @@ impl Attempt {
                 vec![Some(run_id.to_string()), Some(error.to_string())],
             ),
             None => autonomous::run(
-                "INSERT INTO token_sync.runs (day, target_table, status, started_at, finished_at, \
-                 backend_pid, backend_start, error) VALUES ($1::date, $2, 'failed', $3::timestamptz, \
-                 pg_catalog.clock_timestamp(), $4::integer, $5::timestamptz, $6)",
-                vec![
-                    Some(self.day.to_string()),
-                    Some(self.target_table.clone()),
-                    Some(self.started_at.clone()),
-                    Some(std::process::id().to_string()),
-                    Some(self.backend_start.clone()),
-                    Some(error.to_string()),
-                ],
+                &format!(
+                    "INSERT INTO token_sync.runs ({IDENTITY_COLUMNS}, status, finished_at, error) \
+                     VALUES ({IDENTITY_PARAMS}, 'failed', pg_catalog.clock_timestamp(), $6)"
+                ),
+                self.identity()
+                    .into_iter()
+                    .chain([Some(error.to_string())])
+                    .collect(),
             ),
         };
         if let Err(failure) = recorded {

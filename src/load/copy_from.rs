@@ -3,9 +3,11 @@
 //! `CopyFrom`. Constraints, defaults, triggers and indexes behave as for `COPY ... FROM`,
 //! and `pg_stat_progress_copy` shows the load while it runs.
 
+use super::target::spi_error;
 use crate::error::{SyncError, SyncResult};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode;
 use std::cell::RefCell;
 use std::ffi::CString;
 
@@ -34,14 +36,17 @@ impl Drop for SourceGuard {
     }
 }
 
-/// COPYs everything `next_chunk` yields into the table `relation`, into `columns` in
-/// that order, and returns the number of rows COPY stored. A failure of the source ends
-/// the COPY and is returned; the caller's (sub)transaction then discards what was stored.
+/// COPYs everything `next_chunk` yields into the table `relation` (named `shown` in
+/// errors), into `columns` in that order, and returns the number of rows COPY stored. A
+/// failure of the source ends the COPY and is returned; the caller's (sub)transaction then
+/// discards what was stored.
 pub fn copy_into(
     relation: pg_sys::Oid,
+    shown: &str,
     columns: &[&str],
     next_chunk: Box<ChunkSource<'static>>,
 ) -> SyncResult<u64> {
+    check_copy_allowed(relation, shown)?;
     SOURCE.with(|source| {
         *source.borrow_mut() = Some(ActiveSource {
             next_chunk,
@@ -107,6 +112,32 @@ pub fn copy_into(
         Some(error) => Err(error),
         None => Ok(stored),
     }
+}
+
+/// What the COPY command checks before it writes and `CopyFrom` does not: the INSERT
+/// privilege, and that no row-level security policy applies to the current role (COPY
+/// cannot apply policies, so the COPY command refuses such a table).
+fn check_copy_allowed(relation: pg_sys::Oid, shown: &str) -> SyncResult<()> {
+    let (may_insert, row_security) = Spi::get_two_with_args::<bool, bool>(
+        "SELECT pg_catalog.has_table_privilege($1, 'INSERT'), pg_catalog.row_security_active($1::regclass)",
+        &[relation.into()],
+    )
+    .map_err(spi_error)?;
+    if may_insert != Some(true) {
+        return Err(SyncError::new(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("permission denied to insert into {shown}"),
+            "Grant INSERT and DELETE on the target table (see sql/grant_runner_role.sql).",
+        ));
+    }
+    if row_security != Some(false) {
+        return Err(SyncError::new(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!("row-level security applies to {shown} for the current role, and token_sync loads through COPY, which cannot apply its policies"),
+            "Run the sync as a role that bypasses row security (the table owner, unless FORCE ROW LEVEL SECURITY is set, or a role with BYPASSRLS), or ALTER TABLE ... DISABLE ROW LEVEL SECURITY on the target.",
+        ));
+    }
+    Ok(())
 }
 
 /// COPY's data source: copies up to `maxread` bytes into `outbuf`; 0 means the end.

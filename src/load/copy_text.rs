@@ -1,6 +1,7 @@
 //! Decoded rows → PostgreSQL's COPY text format, on the network threads, so that the
 //! backend's main thread only hands finished bytes to COPY.
 
+use crate::bigquery::budget::Weighed;
 use crate::bigquery::decode::{Page, TokenRow};
 use crate::day::SyncDay;
 use crate::error::{SyncError, SyncResult};
@@ -13,6 +14,12 @@ pub struct EncodedPage {
     pub bytes: Vec<u8>,
     pub rows: u64,
     pub nul_stripped_rows: u64,
+}
+
+impl Weighed for EncodedPage {
+    fn bytes(&self) -> usize {
+        self.bytes.capacity()
+    }
 }
 
 /// Encodes the page, refusing any row whose block_timestamp falls outside the day.

@@ -32,23 +32,7 @@ impl TargetTable {
     /// Resolves `token_sync.target_table`, creating it (with an index on block_timestamp,
     /// which the day replace deletes by) when it does not exist, and checks its columns.
     pub fn prepare(setting: &str) -> SyncResult<Self> {
-        let parts: Vec<String> =
-            Spi::get_one_with_args("SELECT pg_catalog.parse_ident($1)", &[setting.into()])
-                .map_err(spi_error)?
-                .unwrap_or_default();
-        if parts.is_empty() || parts.len() > 2 {
-            return Err(SyncError::config(
-                format!("token_sync.target_table \"{setting}\" is not [schema.]table"),
-                "Set it to e.g. public.raw_tokens.",
-            ));
-        }
-        let quoted = Spi::get_one_with_args::<String>(
-            "SELECT pg_catalog.array_to_string(ARRAY(SELECT pg_catalog.quote_ident(p) FROM pg_catalog.unnest($1::text[]) AS p), '.')",
-            &[parts.into()],
-        )
-        .map_err(spi_error)?
-        .unwrap_or_default();
-
+        let quoted = quoted_name(setting)?;
         let mut oid = lookup(&quoted)?;
         if oid.is_none() {
             // Two first syncs at once would both create it: the second waits here for the
@@ -71,6 +55,19 @@ impl TargetTable {
                 "Check that the schema exists and the calling role may create tables in it.",
             )
         })?;
+        Self::checked(oid, quoted)
+    }
+
+    /// Resolves `token_sync.target_table` and checks its columns, creating nothing:
+    /// `None` when the table does not exist yet.
+    pub fn find(setting: &str) -> SyncResult<Option<Self>> {
+        let quoted = quoted_name(setting)?;
+        lookup(&quoted)?
+            .map(|oid| Self::checked(oid, quoted))
+            .transpose()
+    }
+
+    fn checked(oid: pg_sys::Oid, quoted: String) -> SyncResult<Self> {
         check_columns(oid, &quoted)?;
         let qualified_name = Spi::get_one_with_args::<String>(
             "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) \
@@ -85,6 +82,26 @@ impl TargetTable {
             qualified_name,
         })
     }
+}
+
+/// The setting as `schema.table` (or `table`), each part quoted: safe to splice into SQL.
+fn quoted_name(setting: &str) -> SyncResult<String> {
+    let parts: Vec<String> =
+        Spi::get_one_with_args("SELECT pg_catalog.parse_ident($1)", &[setting.into()])
+            .map_err(spi_error)?
+            .unwrap_or_default();
+    if parts.is_empty() || parts.len() > 2 {
+        return Err(SyncError::config(
+            format!("token_sync.target_table \"{setting}\" is not [schema.]table"),
+            "Set it to e.g. public.raw_tokens.",
+        ));
+    }
+    Spi::get_one_with_args::<String>(
+        "SELECT pg_catalog.array_to_string(ARRAY(SELECT pg_catalog.quote_ident(p) FROM pg_catalog.unnest($1::text[]) AS p), '.')",
+        &[parts.into()],
+    )
+    .map_err(spi_error)
+    .map(Option::unwrap_or_default)
 }
 
 fn lookup(quoted: &str) -> SyncResult<Option<pg_sys::Oid>> {

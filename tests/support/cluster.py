@@ -36,12 +36,12 @@ class Cluster:
         self.data = self.root / "data"
         self.log = self.root / "server.log"
 
-    def start(self, *settings):
+    def start(self, *settings, preload="pg_cron,token_sync"):
         as_postgres([str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
                      "--no-sync", "-E", "UTF8", "--locale", "C"])
         options = " ".join([
             f"-p {self.port}", f"-k {self.root}", "-c listen_addresses=localhost",
-            "-c shared_preload_libraries=pg_cron,token_sync", f"-c cron.database_name={DATABASE}",
+            f"-c shared_preload_libraries={preload}", f"-c cron.database_name={DATABASE}",
             "-c fsync=off", "-c timezone=UTC", *(f"-c {s}" for s in settings),
         ])
         as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w",

@@ -7,6 +7,7 @@ filtered by the DATE parameter the client sends, the way BigQuery does.
 """
 
 import base64
+import hashlib
 import datetime as dt
 import json
 import threading
@@ -46,6 +47,7 @@ class FakeGoogle:
         self.requests = []             # (kind, path, headers, body)
         self.queries = []              # the query string of each request, in the same order
         self.token_requests = []       # parsed form bodies
+        self.bigquery_connections = []  # the client port of each BigQuery request
         self.access_token = "fake-access-token-0123456789"
         self.token_failure = None      # (status, body) to answer the token endpoint with
         self.total_rows_override = None
@@ -100,7 +102,8 @@ class FakeGoogle:
         if url.path == "/token":
             kind = "token"
         elif method == "POST" and url.path.endswith("/queries"):
-            kind = "query"
+            # token_verify_day's summary, which a re-sync also asks for first, or the day's rows.
+            kind = "summary" if is_summary_query(json.loads(body)) else "query"
         elif method == "GET" and "/queries/" in url.path:
             kind = "results"
         else:
@@ -110,6 +113,8 @@ class FakeGoogle:
             self._counts[kind] = ordinal + 1
             self.requests.append((kind, url.path, {k.lower(): v for k, v in handler.headers.items()}, body))
             self.queries.append(url.query)
+            if kind != "token":
+                self.bigquery_connections.append(handler.client_address[1])
         fault = self.fault(kind, ordinal)
         if fault:
             time.sleep(fault.get("delay", 0))
@@ -118,6 +123,8 @@ class FakeGoogle:
         if kind == "token":
             return self._token(handler, body)
         query = urllib.parse.parse_qs(url.query)
+        if kind == "summary":
+            return self._summary(handler, json.loads(body))
         if kind == "query":
             return self._query(handler, json.loads(body))
         return self._results(handler, url.path.rsplit("/", 1)[1], query)
@@ -152,11 +159,7 @@ class FakeGoogle:
                                   "token_type": "Bearer"})
 
     def _query(self, handler, request):
-        params = {p["name"]: p["parameterValue"]["value"] for p in request.get("queryParameters", [])}
-        day = dt.date.fromisoformat(params["day"])
-        start = unix_micros(dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc))
-        selected = [r for r in self.rows
-                    if self.ignore_day_filter or start <= r["block_timestamp"] < start + DAY_MICROS]
+        selected = self._day(request)
         job_id = f"fake_job_{len(self._jobs) + 1}"
         self._jobs[job_id] = {"rows": selected, "polls_left": self.incomplete_polls}
         page_size = int(request.get("maxResults") or 100_000)
@@ -164,6 +167,21 @@ class FakeGoogle:
             return self._send(handler, 200, {"kind": "bigquery#queryResponse", "jobComplete": False,
                                              "jobReference": self._job_ref(job_id)})
         self._send(handler, 200, self._page(job_id, 0, page_size))
+
+    def _day(self, request):
+        params = {p["name"]: p["parameterValue"]["value"] for p in request.get("queryParameters", [])}
+        day = dt.date.fromisoformat(params["day"])
+        start = unix_micros(dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc))
+        return [r for r in self.rows
+                if self.ignore_day_filter or start <= r["block_timestamp"] < start + DAY_MICROS]
+
+    def _summary(self, handler, request):
+        rows = self._day(request)
+        job_id = f"fake_job_{len(self._jobs) + 1}"
+        self._jobs[job_id] = {"rows": [], "polls_left": 0}
+        self._send(handler, 200, summary_answer(
+            self._job_ref(job_id), len(rows), [r["block_timestamp"] for r in rows],
+            sum(fingerprint([r.get(name) for name, _ in SCHEMA]) for r in rows)))
 
     def _results(self, handler, job_id, query):
         job = self._jobs[job_id]
@@ -212,6 +230,36 @@ class FakeGoogle:
         handler.send_header("Content-Length", str(len(data)))
         handler.end_headers()
         handler.wfile.write(data)
+
+
+def fingerprint(values):
+    """A row's term of token_verify_day's fingerprint, as BigQuery computes it (src/verify.rs):
+    `values` in SCHEMA's order, timestamps as Unix microseconds."""
+    def field(value, kind):
+        if kind != "STRING":
+            return str(value)
+        if value is None:
+            return "~"
+        text = value.replace("\0", "")
+        return f"{len(text)}:{text}"
+    text = "|".join(field(value, kind) for value, (_, kind) in zip(values, SCHEMA))
+    return int(hashlib.md5(text.encode()).hexdigest()[:8], 16)
+
+
+def summary_answer(job_reference, rows, stamps, fingerprint_sum):
+    """The one-row answer to token_verify_day's summary query."""
+    cells = [rows, min(stamps, default=None), max(stamps, default=None), fingerprint_sum]
+    return {
+        "kind": "bigquery#queryResponse", "jobReference": job_reference, "jobComplete": True,
+        "schema": {"fields": [{"name": n, "type": t} for n, t in [
+            ("row_count", "INTEGER"), ("min_timestamp", "TIMESTAMP"), ("max_timestamp", "TIMESTAMP"),
+            ("fingerprint", "INTEGER")]]},
+        "totalRows": "1", "totalBytesProcessed": "1048576", "totalBytesBilled": "1048576",
+        "rows": [{"f": [{"v": None if c is None else str(c)} for c in cells]}]}
+
+
+def is_summary_query(request):
+    return request["query"].startswith("SELECT COUNT(*)")
 
 
 def decode_jwt(assertion):

@@ -1,0 +1,202 @@
+//! The fetch pipeline's memory, bounded in bytes (`token_sync.max_bytes_in_flight`): each
+//! request reserves room for its response before it is sent, each prepared page keeps the
+//! room its bytes take until the main thread has written it, and requests ask for as many
+//! rows as fit their share of the budget, judged by the widest rows seen so far.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Room is counted in KiB, so that a budget of gigabytes still fits the semaphore's count.
+const UNIT: usize = 1024;
+
+/// A response's peak while it is prepared, per byte of its body: the body itself, the rows
+/// decoded from it (mostly borrowing from it), and their COPY text.
+pub const PEAK_PER_BODY_BYTE: usize = 2;
+
+/// What a prepared page holds in memory.
+pub trait Weighed {
+    fn bytes(&self) -> usize;
+}
+
+pub struct Budget {
+    room: Arc<Semaphore>,
+    total_units: u32,
+    /// The room one request may take: the budget over every page that can be in flight.
+    share: usize,
+    page_rows: u32,
+    /// The widest response seen so far, in body bytes per row; 0 before the first.
+    body_bytes_per_row: AtomicUsize,
+}
+
+impl Budget {
+    /// `limit` bytes shared by `pages` pages in flight at once, at most `page_rows` rows each.
+    pub fn new(limit: usize, pages: usize, page_rows: u32) -> Self {
+        let total_units = (limit / UNIT).clamp(1, u32::MAX as usize) as u32;
+        Self {
+            room: Arc::new(Semaphore::new(total_units as usize)),
+            total_units,
+            share: limit / pages.max(1),
+            page_rows: page_rows.max(1),
+            body_bytes_per_row: AtomicUsize::new(0),
+        }
+    }
+
+    /// Learns the width of rows from a response of `body_bytes` holding `rows` rows.
+    pub fn observe(&self, body_bytes: usize, rows: usize) {
+        if rows > 0 {
+            self.body_bytes_per_row
+                .fetch_max(body_bytes.div_ceil(rows), Ordering::Relaxed);
+        }
+    }
+
+    /// How many rows the next request asks for: as many as fit one share, 1 to `page_rows`.
+    pub fn rows_per_request(&self) -> u32 {
+        match self.body_bytes_per_row.load(Ordering::Relaxed) {
+            0 => self.page_rows,
+            width => {
+                (self.share / (width * PEAK_PER_BODY_BYTE)).clamp(1, self.page_rows as usize) as u32
+            }
+        }
+    }
+
+    fn units_for(&self, rows: u32) -> u32 {
+        let bytes = (rows as usize)
+            .saturating_mul(self.body_bytes_per_row.load(Ordering::Relaxed))
+            .saturating_mul(PEAK_PER_BODY_BYTE);
+        units(bytes).min(self.total_units)
+    }
+
+    /// Waits until there is room for a response of `rows` rows. Only for a request that no
+    /// undelivered page waits behind: those pages' room is freed only as they are written.
+    pub async fn reserve(&self, rows: u32) -> Reservation {
+        let permit = self
+            .room
+            .clone()
+            .acquire_many_owned(self.units_for(rows))
+            .await
+            .ok();
+        self.reservation(permit)
+    }
+
+    /// Room for a response of `rows` rows if there is some now.
+    pub fn try_reserve(&self, rows: u32) -> Option<Reservation> {
+        let permit = self
+            .room
+            .clone()
+            .try_acquire_many_owned(self.units_for(rows))
+            .ok()?;
+        Some(self.reservation(Some(permit)))
+    }
+
+    /// No room yet; `grow_to` takes what is free.
+    pub fn unreserved(&self) -> Reservation {
+        self.reservation(None)
+    }
+
+    fn reservation(&self, permit: Option<OwnedSemaphorePermit>) -> Reservation {
+        Reservation {
+            permit,
+            room: self.room.clone(),
+        }
+    }
+}
+
+fn units(bytes: usize) -> u32 {
+    bytes.div_ceil(UNIT).min(u32::MAX as usize) as u32
+}
+
+/// Room taken from the budget, given back when dropped.
+pub struct Reservation {
+    permit: Option<OwnedSemaphorePermit>,
+    room: Arc<Semaphore>,
+}
+
+impl Reservation {
+    fn units(&self) -> u32 {
+        self.permit
+            .as_ref()
+            .map_or(0, |permit| permit.num_permits() as u32)
+    }
+
+    /// Grows to `bytes` if that much is free now. It never waits: the pages ahead of this
+    /// one hold room that is freed only after this one is delivered. A response wider than
+    /// reserved for is prepared anyway, and the rows it taught `observe` shrink the next.
+    pub fn grow_to(&mut self, bytes: usize) {
+        let missing = units(bytes).saturating_sub(self.units());
+        if missing == 0 {
+            return;
+        }
+        if let Ok(more) = self.room.clone().try_acquire_many_owned(missing) {
+            match self.permit.as_mut() {
+                Some(permit) => permit.merge(more),
+                None => self.permit = Some(more),
+            }
+        }
+    }
+
+    /// Splits off the room a prepared page of `bytes` keeps until it is written (as much
+    /// of it as this reservation holds).
+    pub fn take(&mut self, bytes: usize) -> Reservation {
+        let wanted = units(bytes).min(self.units()) as usize;
+        let permit = match self.permit.as_mut() {
+            Some(permit) if wanted > 0 => permit.split(wanted),
+            _ => None,
+        };
+        Reservation {
+            permit,
+            room: self.room.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_shrink_to_fit_their_share_of_the_budget() {
+        let budget = Budget::new(8 * 1024 * 1024, 8, 10_000);
+        assert_eq!(budget.rows_per_request(), 10_000, "before any row is seen");
+        budget.observe(1_000 * 400, 1_000);
+        assert_eq!(budget.rows_per_request(), 1_310);
+        budget.observe(100 * 4_000, 100);
+        assert_eq!(
+            budget.rows_per_request(),
+            131,
+            "the widest rows seen decide"
+        );
+        budget.observe(100, 100);
+        assert_eq!(budget.rows_per_request(), 131);
+    }
+
+    #[test]
+    fn room_is_bounded_and_given_back() {
+        let budget = Budget::new(1024 * 1024, 4, 10_000);
+        budget.observe(100 * 1024, 100);
+        let first = budget.try_reserve(256).expect("half the budget is free");
+        assert_eq!(first.units(), 512);
+        let second = budget.try_reserve(256).expect("the other half is free");
+        assert!(budget.try_reserve(1).is_none(), "the budget is spent");
+        drop(second);
+        let mut third = budget.try_reserve(256).expect("room given back");
+        let page = third.take(100 * 1024);
+        assert_eq!((page.units(), third.units()), (100, 412));
+        drop(third);
+        assert!(
+            budget.try_reserve(200).is_some(),
+            "the page keeps only its own room"
+        );
+        drop(first);
+        let mut grown = budget.unreserved();
+        grown.grow_to(2 * 1024 * 1024);
+        assert_eq!(grown.units(), 0, "never more than the budget has free");
+        grown.grow_to(800 * 1024);
+        assert_eq!(grown.units(), 800);
+        assert_eq!(
+            budget.units_for(1_000_000),
+            1024,
+            "one request never waits for more than the whole budget"
+        );
+    }
+}

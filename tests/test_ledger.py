@@ -1,0 +1,98 @@
+"""The ledger leaves exactly one truthful trace of every attempt, whatever the caller's
+isolation level and whether it commits; and an install of 0.1.0 upgrades in place."""
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from cluster import DATABASE, PG_BIN
+from helpers import UTC, to_fake, token
+
+ROOT = Path(__file__).resolve().parent.parent
+
+MIDNIGHT = dt.datetime(2026, 11, 20, tzinfo=UTC)
+
+
+def psql(cluster, *statements):
+    """Runs the statements in one psql session, as a person would type them."""
+    command = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", str(cluster.root), "-p", str(cluster.port),
+               "-U", "postgres", "-d", DATABASE]
+    for statement in statements:
+        command += ["-c", statement]
+    return subprocess.run(command, check=True, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("isolation", ["REPEATABLE READ", "SERIALIZABLE"])
+@pytest.mark.parametrize("end", ["COMMIT", "ROLLBACK"])
+@pytest.mark.parametrize("call", ["token_sync_day('2026-11-20')", "token_backfill('2026-11-20', '2026-11-20')"])
+def test_a_snapshot_isolated_caller_leaves_one_truthful_trace(db, fake_google, cluster, isolation, end, call):
+    fake_google.rows = [to_fake(token(n, MIDNIGHT + dt.timedelta(hours=n))) for n in (1, 2, 3)]
+    psql(cluster, f"SET token_sync.api_url = '{fake_google.base_url}'",
+         "SET token_sync.source_table = 'bigquery-public-data.crypto_ethereum.tokens'",
+         f"BEGIN ISOLATION LEVEL {isolation}", f"SELECT * FROM {call}", end)
+    attempts = db.execute("SELECT day, outcome, rows_loaded FROM token_sync.attempts").fetchall()
+    status = db.execute("SELECT last_attempt_status, rows_loaded, missing FROM token_sync.day_status").fetchall()
+    if end == "COMMIT":
+        assert attempts == [(MIDNIGHT.date(), "succeeded", 3)]
+        assert status == [("succeeded", 3, False)]
+        assert db.execute("SELECT count(*) FROM raw_tokens").fetchone() == (3,)
+    else:
+        assert attempts == [(MIDNIGHT.date(), "abandoned", None)], "the rolled-back attempt is still there"
+        assert status == [("abandoned", None, True)]
+        assert db.execute("SELECT to_regclass('public.raw_tokens')").fetchone() == (None,)
+
+
+def test_read_committed_success_is_the_running_row_itself(db, fake_google):
+    fake_google.rows = [to_fake(token(1, MIDNIGHT))]
+    db.execute("SELECT token_sync_day('2026-11-20')")
+    assert db.execute("SELECT status FROM token_sync.runs").fetchall() == [("succeeded",)]
+
+
+@pytest.fixture
+def extension_dir():
+    sharedir = subprocess.run([str(PG_BIN / "pg_config"), "--sharedir"], check=True, capture_output=True,
+                              text=True).stdout.strip()
+    return os.path.join(sharedir, "extension")
+
+
+def test_an_install_of_0_1_0_upgrades_in_place_with_its_data_and_ledger(cluster, extension_dir):
+    installed = os.path.join(extension_dir, "token_sync--0.1.0.sql")
+    shutil.copy(ROOT / "tests" / "fixtures" / "token_sync--0.1.0.sql", installed)
+    try:
+        with cluster.connect("postgres") as admin:
+            admin.execute("DROP DATABASE IF EXISTS upgraded")
+            admin.execute("CREATE DATABASE upgraded")
+        with cluster.connect("upgraded") as conn:
+            conn.execute("CREATE EXTENSION token_sync VERSION '0.1.0'")
+            conn.execute("CREATE TABLE raw_tokens AS SELECT 'x'::text AS address")
+            conn.execute("INSERT INTO token_sync.runs (day, target_table, status, started_at, finished_at, rows_loaded) "
+                         "VALUES ('2026-11-19', 'public.raw_tokens', 'succeeded', now(), now(), 1), "
+                         "('2026-11-20', 'public.raw_tokens', 'running', now(), NULL, NULL)")
+            conn.execute("ALTER EXTENSION token_sync UPDATE")
+            assert conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'token_sync'").fetchone() == (
+                "0.2.0",)
+            assert conn.execute("SELECT day::text, last_attempt_status, missing FROM token_sync.day_status"
+                                ).fetchall() == [("2026-11-19", "succeeded", False), ("2026-11-20", "abandoned", True)]
+            assert conn.execute("SELECT count(*) FROM raw_tokens").fetchone() == (1,)
+            conn.execute("INSERT INTO token_sync.runs (day, target_table, status, started_at) "
+                         "VALUES ('2026-11-21', 'public.raw_tokens', 'unchanged', now())")
+            upgraded = ledger_definition(conn)
+        with cluster.connect() as fresh:
+            assert upgraded == ledger_definition(fresh), "an upgraded ledger is the same as a new one"
+    finally:
+        os.remove(installed)
+        with cluster.connect("postgres") as admin:
+            admin.execute("DROP DATABASE IF EXISTS upgraded")
+
+
+def ledger_definition(conn):
+    return conn.execute(
+        "SELECT pg_get_viewdef('token_sync.attempts'), pg_get_viewdef('token_sync.day_status'), "
+        "(SELECT array_agg(pg_get_constraintdef(oid) ORDER BY conname) FROM pg_constraint "
+        " WHERE conrelid = 'token_sync.runs'::regclass), "
+        "(SELECT array_agg(attname || ' ' || format_type(atttypid, atttypmod) ORDER BY attnum) FROM pg_attribute "
+        " WHERE attrelid = 'token_sync.runs'::regclass AND attnum > 0 AND NOT attisdropped)").fetchone()

@@ -22,15 +22,22 @@ sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT / "tests" / "support"))
 
 from bq_emulator import Emulator  # noqa: E402
-from cluster import DATABASE, Cluster, free_port  # noqa: E402
+from cluster import DATABASE, PG_ROOT, Cluster, free_port, pg_config  # noqa: E402
 from fake_google import FakeGoogle  # noqa: E402
 from helpers import to_emulator  # noqa: E402
 
 
 
+def pytest_report_header():
+    return f"server: {pg_config('--version')} ({PG_ROOT or 'this system'})"
+
+
 @pytest.fixture(scope="session")
 def cluster():
     cluster = Cluster().start()
+    with cluster.connect() as conn:
+        running = conn.execute("SHOW server_version").fetchone()[0]
+    assert pg_config("--version").split()[1] == running.split()[0], "the server is the one PG_BIN names"
     yield cluster
     cluster.stop()
 

@@ -2,14 +2,18 @@
 # The whole test suite, from a fresh Debian 12 machine with Rust:
 #   1. installs what it needs (scripts/install-deps.sh);
 #   2. checks formatting and clippy;
-#   3. unit and in-database tests: `cargo pgrx test pg15` (a throwaway cluster run as postgres);
-#   4. installs the extension into PostgreSQL 15 and runs the black-box suite (pytest):
-#      a real PG15 cluster with pg_cron, the bqemulator emulator, a fake Google server.
+#   3. PostgreSQL 17 and 18, each in a Debian root of its own (scripts/pg-root.sh): build,
+#      unit and in-database tests, install (tests/pgrx.sh, inside the root), then the
+#      black-box suite from here against a server started in the root, less the deployment
+#      and benchmark files, which do not depend on the server's version;
+#   4. PostgreSQL 15, this system's own: the same, and the whole black-box suite (pytest):
+#      a real cluster with pg_cron, the bqemulator emulator, a fake Google server.
+# TOKEN_SYNC_PG_VERSIONS picks the newer versions (default "17 18"; empty for 15 alone).
+# Arguments are passed to the last pytest run.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 VENV=${TOKEN_SYNC_VENV:-$ROOT/target/venv}
 
 bash scripts/install-deps.sh
@@ -18,14 +22,15 @@ echo "== lint"
 cargo fmt --check
 cargo clippy --all-targets --features pg_test -- -D warnings
 
-echo "== unit and in-database tests"
-PGRX_DATA=$(mktemp -d /tmp/token_sync_pgrx.XXXXXX)
-sudo chown postgres "$PGRX_DATA"
-trap 'sudo rm -rf "$PGRX_DATA"' EXIT
-CARGO_PGRX_TEST_RUNAS=postgres CARGO_PGRX_TEST_PGDATA="$PGRX_DATA/pgdata" cargo pgrx test pg15
+for major in ${TOKEN_SYNC_PG_VERSIONS-17 18}; do
+  echo "== PostgreSQL $major: build, unit and in-database tests, install (in its root)"
+  bash scripts/pg-root.sh "$major" run bash tests/pgrx.sh "$major"
+  echo "== PostgreSQL $major: black-box tests"
+  bash scripts/pg-root.sh "$major" host "$VENV/bin/pytest" -q -p no:cacheprovider \
+    --ignore=tests/test_deploy.py --ignore=tests/test_bench.py
+done
 
-echo "== black-box tests"
-install_flags=()
-[ "$(id -u)" = 0 ] || install_flags+=(--sudo)
-cargo pgrx install --pg-config "$PG_CONFIG" "${install_flags[@]}"
+echo "== PostgreSQL 15: build, unit and in-database tests, install"
+bash tests/pgrx.sh 15
+echo "== PostgreSQL 15: black-box tests"
 "$VENV/bin/pytest" -q "$@"

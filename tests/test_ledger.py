@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cluster import DATABASE, PG_BIN
+from cluster import DATABASE, pg_config, server_path
 from helpers import UTC, to_fake, token
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,13 +54,11 @@ def test_read_committed_success_is_the_running_row_itself(db, fake_google):
 
 @pytest.fixture
 def extension_dir():
-    sharedir = subprocess.run([str(PG_BIN / "pg_config"), "--sharedir"], check=True, capture_output=True,
-                              text=True).stdout.strip()
-    return os.path.join(sharedir, "extension")
+    return server_path(pg_config("--sharedir")) / "extension"
 
 
 def test_an_install_of_0_1_0_upgrades_in_place_with_its_data_and_ledger(cluster, extension_dir):
-    installed = os.path.join(extension_dir, "token_sync--0.1.0.sql")
+    installed = extension_dir / "token_sync--0.1.0.sql"
     shutil.copy(ROOT / "tests" / "fixtures" / "token_sync--0.1.0.sql", installed)
     try:
         with cluster.connect("postgres") as admin:

@@ -1,7 +1,12 @@
-"""A throwaway PostgreSQL 15 cluster with pg_cron and token_sync preloaded, run as the
-postgres OS user (PostgreSQL refuses to run as root). Used by the tests and the benchmark."""
+"""A throwaway PostgreSQL cluster with pg_cron and token_sync preloaded, run as the
+postgres OS user (PostgreSQL refuses to run as root). Used by the tests and the benchmark.
+
+PG_BIN picks the server (default: this system's PostgreSQL 15). With TOKEN_SYNC_PG_ROOT
+(set by `scripts/pg-root.sh MAJOR host ...`) the server's programs run inside that root
+file system, which shares /tmp, the network and the postgres uid with this one."""
 
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -11,6 +16,7 @@ from pathlib import Path
 import psycopg
 
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
+PG_ROOT = os.environ.get("TOKEN_SYNC_PG_ROOT")
 DATABASE = "token_sync_test"
 
 
@@ -22,9 +28,24 @@ def free_port():
 
 def as_postgres(command):
     """Runs a server command as the postgres OS user: PostgreSQL refuses to run as root."""
-    if os.geteuid() == 0:
+    if PG_ROOT:
+        user = pwd.getpwnam("postgres")
+        command = ["chroot", f"--userspec={user.pw_uid}:{user.pw_gid}", PG_ROOT, *command]
+    elif os.geteuid() == 0:
         command = ["sudo", "-u", "postgres", *command]
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+
+
+def server_path(path):
+    """Where a path of the server's file system is seen from here."""
+    return Path(f"{PG_ROOT}{path}") if PG_ROOT else Path(path)
+
+
+def pg_config(option):
+    command = [str(PG_BIN / "pg_config"), option]
+    if PG_ROOT:
+        command = ["chroot", PG_ROOT, *command]
+    return subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip()
 
 
 class Cluster:

@@ -39,12 +39,7 @@ pub fn register() {
     PRELOADED.store(preloaded, Ordering::Relaxed);
     define_settings();
     // Unknown token_sync.* names become errors instead of silent placeholders.
-    #[cfg(any(
-        feature = "pg15",
-        feature = "pg16",
-        feature = "pg17",
-        feature = "pg18"
-    ))]
+    #[cfg(any(feature = "pg15", feature = "pg16", feature = "pg17", feature = "pg18"))]
     unsafe {
         pgrx::pg_sys::MarkGUCPrefixReserved(c"token_sync".as_ptr());
     }

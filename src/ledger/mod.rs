@@ -126,7 +126,17 @@ impl LoadFigures {
 
 /// The columns that identify an attempt, in the order `Attempt::identity` gives them.
 const IDENTITY_COLUMNS: &str = "day, target_table, started_at, backend_pid, backend_start";
-const IDENTITY_PARAMS: &str = "$1::date, $2, $3::timestamptz, $4::integer, $5::timestamptz";
+
+/// Placeholders for `Attempt::identity`'s text parameters, numbered from `$first`, cast to
+/// the types of `IDENTITY_COLUMNS`.
+fn identity_params(first: usize) -> String {
+    ["::date", "", "::timestamptz", "::integer", "::timestamptz"]
+        .iter()
+        .enumerate()
+        .map(|(offset, cast)| format!("${}{cast}", first + offset))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 impl Attempt {
     /// Records the attempt as running. If that cannot be done on its own (no worker slot),
@@ -144,7 +154,8 @@ impl Attempt {
         let opened = autonomous::run(
             &format!(
                 "INSERT INTO token_sync.runs ({IDENTITY_COLUMNS}, status) \
-                 VALUES ({IDENTITY_PARAMS}, 'running') RETURNING run_id"
+                 VALUES ({}, 'running') RETURNING run_id",
+                identity_params(1)
             ),
             attempt.identity(),
         );
@@ -203,8 +214,8 @@ impl Attempt {
             &format!(
                 "INSERT INTO token_sync.runs (status, rows_loaded, rows_reported, rows_nul_stripped, \
                  bytes_billed, job_id, finished_at, {IDENTITY_COLUMNS}) \
-                 VALUES ($1, $2, $3, $4, $5, $6, pg_catalog.clock_timestamp(), \
-                 $7::date, $8, $9::timestamptz, $10::integer, $11::timestamptz)"
+                 VALUES ($1, $2, $3, $4, $5, $6, pg_catalog.clock_timestamp(), {})",
+                identity_params(7)
             ),
             &args,
         )
@@ -222,7 +233,8 @@ impl Attempt {
             None => autonomous::run(
                 &format!(
                     "INSERT INTO token_sync.runs ({IDENTITY_COLUMNS}, status, finished_at, error) \
-                     VALUES ({IDENTITY_PARAMS}, 'failed', pg_catalog.clock_timestamp(), $6)"
+                     VALUES ({}, 'failed', pg_catalog.clock_timestamp(), $6)",
+                    identity_params(1)
                 ),
                 self.identity()
                     .into_iter()
@@ -240,4 +252,15 @@ fn rfc3339(unix_micros: i64) -> String {
     chrono::DateTime::from_timestamp_micros(unix_micros)
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn identity_placeholders_are_numbered_from_where_they_start() {
+        assert_eq!(
+            super::identity_params(7),
+            "$7::date, $8, $9::timestamptz, $10::integer, $11::timestamptz"
+        );
+    }
 }

@@ -1,7 +1,7 @@
 """A BigQuery REST source for the benchmark: serves one generated day (bench/day_data.py)
 through jobs.query and jobs.getQueryResults (page tokens and startIndex) at wire speed,
-every row encoded once up front, and the day's summary (the query a re-sync asks first), with an optional fixed latency per request to model
-real BigQuery's round trips.
+every row encoded once up front, and the day's summary (the query a re-sync asks first),
+with an optional fixed latency per request to model real BigQuery's round trips.
 
     python bench/source_server.py --rows 1000000 --port 9070 --latency-ms 200
 """

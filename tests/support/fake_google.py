@@ -99,11 +99,13 @@ class FakeGoogle:
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length) if length else b""
         url = urllib.parse.urlsplit(handler.path)
+        request = None
         if url.path == "/token":
             kind = "token"
         elif method == "POST" and url.path.endswith("/queries"):
             # token_verify_day's summary, which a re-sync also asks for first, or the day's rows.
-            kind = "summary" if is_summary_query(json.loads(body)) else "query"
+            request = json.loads(body)
+            kind = "summary" if is_summary_query(request) else "query"
         elif method == "GET" and "/queries/" in url.path:
             kind = "results"
         else:
@@ -124,9 +126,9 @@ class FakeGoogle:
             return self._token(handler, body)
         query = urllib.parse.parse_qs(url.query)
         if kind == "summary":
-            return self._summary(handler, json.loads(body))
+            return self._summary(handler, request)
         if kind == "query":
-            return self._query(handler, json.loads(body))
+            return self._query(handler, request)
         return self._results(handler, url.path.rsplit("/", 1)[1], query)
 
     def _fault(self, handler, fault):

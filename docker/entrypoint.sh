@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Starts the official image's entrypoint with pg_cron and token_sync preloaded and the
-# token_sync settings taken from the environment, on every start (so a changed variable
-# takes effect at the next restart):
+# Starts PostgreSQL through the image's docker-entrypoint.sh (docker/postgres-entrypoint.sh)
+# with pg_cron and token_sync preloaded and the token_sync settings taken from the
+# environment, on every start (so a changed variable takes effect at the next restart):
 #   TOKEN_SYNC_CREDENTIALS   path of a service-account key; "adc" for Application Default
 #                            Credentials (e.g. GKE Workload Identity); unset: the key at
 #                            /run/secrets/gcp_key if it is not empty, else offline mode

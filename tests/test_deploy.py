@@ -43,6 +43,10 @@ def cargo_version():
     return tomllib.loads((ROOT / "Cargo.toml").read_text())["package"]["version"]
 
 
+def dockerfile_arg(name):
+    return re.search(rf"^ARG {name}=(\S+)$", (ROOT / "Dockerfile").read_text(), re.M).group(1)
+
+
 def schedule_defaults():
     text = (ROOT / "pg_cron" / "schedule.sql").read_text()
     return dict(re.findall(r"\\set (d[12])_schedule '([^']+)'", text))
@@ -124,7 +128,10 @@ def test_chart_refuses_incomplete_values(values, words):
 def test_compose_file_has_the_database_the_secret_and_the_offline_emulator():
     compose = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
     db, emulator = compose["services"]["db"], compose["services"]["emulator"]
-    assert db["build"] == "." and db["image"] == f"token-sync:{cargo_version()}"
+    assert db["build"]["context"] == "."
+    assert db["image"] == f"token-sync:{cargo_version()}-pg${{TOKEN_SYNC_PG_MAJOR:-{dockerfile_arg('PG_MAJOR')}}}"
+    assert db["build"]["args"] == {"PG_MAJOR": f"${{TOKEN_SYNC_PG_MAJOR:-{dockerfile_arg('PG_MAJOR')}}}",
+                                   "DEBIAN_SUITE": f"${{TOKEN_SYNC_DEBIAN_SUITE:-{dockerfile_arg('DEBIAN_SUITE')}}}"}
     assert "pgdata:/var/lib/postgresql/data" in db["volumes"] and "pgdata" in compose["volumes"]
     assert db["secrets"] == ["gcp_key"] and "gcp_key" in compose["secrets"]
     assert "pg_isready" in " ".join(db["healthcheck"]["test"])
@@ -139,7 +146,8 @@ def test_dockerfile_compose_chart_and_code_agree():
     version = cargo_version()
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     values = yaml.safe_load((CHART / "values.yaml").read_text())
-    assert chart["appVersion"] == values["image"]["tag"] == values["emulator"]["image"]["tag"] == version
+    assert chart["appVersion"] == values["emulator"]["image"]["tag"] == version
+    assert values["image"]["tag"] == f"{version}-pg{dockerfile_arg('PG_MAJOR')}"
 
     defaults = schedule_defaults()
     compose_env = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())["services"]["db"]["environment"]
@@ -148,8 +156,11 @@ def test_dockerfile_compose_chart_and_code_agree():
     assert (compose_env["TOKEN_SYNC_D1_SCHEDULE"], compose_env["TOKEN_SYNC_D2_SCHEDULE"]) == (defaults["d1"], defaults["d2"])
 
     dockerfile = (ROOT / "Dockerfile").read_text()
-    assert "RUN bash scripts/install-deps.sh --build-only" in dockerfile
-    assert "FROM postgres:15-bookworm" in dockerfile and "postgresql-15-cron" in dockerfile
+    assert 'RUN bash scripts/install-deps.sh --build-only "$PG_MAJOR"' in dockerfile
+    assert '"postgresql-$PG_MAJOR-cron"' in dockerfile
+    # The default version is one CI builds and tests in a root of the same Debian suite.
+    assert f"{dockerfile_arg('PG_MAJOR')}) suite={dockerfile_arg('DEBIAN_SUITE')} ;;" in \
+        (ROOT / "scripts" / "pg-root.sh").read_text()
     assert "COPY pg_cron/ /opt/token_sync/pg_cron/" in dockerfile
     pgrx = tomllib.loads((ROOT / "Cargo.toml").read_text())["dependencies"]["pgrx"]
     assert f'PGRX_VERSION={pgrx.lstrip("=")}' in (ROOT / "scripts" / "install-deps.sh").read_text()

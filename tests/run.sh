@@ -4,10 +4,11 @@
 #   2. checks formatting and clippy;
 #   3. PostgreSQL 17 and 18, each in a Debian root of its own (scripts/pg-root.sh): build,
 #      unit and in-database tests, install (tests/pgrx.sh, inside the root), then the
-#      black-box suite from here against a server started in the root, less the deployment
-#      and benchmark files, which do not depend on the server's version;
+#      black-box suite from here against a server started in the root, less the deployment,
+#      container and benchmark files, which do not depend on the host's server;
 #   4. PostgreSQL 15, this system's own: the same, and the whole black-box suite (pytest):
-#      a real cluster with pg_cron, the bqemulator emulator, a fake Google server.
+#      a real cluster with pg_cron, the bqemulator emulator, a fake Google server, and the
+#      images built from the Dockerfiles and run with podman (tests/test_containers.py).
 # TOKEN_SYNC_PG_VERSIONS picks the newer versions (default "17 18"; empty for 15 alone).
 # Arguments are passed to the last pytest run.
 set -euo pipefail
@@ -27,7 +28,7 @@ for major in ${TOKEN_SYNC_PG_VERSIONS-17 18}; do
   bash scripts/pg-root.sh "$major" run bash tests/pgrx.sh "$major"
   echo "== PostgreSQL $major: black-box tests"
   bash scripts/pg-root.sh "$major" host "$VENV/bin/pytest" -q -p no:cacheprovider \
-    --ignore=tests/test_deploy.py --ignore=tests/test_bench.py
+    --ignore=tests/test_deploy.py --ignore=tests/test_bench.py --ignore=tests/test_containers.py
 done
 
 echo "== PostgreSQL 15: build, unit and in-database tests, install"

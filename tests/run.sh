@@ -17,21 +17,23 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 VENV=${TOKEN_SYNC_VENV:-$ROOT/target/venv}
 
+step() { echo "== $(date -u +%H:%M:%S) $*"; }
+
 bash scripts/install-deps.sh
 
-echo "== lint"
+step "lint"
 cargo fmt --check
 cargo clippy --all-targets --features pg_test -- -D warnings
 
 for major in ${TOKEN_SYNC_PG_VERSIONS-17 18}; do
-  echo "== PostgreSQL $major: build, unit and in-database tests, install (in its root)"
+  step "PostgreSQL $major: build, unit and in-database tests, install (in its root)"
   bash scripts/pg-root.sh "$major" run bash tests/pgrx.sh "$major"
-  echo "== PostgreSQL $major: black-box tests"
+  step "PostgreSQL $major: black-box tests"
   bash scripts/pg-root.sh "$major" host "$VENV/bin/pytest" -q -p no:cacheprovider \
     --ignore=tests/test_deploy.py --ignore=tests/test_bench.py --ignore=tests/test_containers.py
 done
 
-echo "== PostgreSQL 15: build, unit and in-database tests, install"
+step "PostgreSQL 15: build, unit and in-database tests, install"
 bash tests/pgrx.sh 15
-echo "== PostgreSQL 15: black-box tests"
+step "PostgreSQL 15: black-box tests"
 "$VENV/bin/pytest" -q "$@"

@@ -12,6 +12,8 @@
 #   POSTGRES_HOST_AUTH_METHOD  pg_hba.conf's method for TCP connections (default scram-sha-256)
 #   /docker-entrypoint-initdb.d/*.sh and *.sql run in name order, with the server started
 #   on its socket only, and only at initialisation.
+# A data directory whose initialisation did not finish is refused at the next start, not
+# started without what the init scripts would have set up.
 # Started as root, it makes PGDATA the postgres user's and runs again as that user.
 set -euo pipefail
 shopt -s nullglob
@@ -51,6 +53,7 @@ initialise() {
   initdb --username="$POSTGRES_USER" "${password[@]}" --auth-local=trust --auth-host="$auth" \
     ${POSTGRES_INITDB_ARGS:-} >/dev/null
   [ -z "$password_file" ] || rm -f "$password_file"
+  touch "$unfinished"
   printf '\nhost all all all %s\n' "$auth" >>"$PGDATA/pg_hba.conf"
   printf "\nlisten_addresses = '*'\n" >>"$PGDATA/postgresql.conf"
 
@@ -77,9 +80,16 @@ initialise() {
     esac
   done
   pg_ctl --silent --wait --pgdata="$PGDATA" --mode=fast stop
+  rm "$unfinished"
   log "initialisation complete; starting PostgreSQL"
 }
 
+unfinished=$PGDATA/.initialisation-unfinished
+if [ -e "$unfinished" ]; then
+  log "the initialisation of $PGDATA did not finish (an init script failed, or the container stopped)"
+  log "empty the data directory (the volume) and start again, or remove $unfinished to start it as it is"
+  exit 1
+fi
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
   initialise "$@"
 fi

@@ -98,6 +98,26 @@ def test_the_image_refuses_to_initialise_without_a_password(images):
     assert "POSTGRES_PASSWORD is not set" in result.stderr
 
 
+def test_an_unfinished_initialisation_is_refused_at_the_next_start(images, tmp_path):
+    failing = tmp_path / "99-fail.sql"
+    failing.write_text("SELECT 1 / 0;\n")
+    failing.chmod(0o644)
+    volume = "token-sync-test-unfinished"
+    run = ["run", "--rm", "-e", "POSTGRES_PASSWORD=x", "-e", f"PGPORT={free_port()}",
+           "-v", f"{volume}:/var/lib/postgresql/data", "-v", f"{failing}:/docker-entrypoint-initdb.d/99-fail.sql:ro",
+           images["db"]]
+    podman("volume", "rm", "-f", volume, check=False)
+    try:
+        first = podman(*run, check=False, timeout=120)
+        assert first.returncode != 0 and "division by zero" in first.stderr
+        second = podman(*run, check=False, timeout=60)
+        assert second.returncode != 0
+        assert "the initialisation of /var/lib/postgresql/data did not finish" in second.stderr
+        assert "division by zero" not in second.stderr
+    finally:
+        podman("volume", "rm", "-f", volume, check=False)
+
+
 def compose(*args, port, check=True, timeout=300):
     command = [str(PODMAN_COMPOSE), "-p", COMPOSE_PROJECT, "-f", str(ROOT / "docker-compose.yaml"),
                "-f", str(ROOT / "docker" / "compose.host-network.yaml"), "--profile", "offline", *args]

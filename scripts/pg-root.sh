@@ -89,6 +89,14 @@ fi
 trap unmount_from_root EXIT
 trap 'exit 130' INT TERM
 mount_into_root
+# The certificate authorities this machine adds to Debian's (a proxy's, for instance):
+# without them cargo and apt inside the root cannot reach what the host reaches.
+if [ -d /usr/local/share/ca-certificates ] &&
+   ! diff -rq /usr/local/share/ca-certificates "$dir/usr/local/share/ca-certificates" >/dev/null 2>&1; then
+  as_root mkdir -p "$dir/usr/local/share/ca-certificates"
+  as_root cp -a /usr/local/share/ca-certificates/. "$dir/usr/local/share/ca-certificates/"
+  in_root update-ca-certificates >/dev/null
+fi
 missing=0
 for pkg in "${packages[@]}"; do
   # shellcheck disable=SC2016 # ${Status} is dpkg-query's format, not the shell's

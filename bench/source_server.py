@@ -1,5 +1,5 @@
 """A BigQuery REST source for the benchmark: serves one generated day (bench/day_data.py)
-through jobs.query and jobs.getQueryResults (page tokens and startIndex) at wire speed,
+through tables.get, jobs.query and jobs.getQueryResults (page tokens and startIndex) at wire speed,
 every row encoded once up front, and the day's summary (the query a re-sync asks first),
 with an optional fixed latency per request to model real BigQuery's round trips.
 
@@ -19,12 +19,10 @@ from pathlib import Path
 import day_data
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "support"))
-from fake_google import fingerprint, is_summary_query, summary_answer  # noqa: E402
+from fake_google import SCHEMA as TOKENS, fingerprint, is_summary_query, summary_answer, table_resource  # noqa: E402
 
-SCHEMA = {"fields": [{"name": n, "type": t, "mode": "NULLABLE"} for n, t in [
-    ("address", "STRING"), ("symbol", "STRING"), ("name", "STRING"), ("decimals", "STRING"),
-    ("total_supply", "STRING"), ("block_timestamp", "TIMESTAMP"), ("block_number", "INTEGER"),
-    ("block_hash", "STRING")]]}
+TABLE = table_resource(TOKENS)
+SCHEMA = TABLE["schema"]
 MAX_PAGE_ROWS = 100_000
 # BigQuery caps a result page at about 10 MB, whatever maxResults asks for.
 MAX_PAGE_BYTES = 10 * 1024 * 1024
@@ -113,8 +111,8 @@ def handler(source):
                 return self.send(json.dumps(job_resource(parts[-1])).encode())
             if parts[-1] == "data":  # tabledata.list of the job's destination table
                 return self.send(source.page("destination", start, size))
-            if "tables" in parts:  # tables.get
-                return self.send(json.dumps({"tableReference": DESTINATION, "schema": SCHEMA,
+            if "tables" in parts:  # tables.get, of the source (token_sync) or the job's destination
+                return self.send(json.dumps({**TABLE, "tableReference": DESTINATION,
                                              "numRows": str(len(source.rows))}).encode())
             self.send(b'{"error":{"code":404,"message":"not served"}}', 404)
     return Handler

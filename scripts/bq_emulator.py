@@ -88,19 +88,22 @@ class Emulator:
             except subprocess.TimeoutExpired:
                 self.process.kill()
 
-    def create_table(self, table="tokens", required=True, project=PUBLIC_PROJECT, dataset=DATASET):
-        """Creates (or re-creates) a day-partitioned table with the tokens schema."""
+    def create_table(self, table="tokens", required=True, project=PUBLIC_PROJECT, dataset=DATASET,
+                     fields=None, partition_field="block_timestamp"):
+        """Creates (or re-creates) a day-partitioned table, by default with the tokens schema;
+        `fields` are BigQuery field resources for any other."""
         response = requests.post(self.api(f"{project}/datasets"), json={
             "datasetReference": {"projectId": project, "datasetId": dataset}})
         if response.status_code not in (200, 409):
             response.raise_for_status()
         requests.delete(self.api(f"{project}/datasets/{dataset}/tables/{table}"))
-        fields = [{"name": name, "type": kind, "mode": mode if required else "NULLABLE"}
-                  for name, kind, mode in TOKENS_SCHEMA]
+        if fields is None:
+            fields = [{"name": name, "type": kind, "mode": mode if required else "NULLABLE"}
+                      for name, kind, mode in TOKENS_SCHEMA]
         response = requests.post(self.api(f"{project}/datasets/{dataset}/tables"), json={
             "tableReference": {"projectId": project, "datasetId": dataset, "tableId": table},
             "schema": {"fields": fields},
-            "timePartitioning": {"type": "DAY", "field": "block_timestamp"},
+            "timePartitioning": {"type": "DAY", "field": partition_field},
         })
         response.raise_for_status()
         return f"{project}.{dataset}.{table}"

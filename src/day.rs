@@ -1,9 +1,12 @@
-//! A UTC day, the unit of every sync: the rows with `block_timestamp` in
-//! [day 00:00:00 UTC, day+1 00:00:00 UTC), whatever the session's TimeZone.
+//! A UTC day, the unit of every sync: the rows whose time column (a TIMESTAMP, DATETIME or
+//! DATE) falls in [day 00:00:00 UTC, day+1 00:00:00 UTC), whatever the session's TimeZone.
 
 use crate::error::{SyncError, SyncResult};
-use chrono::{Datelike, Days, NaiveDate, Utc};
+use crate::types::value::Value;
+use crate::types::{bad_value, temporal, Column, Kind, Mode, SourceSchema};
+use chrono::{Datelike, Days, NaiveDate, NaiveDateTime, Utc};
 use pgrx::datum::{Date, TimestampWithTimeZone};
+use pgrx::PgSqlErrorCode;
 use std::fmt;
 
 const MICROS_PER_DAY: i64 = 86_400 * 1_000_000;
@@ -91,6 +94,128 @@ impl SyncDay {
 impl fmt::Display for SyncDay {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0.format("%Y-%m-%d"))
+    }
+}
+
+/// The column a table's days are cut by, and how each side selects a day with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeColumn {
+    pub name: String,
+    kind: TimeKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TimeKind {
+    Timestamp,
+    Datetime,
+    Date,
+}
+
+impl TimeColumn {
+    /// `name`, or else the table's partitioning column: it must be a TIMESTAMP, DATETIME or
+    /// DATE column that is not an array.
+    pub fn choose(schema: &SourceSchema, name: Option<&str>, table: &str) -> SyncResult<Self> {
+        let name = name.or(schema.partitioning_column.as_deref()).ok_or_else(|| {
+            SyncError::new(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("the source table {table} is not partitioned by a column, and no time column was given"),
+                "Register the table with the column its days are cut by: token_sync.add_table(source_table, time_column => 'block_timestamp').",
+            )
+        })?;
+        let column = schema.column(name).ok_or_else(|| {
+            SyncError::new(
+                PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
+                format!("the source table {table} has no column \"{name}\""),
+                "Name a TIMESTAMP, DATETIME or DATE column of the table as its time column.",
+            )
+        })?;
+        Self::of(column).ok_or_else(|| {
+            SyncError::new(
+                PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+                format!(
+                    "the column \"{name}\" of {table} is {}, not a TIMESTAMP, DATETIME or DATE",
+                    column.pg_type()
+                ),
+                "Name a TIMESTAMP, DATETIME or DATE column of the table as its time column.",
+            )
+        })
+    }
+
+    fn of(column: &Column) -> Option<Self> {
+        let kind = match (&column.kind, column.mode) {
+            (_, Mode::Repeated) => return None,
+            (Kind::Timestamp, _) => TimeKind::Timestamp,
+            (Kind::Datetime, _) => TimeKind::Datetime,
+            (Kind::Date, _) => TimeKind::Date,
+            _ => return None,
+        };
+        Some(Self {
+            name: column.name.clone(),
+            kind,
+        })
+    }
+
+    /// GoogleSQL selecting the day given as the DATE parameter `@day`; a range on the
+    /// column, so that BigQuery prunes to the day's partition.
+    pub fn bigquery_filter(&self) -> String {
+        let column = format!("`{}`", self.name);
+        match self.kind {
+            TimeKind::Timestamp => format!(
+                "{column} >= TIMESTAMP(@day) AND {column} < TIMESTAMP(DATE_ADD(@day, INTERVAL 1 DAY))"
+            ),
+            TimeKind::Datetime => format!(
+                "{column} >= DATETIME(@day) AND {column} < DATETIME(DATE_ADD(@day, INTERVAL 1 DAY))"
+            ),
+            TimeKind::Date => format!("{column} = @day"),
+        }
+    }
+
+    /// The column's value as microseconds since the Unix epoch, in GoogleSQL.
+    pub fn bigquery_unix_micros(&self, expression: &str) -> String {
+        match self.kind {
+            TimeKind::Timestamp => format!("UNIX_MICROS({expression})"),
+            TimeKind::Datetime | TimeKind::Date => format!("UNIX_MICROS(TIMESTAMP({expression}))"),
+        }
+    }
+
+    /// PostgreSQL selecting the day between the timestamptz parameters `$first` (the day's
+    /// start, `SyncDay::start`) and the next one (its end); `quoted` is the column, quoted.
+    pub fn postgres_filter(&self, quoted: &str, first: usize) -> String {
+        let (start, end) = (format!("${first}"), format!("${}", first + 1));
+        let bound = |parameter: &str| match self.kind {
+            TimeKind::Timestamp => parameter.to_string(),
+            TimeKind::Datetime => format!("({parameter} AT TIME ZONE 'UTC')"),
+            TimeKind::Date => format!("({parameter} AT TIME ZONE 'UTC')::date"),
+        };
+        format!(
+            "{quoted} >= {} AND {quoted} < {}",
+            bound(&start),
+            bound(&end)
+        )
+    }
+
+    /// Whether a value BigQuery sent for this column falls in the day.
+    pub fn within(&self, value: &Value<'_>, day: SyncDay) -> SyncResult<bool> {
+        let Some(text) = value.as_text() else {
+            return Ok(false);
+        };
+        Ok(match self.kind {
+            TimeKind::Timestamp => {
+                let micros = temporal::timestamp_micros(text, &self.name)?;
+                (day.start_unix_micros()..day.end_unix_micros()).contains(&micros)
+            }
+            TimeKind::Datetime => {
+                let moment = NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
+                    .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f"))
+                    .map_err(|_| bad_value(&self.name, text, "DATETIME"))?;
+                moment.date() == day.0
+            }
+            TimeKind::Date => {
+                NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                    .map_err(|_| bad_value(&self.name, text, "DATE"))?
+                    == day.0
+            }
+        })
     }
 }
 

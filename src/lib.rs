@@ -1,8 +1,11 @@
-//! token_sync: mirrors BigQuery's `crypto_ethereum.tokens` into PostgreSQL one UTC day at a time.
+//! token_sync: mirrors day-partitioned BigQuery tables (first `crypto_ethereum.tokens`) into
+//! PostgreSQL one UTC day at a time.
 //!
 //! The path of a day's data, module by module:
-//! `settings` → `bigquery` (auth, query, pages, decode) → `load` (target table, write path,
-//! day replace) → `ledger` and `verify` → `sql_api`, the functions users call.
+//! `settings` → `bigquery` (auth, schema, query, pages) → `types` (each BigQuery type to
+//! its PostgreSQL type) → `mirror` (source, time column, target) → `load` (target table,
+//! COPY text, write path, day replace) → `ledger` and `verify` → `sql_api`, the functions
+//! users call.
 
 use pgrx::prelude::*;
 
@@ -11,11 +14,13 @@ mod day;
 mod error;
 mod ledger;
 mod load;
+mod mirror;
 mod runtime;
 mod settings;
 mod sql_api;
 mod subtransaction;
 mod sync;
+mod types;
 mod verify;
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -5,12 +5,47 @@ use pgrx::prelude::*;
 
 #[pg_schema]
 mod tests {
-    use crate::day::SyncDay;
+    use crate::bigquery::pages::PagePreparer;
+    use crate::bigquery::wire::Row;
+    use crate::day::{SyncDay, TimeColumn};
     use crate::error::SyncError;
+    use crate::load::copy_from::copy_into;
+    use crate::load::copy_text::RowEncoder;
     use crate::load::target::TargetTable;
+    use crate::mirror::Source;
+    use crate::settings::TableRef;
     use crate::subtransaction;
+    use crate::types::{Column, FieldSchema, SourceSchema};
     use pgrx::datum::Date;
     use pgrx::prelude::*;
+
+    /// A source described as `tables.get` would, partitioned on `block_timestamp`.
+    fn source(fields_json: &str) -> Source {
+        let fields: Vec<FieldSchema> = serde_json::from_str(fields_json).expect("fields parse");
+        let schema = SourceSchema {
+            columns: fields
+                .iter()
+                .map(|field| Column::from_field(field).expect("type maps"))
+                .collect(),
+            partitioning_column: Some("block_timestamp".into()),
+        };
+        let time = TimeColumn::choose(&schema, None, "p.d.t").expect("time column");
+        Source {
+            table: TableRef::parse("p.d.t").expect("valid name"),
+            schema,
+            time,
+        }
+    }
+
+    const TOKENS: &str = r#"[
+        {"name": "address", "type": "STRING", "mode": "REQUIRED"},
+        {"name": "symbol", "type": "STRING"},
+        {"name": "name", "type": "STRING"},
+        {"name": "decimals", "type": "STRING"},
+        {"name": "total_supply", "type": "STRING"},
+        {"name": "block_timestamp", "type": "TIMESTAMP", "mode": "REQUIRED"},
+        {"name": "block_number", "type": "INTEGER", "mode": "REQUIRED"},
+        {"name": "block_hash", "type": "STRING", "mode": "REQUIRED"}]"#;
 
     #[pg_test]
     fn functions_are_not_executable_by_public() {
@@ -23,7 +58,9 @@ mod tests {
 
     #[pg_test]
     fn created_target_table_is_not_an_extension_member() {
-        let target = TargetTable::prepare("public.members_check").expect("table is created");
+        let tokens = source(TOKENS);
+        let target = TargetTable::prepare("public.members_check", &tokens.schema, &tokens.time)
+            .expect("table is created");
         assert_eq!(target.qualified_name, "public.members_check");
         let member = Spi::get_one::<bool>(
             "SELECT EXISTS (SELECT 1 FROM pg_depend WHERE objid = 'public.members_check'::regclass AND deptype = 'e')",
@@ -39,8 +76,107 @@ mod tests {
     fn target_with_wrong_column_type_is_refused() {
         Spi::run("CREATE TABLE wrong_shape (address text, symbol text, name text, decimals numeric, total_supply text, block_timestamp timestamptz, block_number bigint, block_hash text)")
             .expect("table created");
-        let error = TargetTable::prepare("wrong_shape").expect_err("decimals is numeric");
+        let tokens = source(TOKENS);
+        let error = TargetTable::prepare("wrong_shape", &tokens.schema, &tokens.time)
+            .expect_err("decimals is numeric");
         assert!(error.message.contains("decimals"), "{}", error.message);
+    }
+
+    /// Every BigQuery type, as the REST API sends it, through the COPY text into the table
+    /// created from the schema, and read back by PostgreSQL.
+    #[pg_test]
+    fn every_type_loads_exactly() {
+        let every_type = source(
+            r#"[
+            {"name": "block_timestamp", "type": "TIMESTAMP", "mode": "REQUIRED"},
+            {"name": "s", "type": "STRING"}, {"name": "b", "type": "BYTES"},
+            {"name": "i", "type": "INTEGER"}, {"name": "f", "type": "FLOAT"},
+            {"name": "n", "type": "NUMERIC"}, {"name": "bn", "type": "BIGNUMERIC"},
+            {"name": "ok", "type": "BOOLEAN"}, {"name": "d", "type": "DATE"},
+            {"name": "dt", "type": "DATETIME"}, {"name": "t", "type": "TIME"},
+            {"name": "j", "type": "JSON"}, {"name": "iv", "type": "INTERVAL"},
+            {"name": "g", "type": "GEOGRAPHY"},
+            {"name": "topics", "type": "STRING", "mode": "REPEATED"},
+            {"name": "amounts", "type": "NUMERIC", "mode": "REPEATED"},
+            {"name": "blobs", "type": "BYTES", "mode": "REPEATED"},
+            {"name": "st", "type": "RECORD", "fields": [
+                {"name": "x", "type": "INTEGER"}, {"name": "y", "type": "STRING", "mode": "REPEATED"}]}]"#,
+        );
+        let target =
+            TargetTable::prepare("public.every_type", &every_type.schema, &every_type.time)
+                .expect("table is created");
+        let day = SyncDay::from_pg(Date::new(2026, 11, 20).ok(), "day").expect("day");
+        let body = r#"[
+          {"f": [{"v": "1795219199999999"}, {"v": "tab\there \"q\" \\ é"}, {"v": "AAH/"},
+                 {"v": "-9223372036854775808"}, {"v": "nan"}, {"v": "-99999999999999999999999999999.999999999"},
+                 {"v": "578960446186580977117854925043439539266.34992332820282019728792003956564819967"},
+                 {"v": "true"}, {"v": "0001-01-01"}, {"v": "9999-12-31T23:59:59.999999"}, {"v": "23:59:59.999999"},
+                 {"v": "{\"b\":{\"c\":[1,2.50]},\"a\":null}"}, {"v": "-1-2 3 -4:5:6.5"}, {"v": "POINT(1 2)"},
+                 {"v": [{"v": "0xa"}, {"v": "with,comma \"and\" {braces}"}]}, {"v": [{"v": "1.500000000"}]},
+                 {"v": [{"v": ""}]},
+                 {"v": {"f": [{"v": "7"}, {"v": [{"v": "a"}]}]}}]},
+          {"f": [{"v": "1795132800000000"}, {"v": null}, {"v": null}, {"v": null}, {"v": "-inf"},
+                 {"v": null}, {"v": null}, {"v": null}, {"v": null}, {"v": null}, {"v": null},
+                 {"v": null}, {"v": null}, {"v": null}, {"v": []}, {"v": []}, {"v": []}, {"v": null}]}]"#;
+        let rows: Vec<Row<'_>> = serde_json::from_str(body).expect("rows parse");
+        let page = RowEncoder::new(&every_type, &target.not_null, day)
+            .prepare(rows)
+            .expect("rows encode");
+        let mut chunk = Some(page.bytes);
+        let columns: Vec<&str> = every_type
+            .schema
+            .columns
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        let stored = copy_into(
+            target.oid,
+            &target.qualified_name,
+            &columns,
+            Box::new(move || Ok(chunk.take())),
+        )
+        .expect("COPY accepts every type");
+        assert_eq!(stored, 2);
+        Spi::run("SET LOCAL DateStyle = 'ISO'; SET LOCAL IntervalStyle = 'postgres'").expect("set");
+        let full_row = [
+            (
+                "block_timestamp AT TIME ZONE 'UTC'",
+                "2026-11-20 23:59:59.999999",
+            ),
+            ("s", "tab\there \"q\" \\ é"),
+            ("b", "\\x0001ff"),
+            ("i", "-9223372036854775808"),
+            ("f", "NaN"),
+            ("n", "-99999999999999999999999999999.999999999"),
+            (
+                "bn",
+                "578960446186580977117854925043439539266.34992332820282019728792003956564819967",
+            ),
+            ("ok", "true"),
+            ("d", "0001-01-01"),
+            ("dt", "9999-12-31 23:59:59.999999"),
+            ("t", "23:59:59.999999"),
+            ("j", r#"{"a": null, "b": {"c": [1, 2.50]}}"#),
+            ("iv", "-1 years -2 mons +3 days -04:05:06.5"),
+            ("g", "POINT(1 2)"),
+            ("topics", r#"{0xa,"with,comma \"and\" {braces}"}"#),
+            ("amounts", "{1.5}"),
+            ("blobs", r#"{"\\x"}"#),
+            ("st", r#"{"x": 7, "y": ["a"]}"#),
+        ];
+        for (expression, expected) in full_row {
+            let loaded = Spi::get_one::<String>(&format!(
+                "SELECT ({expression})::text FROM every_type WHERE i IS NOT NULL"
+            ));
+            assert_eq!(loaded, Ok(Some(expected.to_string())), "{expression}");
+        }
+        let empty = Spi::get_one::<String>(
+            "SELECT concat_ws(' | ', f, topics, amounts, blobs, s IS NULL, st IS NULL) FROM every_type WHERE i IS NULL",
+        );
+        assert_eq!(
+            empty,
+            Ok(Some("-Infinity | {} | {} | {} | t | t".to_string()))
+        );
     }
 
     #[pg_test]

@@ -230,6 +230,11 @@ impl TableRef {
         })
     }
 
+    /// `project.dataset.table`, as users write it.
+    pub fn display(&self) -> String {
+        format!("{}.{}.{}", self.project, self.dataset, self.table)
+    }
+
     /// The reference as GoogleSQL text. Safe to splice: `parse` admits no backtick.
     pub fn to_sql(&self) -> String {
         format!("`{}.{}.{}`", self.project, self.dataset, self.table)

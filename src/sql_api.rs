@@ -4,6 +4,7 @@
 use crate::day::SyncDay;
 use crate::error::{OrRaise, SyncError};
 use crate::load::target::TargetTable;
+use crate::mirror::{MirrorPlan, Source};
 use crate::settings::Settings;
 use crate::sync::{self, DayOutcome};
 use crate::verify;
@@ -27,8 +28,9 @@ fn token_sync_day(
 > {
     let settings = Settings::load().or_raise();
     let day = past_day(day, "day");
-    let target = TargetTable::prepare(&settings.target_table).or_raise();
-    let outcome = sync::sync_day(&settings, &target, day).unwrap_or_else(|failure| failure.raise());
+    let mut plan = tokens(&settings);
+    let outcome =
+        sync::sync_day(&settings, &mut plan, day).unwrap_or_else(|failure| failure.raise());
     if outcome.figures.unchanged {
         pgrx::notice!(
             "token_sync: {day} is unchanged in BigQuery ({} rows, same fingerprint); it was not rewritten",
@@ -36,6 +38,12 @@ fn token_sync_day(
         );
     }
     TableIterator::once(day_row(&outcome))
+}
+
+/// The mirror the mission's functions act on: `token_sync.source_table` into
+/// `token_sync.target_table`, its days cut by the source's partitioning column.
+fn tokens(settings: &Settings) -> MirrorPlan {
+    MirrorPlan::new(&settings.source_table, None, &settings.target_table).or_raise()
 }
 
 /// A day argument that must be given and must have begun (in UTC).
@@ -99,13 +107,13 @@ fn token_backfill(
         )
         .raise();
     }
-    let target = TargetTable::prepare(&settings.target_table).or_raise();
+    let mut plan = tokens(&settings);
 
     let mut rows = Vec::new();
     let mut day = Some(from);
     while let Some(current) = day.filter(|d| *d <= to) {
         let started = std::time::Instant::now();
-        match sync::sync_day(&settings, &target, current) {
+        match sync::sync_day(&settings, &mut plan, current) {
             Ok(outcome) => {
                 let (day, rows_loaded, rows_reported, seconds, bytes_billed, job_id) =
                     day_row(&outcome);
@@ -164,7 +172,10 @@ fn token_verify_day(
 > {
     let settings = Settings::load().or_raise();
     let day = past_day(day, "day");
-    let comparison = verify::compare_day(&settings, day).or_raise();
+    TargetTable::ledger_name(&settings.target_table).or_raise();
+    let source = Source::read(&settings, &settings.source_table, None).or_raise();
+    let comparison =
+        verify::compare_day(&settings, &source, &settings.target_table, day).or_raise();
     let timestamp = |micros: Option<i64>| micros.map(crate::day::timestamptz_from_unix_micros);
     let (remote, local) = (&comparison.bigquery, &comparison.local);
     TableIterator::once((

@@ -6,9 +6,9 @@ use crate::bigquery::{errors::bad_response, query};
 use crate::day::SyncDay;
 use crate::error::{SyncError, SyncResult};
 use crate::ledger::{Attempt, LoadFigures};
-use crate::load::copy_text;
+use crate::load::copy_text::RowEncoder;
 use crate::load::day_replace::{lock_day, replace_day};
-use crate::load::target::TargetTable;
+use crate::mirror::{Mirror, MirrorPlan};
 use crate::settings::Settings;
 use crate::subtransaction::{self, UnitFailure};
 use crate::verify;
@@ -22,21 +22,22 @@ pub struct DayOutcome {
     pub seconds: f64,
 }
 
-/// One attempt at a day, in its own subtransaction: the lock, the load, and the ledger.
-/// On failure the day is as it was, the failure is in the ledger, and the caller decides
-/// whether to raise it.
+/// One attempt at a day, in its own subtransaction: the source's schema and the target
+/// (the first time), the lock, the load, and the ledger. On failure the day is as it was,
+/// the failure is in the ledger, and the caller decides whether to raise it.
 pub fn sync_day(
     settings: &Settings,
-    target: &TargetTable,
+    plan: &mut MirrorPlan,
     day: SyncDay,
 ) -> Result<DayOutcome, UnitFailure> {
     let started = Instant::now();
-    let attempt = Attempt::open(day, &target.qualified_name);
+    let attempt = Attempt::open(day, &plan.ledger_name);
     let loaded = subtransaction::run(|| {
-        lock_day(target, day)?;
-        let figures = match unchanged_day(settings, target, day)? {
+        let mirror = plan.prepare(settings)?;
+        lock_day(mirror, day)?;
+        let figures = match unchanged_day(settings, mirror, day)? {
             Some(figures) => figures,
-            None => load_day(settings, target, day)?,
+            None => load_day(settings, mirror, day)?,
         };
         attempt.record_success(&figures)?;
         Ok(figures)
@@ -48,6 +49,7 @@ pub fn sync_day(
             seconds: started.elapsed().as_secs_f64(),
         }),
         Err(failure) => {
+            plan.forget();
             attempt.record_failure(&failure.message());
             Err(failure)
         }
@@ -56,20 +58,24 @@ pub fn sync_day(
 
 /// The day's figures if it already holds exactly BigQuery's rows (the comparison of
 /// `token_verify_day`): rewriting it would change nothing, yet leave a dead tuple and WAL
-/// behind for every row. A day that holds no rows is a first load, with nothing to compare.
+/// behind for every row. A day that holds no rows is a first load, with nothing to compare;
+/// a table whose columns cannot all be fingerprinted is always rewritten.
 fn unchanged_day(
     settings: &Settings,
-    target: &TargetTable,
+    mirror: &Mirror,
     day: SyncDay,
 ) -> SyncResult<Option<LoadFigures>> {
     if !settings.skip_unchanged {
         return Ok(None);
     }
-    let local = verify::local_summary(target, day)?;
+    let Ok(fingerprint) = verify::Fingerprint::of(&mirror.source) else {
+        return Ok(None);
+    };
+    let local = verify::local_summary(&mirror.source, &fingerprint, &mirror.target, day)?;
     if local.rows == 0 {
         return Ok(None);
     }
-    let (remote, job) = verify::bigquery_summary(settings, day)?;
+    let (remote, job) = verify::bigquery_summary(settings, &mirror.source, &fingerprint, day)?;
     Ok((remote == local).then_some(LoadFigures {
         rows_loaded: local.rows,
         rows_reported: remote.rows,
@@ -80,10 +86,12 @@ fn unchanged_day(
     }))
 }
 
-fn load_day(settings: &Settings, target: &TargetTable, day: SyncDay) -> SyncResult<LoadFigures> {
-    let mut stream = ResultStream::start(settings, query::day_rows(settings, day), move |page| {
-        copy_text::encode(page, day)
-    })?;
+fn load_day(settings: &Settings, mirror: &Mirror, day: SyncDay) -> SyncResult<LoadFigures> {
+    let mut stream = ResultStream::start(
+        settings,
+        query::day_rows(settings, &mirror.source, day),
+        RowEncoder::new(&mirror.source, &mirror.target.not_null, day),
+    )?;
     let summary = match stream.next()? {
         Some(Delivery::Started(summary)) => summary,
         _ => return Err(bad_response("BigQuery's result ended before it began")),
@@ -91,7 +99,7 @@ fn load_day(settings: &Settings, target: &TargetTable, day: SyncDay) -> SyncResu
     let counts = Rc::new(Cell::new((0u64, 0u64)));
     let pages = counts.clone();
     let stored = replace_day(
-        target,
+        mirror,
         day,
         Box::new(move || match stream.next()? {
             Some(Delivery::Page(page)) => {

@@ -1,69 +1,136 @@
-//! `token_verify_day`'s comparison: the day's row count, MIN/MAX(block_timestamp) and an
+//! `token_verify_day`'s comparison: the day's row count, MIN/MAX of the time column and an
 //! order-independent fingerprint, computed by BigQuery over the source and by PostgreSQL
-//! over the target with the same formula, generated here from one column list so that the
-//! two sides cannot drift apart.
+//! over the target with formulas generated here, column by column from the source's
+//! schema, so that the two sides cannot drift apart.
 //!
-//! Each row is hashed over its length-prefixed, NUL-stripped fields (NUL is stripped on
-//! load, so the source side strips it too); the first 32 bits of the MD5 are summed, so the
-//! order of rows does not matter and a changed, missing or duplicated row changes the sum.
+//! Each value is spelled in a canonical text both sides produce alike (below, per type);
+//! each row is hashed over its length-prefixed values; the first 32 bits of the MD5 are
+//! summed, so the order of rows does not matter and a changed, missing or duplicated row
+//! changes the sum.
 
-use crate::bigquery::decode::{parse_integer, parse_timestamp_micros};
 use crate::bigquery::pages::{self, SingleRow};
 use crate::bigquery::query;
 use crate::day::SyncDay;
-use crate::error::SyncResult;
+use crate::error::{SyncError, SyncResult};
 use crate::load::target::{spi_error, TargetTable};
+use crate::mirror::Source;
 use crate::settings::Settings;
+use crate::types::integer::parse as parse_integer;
+use crate::types::{Column, Kind, Mode};
 use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode;
 
-#[derive(Clone, Copy)]
-enum Kind {
-    Text,
-    Timestamp,
-    Integer,
+/// The canonical text of one value of `kind`, in GoogleSQL and in PostgreSQL, with `{v}`
+/// standing for the value; `None` where no canonical text is known for both sides yet.
+fn canonical(kind: &Kind) -> Option<(&'static str, &'static str)> {
+    Some(match kind {
+        // NUL is stripped on load, so BigQuery's side strips it too.
+        Kind::String | Kind::Geography => ("REPLACE({v}, @nul, '')", "{v}"),
+        Kind::Int64 | Kind::Bool => ("CAST({v} AS STRING)", "{v}::text"),
+        Kind::Timestamp => (
+            "CAST(UNIX_MICROS({v}) AS STRING)",
+            "((extract(epoch FROM {v}) * 1000000)::bigint)::text",
+        ),
+        Kind::Datetime => (
+            "CAST(UNIX_MICROS(TIMESTAMP({v})) AS STRING)",
+            "((extract(epoch FROM {v}) * 1000000)::bigint)::text",
+        ),
+        Kind::Date => ("CAST(UNIX_DATE({v}) AS STRING)", "({v} - DATE '1970-01-01')::text"),
+        Kind::Time => (
+            "CAST(TIME_DIFF({v}, TIME '00:00:00', MICROSECOND) AS STRING)",
+            "((extract(epoch FROM {v}) * 1000000)::bigint)::text",
+        ),
+        Kind::Bytes => ("TO_HEX({v})", "encode({v}, 'hex')"),
+        // Without trailing zeros after the point, as the value is loaded.
+        Kind::Numeric | Kind::BigNumeric => (
+            "IF(STRPOS(CAST({v} AS STRING), '.') > 0, RTRIM(RTRIM(CAST({v} AS STRING), '0'), '.'), CAST({v} AS STRING))",
+            "trim_scale({v})::text",
+        ),
+        // Seventeen significant digits tell every double apart; both sides print them with
+        // C's %e (BigQuery's FORMAT, PostgreSQL's to_char with EEEE). Adding zero makes -0 +0.
+        Kind::Float64 => (
+            "CASE WHEN IS_NAN({v}) THEN 'NaN' WHEN IS_INF({v}) THEN IF({v} > 0, 'Infinity', '-Infinity') \
+             ELSE FORMAT('%.16e', {v} + 0.0) END",
+            "CASE WHEN {v} = 'NaN'::float8 THEN 'NaN' WHEN {v} = 'Infinity'::float8 THEN 'Infinity' \
+             WHEN {v} = '-Infinity'::float8 THEN '-Infinity' ELSE ltrim(to_char({v} + 0, '9.9999999999999999EEEE')) END",
+        ),
+        Kind::Json | Kind::Interval | Kind::Record(_) => return None,
+    })
 }
 
-const FINGERPRINT_COLUMNS: [(&str, Kind); 8] = [
-    ("address", Kind::Text),
-    ("symbol", Kind::Text),
-    ("name", Kind::Text),
-    ("decimals", Kind::Text),
-    ("total_supply", Kind::Text),
-    ("block_timestamp", Kind::Timestamp),
-    ("block_number", Kind::Integer),
-    ("block_hash", Kind::Text),
-];
-
-fn bigquery_fingerprint_sql() -> String {
-    let fields: Vec<String> = FINGERPRINT_COLUMNS
-        .iter()
-        .map(|(column, kind)| match kind {
-            Kind::Text => format!(
-                "IFNULL(CONCAT(CAST(LENGTH(REPLACE({column}, @nul, '')) AS STRING), ':', REPLACE({column}, @nul, '')), '~')"
+/// A column's part of the row's hash input, on both sides: the canonical text with its
+/// length in front (an ARRAY: each element's, in order), or `~` for NULL.
+fn column_parts(column: &Column) -> Option<(String, String)> {
+    let (bigquery, postgres) = canonical(&column.kind)?;
+    let (bigquery_name, postgres_name) = (column.bigquery_name(), column.postgres_name());
+    let prefixed_bigquery = |v: &str| {
+        let text = bigquery.replace("{v}", v);
+        format!("CONCAT(CAST(LENGTH({text}) AS STRING), ':', {text})")
+    };
+    let prefixed_postgres = |v: &str| {
+        let text = postgres.replace("{v}", v);
+        format!("length({text})::text || ':' || {text}")
+    };
+    Some(match column.mode {
+        Mode::Repeated => (
+            format!(
+                "ARRAY_TO_STRING(ARRAY(SELECT {} FROM UNNEST({bigquery_name}) AS e WITH OFFSET AS o ORDER BY o), ',')",
+                prefixed_bigquery("e")
             ),
-            Kind::Timestamp => format!("CAST(UNIX_MICROS({column}) AS STRING)"),
-            Kind::Integer => format!("CAST({column} AS STRING)"),
-        })
-        .collect();
-    format!(
-        "SUM(CAST(CONCAT('0x', SUBSTR(TO_HEX(MD5(CONCAT({}))), 1, 8)) AS INT64))",
-        fields.join(", '|', ")
-    )
+            format!(
+                "coalesce(array_to_string(ARRAY(SELECT {} FROM unnest({postgres_name}) WITH ORDINALITY AS u(e, o) ORDER BY o), ','), '~')",
+                prefixed_postgres("e")
+            ),
+        ),
+        Mode::Nullable | Mode::Required => (
+            format!("IFNULL({}, '~')", prefixed_bigquery(&bigquery_name)),
+            format!("coalesce({}, '~')", prefixed_postgres(&postgres_name)),
+        ),
+    })
 }
 
-fn postgres_fingerprint_sql() -> String {
-    let fields: Vec<String> = FINGERPRINT_COLUMNS
-        .iter()
-        .map(|(column, kind)| match kind {
-            Kind::Text => format!("coalesce(length({column})::text || ':' || {column}, '~')"),
-            Kind::Timestamp => format!("{}::text", unix_micros_sql(column)),
-            Kind::Integer => format!("{column}::text"),
+/// The fingerprint's aggregate in GoogleSQL and in PostgreSQL.
+pub struct Fingerprint {
+    bigquery: String,
+    postgres: String,
+}
+
+impl Fingerprint {
+    pub fn of(source: &Source) -> SyncResult<Self> {
+        let mut bigquery = Vec::new();
+        let mut postgres = Vec::new();
+        let mut unsupported = Vec::new();
+        for column in &source.schema.columns {
+            match column_parts(column) {
+                Some((remote, local)) => {
+                    bigquery.push(remote);
+                    postgres.push(local);
+                }
+                None => unsupported.push(format!("{} ({})", column.name, column.pg_type())),
+            }
+        }
+        if !unsupported.is_empty() {
+            return Err(SyncError::new(
+                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                format!(
+                    "token_sync cannot fingerprint the columns {} of {} yet",
+                    unsupported.join(", "),
+                    source.table.display()
+                ),
+                "The day can be synced, but not verified by fingerprint; compare counts with SELECT count(*) meanwhile.",
+            ));
+        }
+        Ok(Self {
+            bigquery: format!(
+                "SUM(CAST(CONCAT('0x', SUBSTR(TO_HEX(MD5(CONCAT({}))), 1, 8)) AS INT64))",
+                bigquery.join(", '|', ")
+            ),
+            postgres: format!(
+                "sum(('x' || substr(md5({}), 1, 8))::bit(32)::bigint)",
+                postgres.join(" || '|' || ")
+            ),
         })
-        .collect();
-    format!(
-        "sum(('x' || substr(md5({}), 1, 8))::bit(32)::bigint)",
-        fields.join(" || '|' || ")
-    )
+    }
 }
 
 fn unix_micros_sql(expression: &str) -> String {
@@ -92,19 +159,25 @@ impl Comparison {
     }
 }
 
-pub fn compare_day(settings: &Settings, day: SyncDay) -> SyncResult<Comparison> {
+pub fn compare_day(
+    settings: &Settings,
+    source: &Source,
+    target_table: &str,
+    day: SyncDay,
+) -> SyncResult<Comparison> {
+    let fingerprint = Fingerprint::of(source)?;
     // A check changes nothing: a target that does not exist yet holds no rows.
-    let local = match TargetTable::find(&settings.target_table)? {
-        Some(target) => local_summary(&target, day)?,
+    let local = match TargetTable::find(target_table, &source.schema)? {
+        Some(target) => local_summary(source, &fingerprint, &target, day)?,
         None => {
             pgrx::notice!(
                 "token_sync: the target table {} does not exist yet; it holds no rows",
-                settings.target_table
+                target_table
             );
             DaySummary::default()
         }
     };
-    let (bigquery, job) = bigquery_summary(settings, day)?;
+    let (bigquery, job) = bigquery_summary(settings, source, &fingerprint, day)?;
     Ok(Comparison {
         bigquery,
         local,
@@ -113,36 +186,46 @@ pub fn compare_day(settings: &Settings, day: SyncDay) -> SyncResult<Comparison> 
 }
 
 /// What BigQuery holds for the day, and the job that computed it.
-pub fn bigquery_summary(settings: &Settings, day: SyncDay) -> SyncResult<(DaySummary, SingleRow)> {
-    let request = query::day_summary(settings, day, &bigquery_fingerprint_sql());
+pub fn bigquery_summary(
+    settings: &Settings,
+    source: &Source,
+    fingerprint: &Fingerprint,
+    day: SyncDay,
+) -> SyncResult<(DaySummary, SingleRow)> {
+    let request = query::day_summary(settings, source, day, &fingerprint.bigquery);
     let job = pages::single_row(settings, request)?;
-    let cell = |index: usize| job.cells.get(index).cloned().flatten();
+    let cell = |index: usize, name: &str| {
+        job.cells
+            .get(index)
+            .cloned()
+            .flatten()
+            .map(|text| parse_integer(&text, name))
+            .transpose()
+    };
     let summary = DaySummary {
-        rows: cell(0)
-            .as_deref()
-            .map(parse_integer)
-            .transpose()?
-            .unwrap_or(0),
-        min_timestamp: cell(1).as_deref().map(parse_timestamp_micros).transpose()?,
-        max_timestamp: cell(2).as_deref().map(parse_timestamp_micros).transpose()?,
-        fingerprint: cell(3)
-            .as_deref()
-            .map(parse_integer)
-            .transpose()?
-            .unwrap_or(0),
+        rows: cell(0, "row_count")?.unwrap_or(0),
+        min_timestamp: cell(1, "min_micros")?,
+        max_timestamp: cell(2, "max_micros")?,
+        fingerprint: cell(3, "fingerprint")?.unwrap_or(0),
     };
     Ok((summary, job))
 }
 
 /// What the target table holds for the day.
-pub fn local_summary(target: &TargetTable, day: SyncDay) -> SyncResult<DaySummary> {
+pub fn local_summary(
+    source: &Source,
+    fingerprint: &Fingerprint,
+    target: &TargetTable,
+    day: SyncDay,
+) -> SyncResult<DaySummary> {
+    let time = format!("\"{}\"", source.time.name);
     let sql = format!(
-        "SELECT count(*), {}, {}, coalesce({}, 0)::bigint FROM {} \
-         WHERE block_timestamp >= $1 AND block_timestamp < $2",
-        unix_micros_sql("min(block_timestamp)"),
-        unix_micros_sql("max(block_timestamp)"),
-        postgres_fingerprint_sql(),
-        target.qualified_name
+        "SELECT count(*), {}, {}, coalesce({}, 0)::bigint FROM {} WHERE {}",
+        unix_micros_sql(&format!("min({time})")),
+        unix_micros_sql(&format!("max({time})")),
+        fingerprint.postgres,
+        target.qualified_name,
+        source.time.postgres_filter(&time, 1)
     );
     Spi::connect(|client| {
         let row = client

@@ -249,21 +249,44 @@ def test_an_unreadable_key_file_is_refused_before_any_call(db, fake_google, key_
     assert fake_google.requests == []
 
 
-@pytest.mark.parametrize("change, words", [
-    (lambda s: [c for c in s if c[0] != "block_hash"], "no column \"block_hash\""),
-    (lambda s: s + [("extra", "STRING")], "9 columns"),
-    (lambda s: [("hash" if n == "block_hash" else n, t) for n, t in s], "no column \"block_hash\""),
-    (lambda s: [(n, "FLOAT" if n == "block_number" else t) for n, t in s], "block_number"),
+@pytest.mark.parametrize("change, error, words", [
+    # A column the target requires is gone from the source.
+    (lambda s: [c for c in s if c[0] != "block_hash"], psycopg.errors.UndefinedColumn,
+     "the source has no column block_hash, which the target table public.raw_tokens requires"),
+    (lambda s: s + [("extra", "STRING")], psycopg.errors.UndefinedColumn,
+     "the target table public.raw_tokens has no column extra"),
+    (lambda s: [("hash" if n == "block_hash" else n, t) for n, t in s], psycopg.errors.UndefinedColumn,
+     "has no column hash"),
+    (lambda s: [(n, "FLOAT" if n == "block_number" else t) for n, t in s], psycopg.errors.DatatypeMismatch,
+     "column block_number of the target table public.raw_tokens is bigint, but the source's is double precision"),
 ])
-def test_a_result_of_another_schema_fails_the_day_without_writing(db, fake_google, change, words):
+def test_a_source_of_another_schema_fails_the_day_without_writing(db, fake_google, change, error, words):
     fake_google.rows = day_rows(3)
     db.execute("SELECT token_sync_day('2026-11-20')")
-    db.execute("SET token_sync.skip_unchanged = off")  # the day's rows are the same; their result is not
+    db.execute("SET token_sync.skip_unchanged = off")
     fake_google.schema = change(fake_google.schema)
-    with pytest.raises(psycopg.errors.DataException) as error:
+    with pytest.raises(error) as raised:
         db.execute("SELECT token_sync_day('2026-11-20')")
-    assert words in error.value.diag.message_primary
+    assert words in raised.value.diag.message_primary
+    assert raised.value.diag.message_hint
+    assert fake_google.count("query") == 1, "refused before the day's rows were asked for"
     assert db.execute("SELECT count(*) FROM raw_tokens").fetchone() == (3,)
+
+
+def test_a_result_of_other_columns_than_asked_fails_the_day(db, fake_google):
+    fake_google.rows = day_rows(3)
+    real_page = fake_google._page
+
+    def page_without_block_hash(job_id, start, size):
+        answer = real_page(job_id, start, size)
+        answer["schema"]["fields"] = answer["schema"]["fields"][:-1]
+        answer["rows"] = [{"f": row["f"][:-1]} for row in answer["rows"]]
+        return answer
+    fake_google._page = page_without_block_hash
+    with pytest.raises(psycopg.errors.DataException) as raised:
+        db.execute("SELECT token_sync_day('2026-11-20')")
+    assert "the source result has the columns" in raised.value.diag.message_primary
+    assert db.execute("SELECT to_regclass('raw_tokens')").fetchone() == (None,)
 
 
 def test_a_body_that_is_not_json_fails_the_day(db, fake_google):

@@ -1,10 +1,10 @@
-//! The two REST calls we make: `jobs.query` and `jobs.getQueryResults`.
+//! The REST calls we make: `tables.get`, `jobs.query` and `jobs.getQueryResults`.
 
 use super::auth::Authorizer;
 use super::errors;
 use super::wire::{Body, Envelope, JobReference};
 use crate::error::{SyncError, SyncResult};
-use crate::settings::Settings;
+use crate::settings::{Settings, TableRef};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 use url::Url;
@@ -69,6 +69,24 @@ impl BigQueryClient {
             max_retries: settings.max_retries,
             retry_delay: settings.retry_delay,
         })
+    }
+
+    /// `tables.get`: the table's schema and partitioning.
+    pub async fn get_table(&self, table: &TableRef) -> SyncResult<Body> {
+        let mut url = self.api_url.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop_if_empty().extend([
+                "bigquery",
+                "v2",
+                "projects",
+                &table.project,
+                "datasets",
+                &table.dataset,
+                "tables",
+                &table.table,
+            ]);
+        }
+        self.send(|| self.http.get(url.clone())).await
     }
 
     /// `jobs.query`. The body carries a requestId, so a retry returns the same job instead

@@ -1,11 +1,12 @@
-//! The BigQuery side: credentials (`auth`), the REST calls (`client`), the SQL we send
-//! (`query`), paging through a result (`pages`) within a memory budget (`budget`), and turning rows into typed values (`decode`).
+//! The BigQuery side: credentials (`auth`), the REST calls (`client`), a table's schema
+//! (`schema`), the SQL we send (`query`), and paging through a result (`pages`) within a
+//! memory budget (`budget`).
 
 pub mod auth;
 pub mod budget;
 pub mod client;
-pub mod decode;
 pub mod errors;
 pub mod pages;
 pub mod query;
+pub mod schema;
 pub mod wire;

@@ -8,10 +8,9 @@
 
 use super::budget::{Budget, Reservation, Weighed, PEAK_PER_BODY_BYTE};
 use super::client::{BigQueryClient, Page};
-use super::decode::{self, ColumnMap};
 use super::errors::bad_response;
 use super::query;
-use super::wire::{Body, JobReference, QueryResponse};
+use super::wire::{Body, JobReference, QueryResponse, Row, TableSchema};
 use crate::error::SyncResult;
 use crate::runtime::{self, BackgroundTask};
 use crate::settings::Settings;
@@ -37,8 +36,14 @@ pub struct JobSummary {
     pub bytes_billed: Option<i64>,
 }
 
-/// What each decoded page becomes on the network threads before it is delivered.
-type Transform<T> = Arc<dyn for<'a> Fn(decode::Page<'a>) -> SyncResult<T> + Send + Sync>;
+/// What each page of rows becomes on the network threads before it is delivered.
+pub trait PagePreparer<T>: Send + Sync {
+    /// Refuses a result whose columns are not the ones asked for.
+    fn check_schema(&self, schema: &TableSchema) -> SyncResult<()>;
+    fn prepare(&self, rows: Vec<Row<'_>>) -> SyncResult<T>;
+}
+
+type Transform<T> = Arc<dyn PagePreparer<T>>;
 
 /// A prepared page with the room it takes in the budget.
 struct Held<T> {
@@ -57,11 +62,12 @@ pub struct ResultStream<T> {
 
 impl<T: Weighed + Send + 'static> ResultStream<T> {
     /// Starts the query on the network threads; returns at once. Pages are delivered in
-    /// result order, each passed through `transform` first.
-    pub fn start<F>(settings: &Settings, request: Value, transform: F) -> SyncResult<Self>
-    where
-        F: for<'a> Fn(decode::Page<'a>) -> SyncResult<T> + Send + Sync + 'static,
-    {
+    /// result order, each prepared by `transform` first.
+    pub fn start(
+        settings: &Settings,
+        request: Value,
+        transform: impl PagePreparer<T> + 'static,
+    ) -> SyncResult<Self> {
         let (sender, receiver) = mpsc::channel(PAGES_AHEAD);
         let settings = settings.clone();
         let transform: Transform<T> = Arc::new(transform);
@@ -103,9 +109,12 @@ async fn fetch_pages<T: Weighed + Send + 'static>(
     let (job, first_body) =
         run_to_completion(&client, request, query::first_page_rows(settings)).await?;
     let first = first_body.parse()?;
-    let columns = Arc::new(ColumnMap::from_schema(first.schema.as_ref().ok_or_else(
-        || bad_response("BigQuery's completed query response has no schema"),
-    )?)?);
+    transform.check_schema(
+        first
+            .schema
+            .as_ref()
+            .ok_or_else(|| bad_response("BigQuery's completed query response has no schema"))?,
+    )?;
     let total_rows = first
         .total_rows()
         .ok_or_else(|| bad_response("BigQuery's completed query response has no totalRows"))?;
@@ -117,7 +126,6 @@ async fn fetch_pages<T: Weighed + Send + 'static>(
     let pages = PageFetch {
         client,
         job,
-        columns,
         transform,
         budget: Arc::new(Budget::new(
             settings.max_bytes_in_flight,
@@ -151,7 +159,6 @@ async fn fetch_pages<T: Weighed + Send + 'static>(
 struct PageFetch<T> {
     client: BigQueryClient,
     job: JobReference,
-    columns: Arc<ColumnMap>,
     transform: Transform<T>,
     budget: Arc<Budget>,
 }
@@ -161,7 +168,6 @@ impl<T> Clone for PageFetch<T> {
         Self {
             client: self.client.clone(),
             job: self.job.clone(),
-            columns: self.columns.clone(),
             transform: self.transform.clone(),
             budget: self.budget.clone(),
         }
@@ -189,7 +195,7 @@ impl<T: Weighed + Send + 'static> PageFetch<T> {
         self.budget.observe(body_bytes, rows);
         room.grow_to(body_bytes * PEAK_PER_BODY_BYTE);
         let token = response.page_token.clone();
-        let page = (self.transform)(self.columns.decode(response.rows)?)?;
+        let page = self.transform.prepare(response.rows)?;
         let room = room.take(page.bytes());
         Ok((Held { page, room }, token, rows as u64))
     }
@@ -326,7 +332,7 @@ pub fn single_row(settings: &Settings, request: Value) -> SyncResult<SingleRow> 
             cells: row
                 .f
                 .into_iter()
-                .map(|cell| cell.v.map(Cow::into_owned))
+                .map(|cell| cell.v.into_text().map(Cow::into_owned))
                 .collect(),
         })
     })?

@@ -1,26 +1,11 @@
-//! The GoogleSQL we send. The day always travels as a DATE query parameter; the only text
-//! spliced in is the source table, validated by `TableRef::parse`.
+//! The GoogleSQL we send, generated from the source's schema. The day always travels as a
+//! DATE query parameter; the text spliced in is the source table, validated by
+//! `TableRef::parse`, and column names from BigQuery's own schema, quoted.
 
 use crate::day::SyncDay;
+use crate::mirror::Source;
 use crate::settings::Settings;
 use serde_json::{json, Value};
-
-/// The source columns, in the order the target table has them.
-pub const COLUMNS: [(&str, &str); 8] = [
-    ("address", "STRING"),
-    ("symbol", "STRING"),
-    ("name", "STRING"),
-    ("decimals", "STRING"),
-    ("total_supply", "STRING"),
-    ("block_timestamp", "TIMESTAMP"),
-    ("block_number", "INTEGER"),
-    ("block_hash", "STRING"),
-];
-
-/// [day 00:00 UTC, day+1 00:00 UTC): BigQuery's TIMESTAMP(date) is midnight UTC, and the
-/// range on the partitioning column lets BigQuery prune to the day's partition.
-const DAY_FILTER: &str = "block_timestamp >= TIMESTAMP(@day) \
-     AND block_timestamp < TIMESTAMP(DATE_ADD(@day, INTERVAL 1 DAY))";
 
 /// Rows asked for in the first page: until it arrives the width of a row is unknown, so
 /// it is kept small; the pages after it are sized to the memory budget.
@@ -30,23 +15,39 @@ pub fn first_page_rows(settings: &Settings) -> u32 {
     settings.page_rows.min(FIRST_PAGE_ROWS)
 }
 
-pub fn day_rows(settings: &Settings, day: SyncDay) -> Value {
-    let columns: Vec<&str> = COLUMNS.iter().map(|(name, _)| *name).collect();
+/// Every column of the day's rows, in the schema's order.
+pub fn day_rows(settings: &Settings, source: &Source, day: SyncDay) -> Value {
+    let columns: Vec<String> = source
+        .schema
+        .columns
+        .iter()
+        .map(|c| c.bigquery_name())
+        .collect();
     let sql = format!(
-        "SELECT {} FROM {} WHERE {DAY_FILTER}",
+        "SELECT {} FROM {} WHERE {}",
         columns.join(", "),
-        settings.source_table.to_sql()
+        source.table.to_sql(),
+        source.time.bigquery_filter()
     );
     request(settings, sql, day, vec![])
 }
 
-/// Count, MIN/MAX(block_timestamp) and the order-independent fingerprint of the day.
-pub fn day_summary(settings: &Settings, day: SyncDay, fingerprint_sql: &str) -> Value {
+/// Count, MIN/MAX of the time column (as Unix microseconds) and the order-independent
+/// fingerprint of the day.
+pub fn day_summary(
+    settings: &Settings,
+    source: &Source,
+    day: SyncDay,
+    fingerprint_sql: &str,
+) -> Value {
+    let time = source
+        .time
+        .bigquery_unix_micros(&format!("`{}`", source.time.name));
     let sql = format!(
-        "SELECT COUNT(*) AS row_count, MIN(block_timestamp) AS min_timestamp, \
-         MAX(block_timestamp) AS max_timestamp, IFNULL({fingerprint_sql}, 0) AS fingerprint \
-         FROM {} WHERE {DAY_FILTER}",
-        settings.source_table.to_sql()
+        "SELECT COUNT(*) AS row_count, MIN({time}) AS min_micros, MAX({time}) AS max_micros, \
+         IFNULL({fingerprint_sql}, 0) AS fingerprint FROM {} WHERE {}",
+        source.table.to_sql(),
+        source.time.bigquery_filter()
     );
     // The NUL character travels as a parameter: literal escapes for it differ between engines.
     let nul = json!({

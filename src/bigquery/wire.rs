@@ -4,8 +4,9 @@
 
 use super::errors::not_a_query_response;
 use crate::error::SyncResult;
+pub use crate::types::value::Cell;
+use crate::types::FieldSchema;
 use serde::Deserialize;
-use std::borrow::Cow;
 
 /// A complete response body as received, with its envelope already read.
 pub struct Body {
@@ -69,24 +70,10 @@ pub struct TableSchema {
     pub fields: Vec<FieldSchema>,
 }
 
-#[derive(Debug, Deserialize, Clone)]
-pub struct FieldSchema {
-    pub name: String,
-    #[serde(rename = "type")]
-    pub field_type: String,
-}
-
 #[derive(Debug, Deserialize)]
 pub struct Row<'a> {
     #[serde(borrow)]
     pub f: Vec<Cell<'a>>,
-}
-
-/// A scalar cell: BigQuery sends every scalar as a string, NULL as null.
-#[derive(Debug, Deserialize)]
-pub struct Cell<'a> {
-    #[serde(borrow)]
-    pub v: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Deserialize, Clone, Default)]

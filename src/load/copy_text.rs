@@ -1,18 +1,23 @@
-//! Decoded rows → PostgreSQL's COPY text format, on the network threads, so that the
-//! backend's main thread only hands finished bytes to COPY.
+//! BigQuery's result rows → PostgreSQL's COPY text format, on the network threads, so that
+//! the backend's main thread only hands finished bytes to COPY. Each value is converted by
+//! its column's type (`crate::types`), in the schema's column order.
 
 use crate::bigquery::budget::Weighed;
-use crate::bigquery::decode::{Page, TokenRow};
-use crate::day::SyncDay;
+use crate::bigquery::errors::bad_response;
+use crate::bigquery::pages::PagePreparer;
+use crate::bigquery::wire::{Row, TableSchema};
+use crate::day::{SyncDay, TimeColumn};
 use crate::error::{SyncError, SyncResult};
-use chrono::{DateTime, Datelike, Timelike};
-use std::io::Write;
+use crate::mirror::Source;
+use crate::types::value::Value;
+use crate::types::Column;
 
 /// One page, ready for COPY: whole lines only, so a page boundary is a row boundary.
 #[derive(Debug, Default)]
 pub struct EncodedPage {
     pub bytes: Vec<u8>,
     pub rows: u64,
+    /// Rows in which at least one NUL character was removed.
     pub nul_stripped_rows: u64,
 }
 
@@ -22,119 +27,189 @@ impl Weighed for EncodedPage {
     }
 }
 
-/// Encodes the page, refusing any row whose block_timestamp falls outside the day.
-pub fn encode(page: Page<'_>, day: SyncDay) -> SyncResult<EncodedPage> {
-    let (start, end) = (day.start_unix_micros(), day.end_unix_micros());
-    let mut bytes = Vec::with_capacity(page.rows.len() * 256);
-    for row in &page.rows {
-        if row.block_timestamp < start || row.block_timestamp >= end {
-            return Err(SyncError::bad_source_data(
-                format!("BigQuery returned a row outside {day} (block {})", row.block_number),
-                "The source query's day filter was not applied; nothing was written. Check token_sync.api_url.",
-            ));
-        }
-        encode_row(row, &mut bytes);
-    }
-    Ok(EncodedPage {
-        bytes,
-        rows: page.rows.len() as u64,
-        nul_stripped_rows: page.nul_stripped_rows,
-    })
+/// Encodes the rows of one day of a source, refusing any row outside the day.
+pub struct RowEncoder {
+    columns: Vec<Column>,
+    /// Per column: NULL is refused (REQUIRED in the source, or NOT NULL in the target).
+    refuses_null: Vec<bool>,
+    time: TimeColumn,
+    time_position: usize,
+    day: SyncDay,
 }
 
-fn encode_row(row: &TokenRow<'_>, out: &mut Vec<u8>) {
-    text(Some(row.address.as_ref()), out);
-    out.push(b'\t');
-    text(row.symbol.as_deref(), out);
-    out.push(b'\t');
-    text(row.name.as_deref(), out);
-    out.push(b'\t');
-    text(row.decimals.as_deref(), out);
-    out.push(b'\t');
-    text(row.total_supply.as_deref(), out);
-    out.push(b'\t');
-    timestamp(row.block_timestamp, out);
-    out.push(b'\t');
-    let _ = write!(out, "{}", row.block_number);
-    out.push(b'\t');
-    text(Some(row.block_hash.as_ref()), out);
-    out.push(b'\n');
-}
-
-fn text(value: Option<&str>, out: &mut Vec<u8>) {
-    let Some(value) = value else {
-        out.extend_from_slice(b"\\N");
-        return;
-    };
-    for &byte in value.as_bytes() {
-        match byte {
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            _ => out.push(byte),
+impl RowEncoder {
+    /// `not_null`: the columns the target holds NOT NULL.
+    pub fn new(source: &Source, not_null: &[String], day: SyncDay) -> Self {
+        let time_position = source
+            .schema
+            .columns
+            .iter()
+            .position(|column| column.name == source.time.name)
+            .unwrap_or_default();
+        Self {
+            refuses_null: source
+                .schema
+                .columns
+                .iter()
+                .map(|column| column.not_null() || not_null.contains(&column.name))
+                .collect(),
+            columns: source.schema.columns.clone(),
+            time: source.time.clone(),
+            time_position,
+            day,
         }
     }
 }
 
-/// An instant as UTC text with an explicit offset, so the session's TimeZone cannot move it.
-fn timestamp(unix_micros: i64, out: &mut Vec<u8>) {
-    let moment = DateTime::from_timestamp_micros(unix_micros).unwrap_or_default();
-    let _ = write!(
-        out,
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:06}+00",
-        moment.year(),
-        moment.month(),
-        moment.day(),
-        moment.hour(),
-        moment.minute(),
-        moment.second(),
-        moment.timestamp_subsec_micros()
-    );
+impl PagePreparer<EncodedPage> for RowEncoder {
+    fn check_schema(&self, schema: &TableSchema) -> SyncResult<()> {
+        let names: Vec<&str> = schema
+            .fields
+            .iter()
+            .map(|field| field.name.as_str())
+            .collect();
+        let expected: Vec<&str> = self
+            .columns
+            .iter()
+            .map(|column| column.name.as_str())
+            .collect();
+        if names != expected {
+            return Err(bad_response(format!(
+                "the source result has the columns {names:?}, expected {expected:?}"
+            )));
+        }
+        Ok(())
+    }
+
+    fn prepare(&self, rows: Vec<Row<'_>>) -> SyncResult<EncodedPage> {
+        let mut page = EncodedPage {
+            bytes: Vec::with_capacity(rows.len() * 64 * self.columns.len()),
+            rows: rows.len() as u64,
+            nul_stripped_rows: 0,
+        };
+        for row in rows {
+            if row.f.len() != self.columns.len() {
+                return Err(bad_response(format!(
+                    "a source row has {} cells, expected {}",
+                    row.f.len(),
+                    self.columns.len()
+                )));
+            }
+            let time = &row.f[self.time_position].v;
+            if !self.time.within(time, self.day)? {
+                return Err(SyncError::bad_source_data(
+                    format!(
+                        "BigQuery returned a row outside {} ({} {:?})",
+                        self.day,
+                        self.time.name,
+                        time.as_text().unwrap_or("NULL")
+                    ),
+                    "The source query's day filter was not applied; nothing was written. Check token_sync.api_url.",
+                ));
+            }
+            let mut stripped = false;
+            for (index, (column, cell)) in self.columns.iter().zip(&row.f).enumerate() {
+                if index > 0 {
+                    page.bytes.push(b'\t');
+                }
+                if self.refuses_null[index] && cell.v == Value::Null {
+                    return Err(SyncError::bad_source_data(
+                        format!("a source row of {} has NULL in the column \"{}\", which is NOT NULL in the target", self.day, column.name),
+                        "Nothing was written for the day. Drop the NOT NULL constraint on the target column if NULL is expected there.",
+                    ));
+                }
+                column.write_copy(&cell.v, &mut page.bytes, &mut stripped)?;
+            }
+            page.bytes.push(b'\n');
+            if stripped {
+                page.nul_stripped_rows += 1;
+            }
+        }
+        Ok(page)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::tests::field;
+    use crate::types::value::Cell;
+    use crate::types::SourceSchema;
 
-    fn row(name: Option<&str>, micros: i64) -> TokenRow<'_> {
-        TokenRow {
-            address: "0xa".into(),
-            symbol: None,
-            name: name.map(Into::into),
-            decimals: Some("18".into()),
-            total_supply: Some("".into()),
-            block_timestamp: micros,
-            block_number: 42,
-            block_hash: "0xh".into(),
+    fn tokens() -> Source {
+        let fields = [
+            field("address", "STRING", "REQUIRED"),
+            field("symbol", "STRING", "NULLABLE"),
+            field("block_timestamp", "TIMESTAMP", "REQUIRED"),
+            field("block_number", "INTEGER", "REQUIRED"),
+        ];
+        let schema = SourceSchema {
+            columns: fields
+                .iter()
+                .map(|f| Column::from_field(f).expect("maps"))
+                .collect(),
+            partitioning_column: Some("block_timestamp".into()),
+        };
+        let time = TimeColumn::choose(&schema, None, "p.d.t").expect("partitioned");
+        Source {
+            table: crate::settings::TableRef::parse("p.d.t").expect("valid"),
+            schema,
+            time,
+        }
+    }
+
+    fn row(cells: [Option<&str>; 4]) -> Row<'_> {
+        Row {
+            f: cells
+                .iter()
+                .map(|v| Cell {
+                    v: v.map_or(Value::Null, |text| Value::Text(text.into())),
+                })
+                .collect(),
         }
     }
 
     #[test]
-    fn escapes_and_nulls() {
-        let mut out = Vec::new();
-        encode_row(
-            &row(Some("a\tb\nc\\d\re é"), 1_795_132_800_000_001),
-            &mut out,
-        );
+    fn escapes_strips_nul_and_writes_utc() {
+        let day = crate::day::tests::day(2026, 11, 20);
+        let encoder = RowEncoder::new(&tokens(), &[], day);
+        let page = encoder
+            .prepare(vec![
+                row([
+                    Some("0xa"),
+                    Some("a\tb\nc\\d\re é"),
+                    Some("1795132800000001"),
+                    Some("42"),
+                ]),
+                row([
+                    Some("0xb"),
+                    Some("A\0B"),
+                    Some("1795219199999999"),
+                    Some("43"),
+                ]),
+                row([Some("0xc"), None, Some("1795132800000000"), Some("44")]),
+            ])
+            .expect("encodes");
+        assert_eq!(page.rows, 3);
+        assert_eq!(page.nul_stripped_rows, 1);
         assert_eq!(
-            String::from_utf8(out).expect("utf-8"),
-            "0xa\t\\N\ta\\tb\\nc\\\\d\\re é\t18\t\t2026-11-20 00:00:00.000001+00\t42\t0xh\n"
+            String::from_utf8(page.bytes).expect("utf-8"),
+            "0xa\ta\\tb\\nc\\\\d\\re é\t2026-11-20 00:00:00.000001+00\t42\n\
+             0xb\tAB\t2026-11-20 23:59:59.999999+00\t43\n\
+             0xc\t\\N\t2026-11-20 00:00:00.000000+00\t44\n"
         );
     }
 
     #[test]
-    fn refuses_rows_outside_the_day() {
+    fn refuses_rows_outside_the_day_and_null_in_required_columns() {
         let day = crate::day::tests::day(2026, 11, 20);
-        let inside = Page {
-            rows: vec![row(None, day.end_unix_micros() - 1)],
-            nul_stripped_rows: 0,
-        };
-        assert_eq!(encode(inside, day).map(|page| page.rows).ok(), Some(1));
-        let outside = Page {
-            rows: vec![row(None, day.end_unix_micros())],
-            nul_stripped_rows: 0,
-        };
-        assert!(encode(outside, day).is_err());
+        let encoder = RowEncoder::new(&tokens(), &[], day);
+        let next_day = day.end_unix_micros().to_string();
+        assert!(encoder
+            .prepare(vec![row([Some("0xa"), None, Some(&next_day), Some("1")])])
+            .is_err());
+        assert!(encoder
+            .prepare(vec![row([None, None, Some("1795132800000000"), Some("1")])])
+            .is_err());
     }
 }

@@ -3,36 +3,51 @@
 //! commit and the new one after it, never a half-loaded day.
 
 use super::copy_from::{copy_into, ChunkSource};
-use super::target::{spi_error, TargetTable, TARGET_COLUMNS};
+use super::target::spi_error;
 use crate::day::SyncDay;
 use crate::error::SyncResult;
+use crate::mirror::Mirror;
 use pgrx::prelude::*;
 
 /// Serialises syncs of the same target and day until the end of the transaction: a second
 /// session waits (bounded by `lock_timeout`, cancellable) and then replaces the day again,
 /// so the result is one copy. Different days do not wait for each other.
-pub fn lock_day(target: &TargetTable, day: SyncDay) -> SyncResult<()> {
+pub fn lock_day(mirror: &Mirror, day: SyncDay) -> SyncResult<()> {
     Spi::run_with_args(
         "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('token_sync ' || $1), $2 - DATE '2000-01-01')",
-        &[target.qualified_name.clone().into(), day.to_pg().into()],
+        &[mirror.target.qualified_name.clone().into(), day.to_pg().into()],
     )
     .map_err(spi_error)
 }
 
-/// Deletes the day's rows and COPYs in what `next_chunk` yields; returns the rows stored.
+/// Deletes the day's rows and COPYs in what `next_chunk` yields, one line per row with the
+/// source's columns in the schema's order; returns the rows stored.
 pub fn replace_day(
-    target: &TargetTable,
+    mirror: &Mirror,
     day: SyncDay,
     next_chunk: Box<ChunkSource<'static>>,
 ) -> SyncResult<u64> {
+    let time = &mirror.source.time;
     Spi::run_with_args(
         &format!(
-            "DELETE FROM {} WHERE block_timestamp >= $1 AND block_timestamp < $2",
-            target.qualified_name
+            "DELETE FROM {} WHERE {}",
+            mirror.target.qualified_name,
+            time.postgres_filter(&format!("\"{}\"", time.name), 1)
         ),
         &[day.start().into(), day.end().into()],
     )
     .map_err(spi_error)?;
-    let columns: Vec<&str> = TARGET_COLUMNS.iter().map(|(name, _)| *name).collect();
-    copy_into(target.oid, &target.qualified_name, &columns, next_chunk)
+    let columns: Vec<&str> = mirror
+        .source
+        .schema
+        .columns
+        .iter()
+        .map(|column| column.name.as_str())
+        .collect();
+    copy_into(
+        mirror.target.oid,
+        &mirror.target.qualified_name,
+        &columns,
+        next_chunk,
+    )
 }

@@ -1,37 +1,29 @@
-//! The table that receives the rows. Created on first use, outside the extension's
-//! membership, so that `DROP EXTENSION token_sync` never drops the user's data.
+//! The table that receives the rows. Created on first use from the source's schema (each
+//! column of the type that holds it exactly, REQUIRED as NOT NULL, an index on the time
+//! column), outside the extension's membership, so that `DROP EXTENSION token_sync` never
+//! drops the user's data.
 
+use crate::day::TimeColumn;
 use crate::error::{SyncError, SyncResult};
+use crate::types::SourceSchema;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
-
-/// Column names and types of the target, mirroring the source table.
-pub const TARGET_COLUMNS: [(&str, &str); 8] = [
-    ("address", "text"),
-    ("symbol", "text"),
-    ("name", "text"),
-    ("decimals", "text"),
-    ("total_supply", "text"),
-    ("block_timestamp", "timestamp with time zone"),
-    ("block_number", "bigint"),
-    ("block_hash", "text"),
-];
-
-const CREATE_COLUMNS: &str = "address text NOT NULL, symbol text, name text, decimals text, \
-     total_supply text, block_timestamp timestamptz NOT NULL, block_number bigint NOT NULL, \
-     block_hash text NOT NULL";
 
 #[derive(Debug, Clone)]
 pub struct TargetTable {
     pub oid: pg_sys::Oid,
     /// `schema.table`, each part quoted: safe to splice into SQL.
     pub qualified_name: String,
+    /// The source columns the target holds NOT NULL (with no default), even where the source
+    /// allows NULL: a NULL there fails the day with an error naming the column.
+    pub not_null: Vec<String>,
 }
 
 impl TargetTable {
-    /// Resolves `token_sync.target_table`, creating it (with an index on block_timestamp,
-    /// which the day replace deletes by) when it does not exist, and checks its columns.
-    pub fn prepare(setting: &str) -> SyncResult<Self> {
+    /// Resolves the target table's name, creating the table (with an index on the time
+    /// column, which the day replace deletes by) when it does not exist, and checks that it
+    /// has every source column with its type.
+    pub fn prepare(setting: &str, schema: &SourceSchema, time: &TimeColumn) -> SyncResult<Self> {
         let quoted = quoted_name(setting)?;
         let mut oid = lookup(&quoted)?;
         if oid.is_none() {
@@ -45,8 +37,18 @@ impl TargetTable {
             oid = lookup(&quoted)?;
         }
         if oid.is_none() {
-            Spi::run(&format!("CREATE TABLE {quoted} ({CREATE_COLUMNS})")).map_err(spi_error)?;
-            Spi::run(&format!("CREATE INDEX ON {quoted} (block_timestamp)")).map_err(spi_error)?;
+            let columns: Vec<String> = schema
+                .columns
+                .iter()
+                .map(|column| {
+                    let not_null = if column.not_null() { " NOT NULL" } else { "" };
+                    format!("{} {}{not_null}", column.postgres_name(), column.pg_type())
+                })
+                .collect();
+            Spi::run(&format!("CREATE TABLE {quoted} ({})", columns.join(", ")))
+                .map_err(spi_error)?;
+            Spi::run(&format!("CREATE INDEX ON {quoted} (\"{}\")", time.name))
+                .map_err(spi_error)?;
             oid = lookup(&quoted)?;
         }
         let oid = oid.ok_or_else(|| {
@@ -55,20 +57,37 @@ impl TargetTable {
                 "Check that the schema exists and the calling role may create tables in it.",
             )
         })?;
-        Self::checked(oid, quoted)
+        Self::checked(oid, quoted, schema)
     }
 
-    /// Resolves `token_sync.target_table` and checks its columns, creating nothing:
-    /// `None` when the table does not exist yet.
-    pub fn find(setting: &str) -> SyncResult<Option<Self>> {
+    /// Resolves the target table's name and checks its columns, creating nothing: `None`
+    /// when the table does not exist yet.
+    pub fn find(setting: &str, schema: &SourceSchema) -> SyncResult<Option<Self>> {
         let quoted = quoted_name(setting)?;
         lookup(&quoted)?
-            .map(|oid| Self::checked(oid, quoted))
+            .map(|oid| Self::checked(oid, quoted, schema))
             .transpose()
     }
 
-    fn checked(oid: pg_sys::Oid, quoted: String) -> SyncResult<Self> {
-        check_columns(oid, &quoted)?;
+    /// The table's `schema.table` as the ledger records it, also before the table exists:
+    /// an unqualified name is the one CREATE TABLE would make, in `current_schema()`.
+    pub fn ledger_name(setting: &str) -> SyncResult<String> {
+        let quoted = quoted_name(setting)?;
+        Spi::get_one_with_args::<String>(
+            "SELECT coalesce((SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) \
+             FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.oid = pg_catalog.to_regclass($1)), \
+             CASE WHEN pg_catalog.cardinality(p) = 2 THEN pg_catalog.format('%I.%I', p[1], p[2]) \
+             ELSE pg_catalog.format('%I.%I', pg_catalog.current_schema(), p[1]) END) \
+             FROM pg_catalog.parse_ident($2) AS p",
+            &[quoted.clone().into(), setting.into()],
+        )
+        .map_err(spi_error)
+        .map(|name| name.unwrap_or(quoted))
+    }
+
+    fn checked(oid: pg_sys::Oid, quoted: String, schema: &SourceSchema) -> SyncResult<Self> {
+        let not_null = check_columns(oid, &quoted, schema)?;
         let qualified_name = Spi::get_one_with_args::<String>(
             "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) \
              FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
@@ -80,6 +99,7 @@ impl TargetTable {
         Ok(Self {
             oid,
             qualified_name,
+            not_null,
         })
     }
 }
@@ -113,39 +133,80 @@ fn lookup(quoted: &str) -> SyncResult<Option<pg_sys::Oid>> {
     .map_err(spi_error)
 }
 
-fn check_columns(oid: pg_sys::Oid, quoted: &str) -> SyncResult<()> {
-    let present: Vec<(String, String)> = Spi::connect(|client| {
+/// A column of the target as PostgreSQL has it.
+struct TargetColumn {
+    name: String,
+    pg_type: String,
+    /// NOT NULL with no default: every row COPY writes must give it a value.
+    requires_value: bool,
+}
+
+/// Checks that the target has every source column with its type, and that it requires no
+/// column the source does not have; returns the source columns the target holds NOT NULL.
+fn check_columns(oid: pg_sys::Oid, quoted: &str, schema: &SourceSchema) -> SyncResult<Vec<String>> {
+    let present: Vec<TargetColumn> = Spi::connect(|client| {
         client
             .select(
-                "SELECT attname::text, pg_catalog.format_type(atttypid, atttypmod) \
+                "SELECT attname::text, pg_catalog.format_type(atttypid, atttypmod), attnotnull AND NOT atthasdef \
                  FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped",
                 None,
                 &[oid.into()],
             )?
-            .map(|row| Ok((row.get::<String>(1)?.unwrap_or_default(), row.get::<String>(2)?.unwrap_or_default())))
+            .map(|row| {
+                Ok(TargetColumn {
+                    name: row.get::<String>(1)?.unwrap_or_default(),
+                    pg_type: row.get::<String>(2)?.unwrap_or_default(),
+                    requires_value: row.get::<bool>(3)?.unwrap_or_default(),
+                })
+            })
             .collect::<Result<Vec<_>, pgrx::spi::Error>>()
     })
     .map_err(spi_error)?;
-    for (name, expected) in TARGET_COLUMNS {
-        match present.iter().find(|(column, _)| column == name) {
-            Some((_, actual)) if actual == expected => {}
-            Some((_, actual)) => {
+    let hint = "Point the target at a table with the source's columns and types, or let token_sync create a new one.";
+    for column in &schema.columns {
+        let (name, expected) = (&column.name, column.pg_type());
+        match present.iter().find(|present| present.name == *name) {
+            Some(target) if target.pg_type == expected => {}
+            Some(target) => {
                 return Err(SyncError::new(
                     PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
-                    format!("column {name} of the target table {quoted} is {actual}, expected {expected}"),
-                    "Point token_sync.target_table at a table with the raw_tokens columns, or let token_sync create a new one.",
+                    format!(
+                        "column {name} of the target table {quoted} is {}, but the source's is {expected}",
+                        target.pg_type
+                    ),
+                    hint,
                 ))
             }
             None => {
                 return Err(SyncError::new(
                     PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
                     format!("the target table {quoted} has no column {name}"),
-                    "Point token_sync.target_table at a table with the raw_tokens columns, or let token_sync create a new one.",
+                    hint,
                 ))
             }
         }
     }
-    Ok(())
+    if let Some(orphan) = present
+        .iter()
+        .find(|target| target.requires_value && schema.column(&target.name).is_none())
+    {
+        return Err(SyncError::new(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
+            format!(
+                "the source has no column {}, which the target table {quoted} requires (NOT NULL)",
+                orphan.name
+            ),
+            format!(
+                "If the source dropped it, run ALTER TABLE {quoted} ALTER COLUMN {} DROP NOT NULL to keep the old days' values.",
+                orphan.name
+            ),
+        ));
+    }
+    Ok(present
+        .into_iter()
+        .filter(|target| target.requires_value)
+        .map(|target| target.name)
+        .collect())
 }
 
 pub fn spi_error(error: pgrx::spi::Error) -> SyncError {

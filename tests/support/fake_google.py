@@ -1,4 +1,4 @@
-"""A small fake of Google's OAuth token endpoint and of BigQuery's two query calls.
+"""A small fake of Google's OAuth token endpoint and of BigQuery's tables.get and query calls.
 
 It covers what the emulator cannot: bearer tokens and the service-account JWT grant,
 HTTP errors, slow and cut responses, jobs that are not complete at once, float-seconds
@@ -20,6 +20,8 @@ DAY_MICROS = 86_400 * 1_000_000
 SCHEMA = [("address", "STRING"), ("symbol", "STRING"), ("name", "STRING"), ("decimals", "STRING"),
           ("total_supply", "STRING"), ("block_timestamp", "TIMESTAMP"), ("block_number", "INTEGER"),
           ("block_hash", "STRING")]
+# The columns crypto_ethereum.tokens declares REQUIRED; the others are NULLABLE.
+REQUIRED = {"address", "block_timestamp", "block_number", "block_hash"}
 
 
 def unix_micros(moment):
@@ -108,6 +110,8 @@ class FakeGoogle:
             kind = "summary" if is_summary_query(request) else "query"
         elif method == "GET" and "/queries/" in url.path:
             kind = "results"
+        elif method == "GET" and "/tables/" in url.path:
+            kind = "table"
         else:
             return self._send(handler, 404, {"error": {"code": 404, "message": "no such path"}})
         with self._lock:
@@ -124,6 +128,8 @@ class FakeGoogle:
                 return self._fault(handler, fault)
         if kind == "token":
             return self._token(handler, body)
+        if kind == "table":
+            return self._send(handler, 200, table_resource(self.schema))
         query = urllib.parse.parse_qs(url.query)
         if kind == "summary":
             return self._summary(handler, request)
@@ -183,7 +189,7 @@ class FakeGoogle:
         self._jobs[job_id] = {"rows": [], "polls_left": 0}
         self._send(handler, 200, summary_answer(
             self._job_ref(job_id), len(rows), [r["block_timestamp"] for r in rows],
-            sum(fingerprint([r.get(name) for name, _ in SCHEMA]) for r in rows)))
+            sum(fingerprint([r.get(name) for name, _ in self.schema], self.schema) for r in rows)))
 
     def _results(self, handler, job_id, query):
         job = self._jobs[job_id]
@@ -207,7 +213,7 @@ class FakeGoogle:
             "kind": "bigquery#queryResponse",
             "jobReference": self._job_ref(job_id),
             "jobComplete": True,
-            "schema": {"fields": [{"name": n, "type": t, "mode": "NULLABLE"} for n, t in self.schema]},
+            "schema": table_resource(self.schema)["schema"],
             "totalRows": str(self.total_rows_override if self.total_rows_override is not None else len(rows)),
             "totalBytesProcessed": "10485760",
             "totalBytesBilled": "10485760",
@@ -234,17 +240,24 @@ class FakeGoogle:
         handler.wfile.write(data)
 
 
-def fingerprint(values):
+def table_resource(schema):
+    """tables.get's answer for a day-partitioned table of `schema`, (name, type) pairs."""
+    return {"kind": "bigquery#table", "type": "TABLE",
+            "schema": {"fields": [{"name": n, "type": t, "mode": "REQUIRED" if n in REQUIRED else "NULLABLE"}
+                                  for n, t in schema]},
+            "timePartitioning": {"type": "DAY", "field": "block_timestamp"}}
+
+
+def fingerprint(values, schema=SCHEMA):
     """A row's term of token_verify_day's fingerprint, as BigQuery computes it (src/verify.rs):
-    `values` in SCHEMA's order, timestamps as Unix microseconds."""
-    def field(value, kind):
-        if kind != "STRING":
-            return str(value)
+    `values` in the schema's order, timestamps as Unix microseconds, each value's canonical
+    text with its length in front, NULL as ~."""
+    def field(value):
         if value is None:
             return "~"
-        text = value.replace("\0", "")
+        text = str(value).replace("\0", "")
         return f"{len(text)}:{text}"
-    text = "|".join(field(value, kind) for value, (_, kind) in zip(values, SCHEMA))
+    text = "|".join(field(value) for value, _ in zip(values, schema))
     return int(hashlib.md5(text.encode()).hexdigest()[:8], 16)
 
 
@@ -254,7 +267,7 @@ def summary_answer(job_reference, rows, stamps, fingerprint_sum):
     return {
         "kind": "bigquery#queryResponse", "jobReference": job_reference, "jobComplete": True,
         "schema": {"fields": [{"name": n, "type": t} for n, t in [
-            ("row_count", "INTEGER"), ("min_timestamp", "TIMESTAMP"), ("max_timestamp", "TIMESTAMP"),
+            ("row_count", "INTEGER"), ("min_micros", "INTEGER"), ("max_micros", "INTEGER"),
             ("fingerprint", "INTEGER")]]},
         "totalRows": "1", "totalBytesProcessed": "1048576", "totalBytesBilled": "1048576",
         "rows": [{"f": [{"v": None if c is None else str(c)} for c in cells]}]}

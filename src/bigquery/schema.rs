@@ -1,0 +1,103 @@
+//! A source table's schema and partitioning, from BigQuery's `tables.get`: the one
+//! description the rest of a sync is generated from.
+
+use super::client::BigQueryClient;
+use super::errors::bad_response;
+use crate::error::{SyncError, SyncResult};
+use crate::runtime;
+use crate::settings::{Settings, TableRef};
+use crate::types::{Column, FieldSchema, SourceSchema};
+use pgrx::PgSqlErrorCode;
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TableResource {
+    schema: Option<Fields>,
+    time_partitioning: Option<TimePartitioning>,
+    #[serde(rename = "type")]
+    table_type: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Fields {
+    #[serde(default)]
+    fields: Vec<FieldSchema>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TimePartitioning {
+    field: Option<String>,
+}
+
+pub async fn fetch(client: &BigQueryClient, table: &TableRef) -> SyncResult<SourceSchema> {
+    let body = client.get_table(table).await?;
+    let resource: TableResource = serde_json::from_slice(&body.bytes).map_err(|error| {
+        bad_response(format!(
+            "BigQuery's table resource is not readable: {error}"
+        ))
+    })?;
+    parse(resource, table)
+}
+
+/// Reads the schema from the main thread, interruptibly.
+pub fn read(settings: &Settings, table: &TableRef) -> SyncResult<SourceSchema> {
+    runtime::wait(async {
+        let client = BigQueryClient::connect(settings).await?;
+        fetch(&client, table).await
+    })?
+}
+
+fn parse(resource: TableResource, table: &TableRef) -> SyncResult<SourceSchema> {
+    let fields = resource
+        .schema
+        .map(|schema| schema.fields)
+        .unwrap_or_default();
+    if fields.is_empty() {
+        return Err(SyncError::new(
+            PgSqlErrorCode::ERRCODE_FDW_ERROR,
+            format!(
+                "the source table {} has no columns (a {})",
+                table.display(),
+                resource.table_type.as_deref().unwrap_or("table")
+            ),
+            "Point the sync at a table with a schema.",
+        ));
+    }
+    Ok(SourceSchema {
+        columns: fields
+            .iter()
+            .map(Column::from_field)
+            .collect::<SyncResult<_>>()?,
+        // Ingestion-time partitioning (no field) partitions on _PARTITIONTIME, not a column.
+        partitioning_column: resource.time_partitioning.and_then(|p| p.field),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{Kind, Mode};
+
+    #[test]
+    fn reads_columns_and_the_partitioning_column() {
+        let resource: TableResource = serde_json::from_str(
+            r#"{"type":"TABLE","schema":{"fields":[
+                {"name":"address","type":"STRING","mode":"REQUIRED"},
+                {"name":"topics","type":"STRING","mode":"REPEATED"},
+                {"name":"block_timestamp","type":"TIMESTAMP"}]},
+               "timePartitioning":{"type":"DAY","field":"block_timestamp"}}"#,
+        )
+        .expect("parses");
+        let table = TableRef::parse("p.d.t").expect("valid");
+        let schema = parse(resource, &table).expect("maps");
+        assert_eq!(
+            schema.partitioning_column.as_deref(),
+            Some("block_timestamp")
+        );
+        assert_eq!(schema.columns[1].mode, Mode::Repeated);
+        assert_eq!(schema.columns[2].kind, Kind::Timestamp);
+        assert_eq!(schema.columns[2].mode, Mode::Nullable);
+    }
+}

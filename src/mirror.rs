@@ -1,0 +1,88 @@
+//! What one sync mirrors: a BigQuery source table with its schema (read from BigQuery on
+//! every call, so that the rest is generated from what the source is now), the column its
+//! days are cut by, and the PostgreSQL table that receives the rows.
+
+use crate::bigquery::schema;
+use crate::day::TimeColumn;
+use crate::error::SyncResult;
+use crate::load::target::TargetTable;
+use crate::settings::{Settings, TableRef};
+use crate::types::SourceSchema;
+
+pub struct Source {
+    pub table: TableRef,
+    pub schema: SourceSchema,
+    pub time: TimeColumn,
+}
+
+impl Source {
+    /// Reads the table's schema from BigQuery and picks its time column (`time_column`, or
+    /// else the partitioning column).
+    pub fn read(
+        settings: &Settings,
+        table: &TableRef,
+        time_column: Option<&str>,
+    ) -> SyncResult<Self> {
+        let schema = schema::read(settings, table)?;
+        let time = TimeColumn::choose(&schema, time_column, &table.display())?;
+        Ok(Self {
+            table: table.clone(),
+            schema,
+            time,
+        })
+    }
+}
+
+pub struct Mirror {
+    pub source: Source,
+    pub target: TargetTable,
+}
+
+/// A mirror to be prepared within a day's attempt, so that a failure to read the source's
+/// schema or to make the target fails that day (in the ledger too), not the whole call.
+/// Prepared once and kept for the next days, it is prepared again after a day that failed:
+/// that day's subtransaction took back whatever the preparation created.
+pub struct MirrorPlan {
+    table: TableRef,
+    time_column: Option<String>,
+    target_table: String,
+    /// The target as the ledger names it, known before the table exists.
+    pub ledger_name: String,
+    prepared: Option<Mirror>,
+}
+
+impl MirrorPlan {
+    /// Checks the target's name at once: a bad name fails the call before anything is asked
+    /// of BigQuery.
+    pub fn new(
+        table: &TableRef,
+        time_column: Option<&str>,
+        target_table: &str,
+    ) -> SyncResult<Self> {
+        Ok(Self {
+            table: table.clone(),
+            time_column: time_column.map(str::to_string),
+            target_table: target_table.to_string(),
+            ledger_name: TargetTable::ledger_name(target_table)?,
+            prepared: None,
+        })
+    }
+
+    /// The source's schema read and the target made and checked, the first time it is asked for.
+    pub fn prepare(&mut self, settings: &Settings) -> SyncResult<&Mirror> {
+        let mirror = match self.prepared.take() {
+            Some(mirror) => mirror,
+            None => {
+                let source = Source::read(settings, &self.table, self.time_column.as_deref())?;
+                let target =
+                    TargetTable::prepare(&self.target_table, &source.schema, &source.time)?;
+                Mirror { source, target }
+            }
+        };
+        Ok(self.prepared.insert(mirror))
+    }
+
+    pub fn forget(&mut self) {
+        self.prepared = None;
+    }
+}

@@ -1,0 +1,39 @@
+//! BYTES → bytea. BigQuery's REST API sends BYTES as standard base64; PostgreSQL reads
+//! bytea as `\x` and hex digits.
+
+use super::bad_value;
+use crate::error::SyncResult;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+
+pub fn decode(text: &str, column: &str) -> SyncResult<Vec<u8>> {
+    STANDARD
+        .decode(text)
+        .map_err(|_| bad_value(column, text, "base64-encoded BYTES value"))
+}
+
+/// bytea's hex input text, `\x` followed by two hex digits per byte.
+pub fn to_postgres(text: &str, column: &str) -> SyncResult<String> {
+    let bytes = decode(text, column)?;
+    let mut hex = String::with_capacity(2 + 2 * bytes.len());
+    hex.push_str("\\x");
+    for byte in bytes {
+        hex.push(char::from(HEX[usize::from(byte >> 4)]));
+        hex.push(char::from(HEX[usize::from(byte & 0xf)]));
+    }
+    Ok(hex)
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_becomes_bytea_hex() {
+        assert_eq!(to_postgres("AAH/", "b").ok().as_deref(), Some("\\x0001ff"));
+        assert_eq!(to_postgres("", "b").ok().as_deref(), Some("\\x"));
+        assert!(to_postgres("not base64!", "b").is_err());
+    }
+}

@@ -1,0 +1,315 @@
+//! BigQuery's types and the PostgreSQL type each becomes, without loss. A source table's
+//! schema (`Column`s, read from BigQuery's `tables.get`) is the one description from which
+//! the query, the decoding, the COPY text, the target table and the fingerprint are made.
+//!
+//! One file per conversion: each turns a value as BigQuery's REST API sends it (text) into
+//! PostgreSQL's input text for the mapped type, and knows how both sides spell the value in
+//! the verification fingerprint.
+
+pub mod array;
+pub mod binary;
+pub mod boolean;
+pub mod float;
+pub mod integer;
+pub mod interval;
+pub mod json;
+pub mod numeric;
+pub mod record;
+pub mod temporal;
+pub mod text;
+pub mod value;
+
+use crate::error::{SyncError, SyncResult};
+use pgrx::PgSqlErrorCode;
+use serde::Deserialize;
+use std::borrow::Cow;
+use value::Value;
+
+/// A scalar BigQuery type, or a STRUCT of columns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    String,
+    Bytes,
+    Int64,
+    Float64,
+    Numeric,
+    BigNumeric,
+    Bool,
+    Date,
+    Datetime,
+    Time,
+    Timestamp,
+    Json,
+    Interval,
+    Geography,
+    Record(Vec<Column>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Nullable,
+    Required,
+    Repeated,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    pub name: String,
+    pub kind: Kind,
+    pub mode: Mode,
+}
+
+/// A field of a BigQuery `TableSchema`, as `tables.get` and `jobs.query` send it.
+#[derive(Debug, Deserialize, Clone, Default)]
+pub struct FieldSchema {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub field_type: String,
+    pub mode: Option<String>,
+    #[serde(default)]
+    pub fields: Vec<FieldSchema>,
+}
+
+impl Column {
+    /// The column a BigQuery field describes; a type with no exact PostgreSQL counterpart
+    /// is an error naming the column.
+    pub fn from_field(field: &FieldSchema) -> SyncResult<Self> {
+        Self::from_field_in(field, "")
+    }
+
+    fn from_field_in(field: &FieldSchema, parent: &str) -> SyncResult<Self> {
+        let path = format!("{parent}{}", field.name);
+        let kind = match field.field_type.to_ascii_uppercase().as_str() {
+            "STRING" => Kind::String,
+            "BYTES" => Kind::Bytes,
+            "INTEGER" | "INT64" => Kind::Int64,
+            "FLOAT" | "FLOAT64" => Kind::Float64,
+            "NUMERIC" | "DECIMAL" => Kind::Numeric,
+            "BIGNUMERIC" | "BIGDECIMAL" => Kind::BigNumeric,
+            "BOOLEAN" | "BOOL" => Kind::Bool,
+            "DATE" => Kind::Date,
+            "DATETIME" => Kind::Datetime,
+            "TIME" => Kind::Time,
+            "TIMESTAMP" => Kind::Timestamp,
+            "JSON" => Kind::Json,
+            "INTERVAL" => Kind::Interval,
+            "GEOGRAPHY" => Kind::Geography,
+            "RECORD" | "STRUCT" => Kind::Record(
+                field
+                    .fields
+                    .iter()
+                    .map(|inner| Self::from_field_in(inner, &format!("{path}.")))
+                    .collect::<SyncResult<_>>()?,
+            ),
+            other => {
+                return Err(SyncError::new(
+                    PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                    format!("the source column \"{path}\" is {other}, which token_sync cannot mirror exactly"),
+                    "Mirror a view of the table that casts the column to a supported type (see the README's type mapping).",
+                ))
+            }
+        };
+        let mode = match field.mode.as_deref().map(str::to_ascii_uppercase).as_deref() {
+            None | Some("NULLABLE") => Mode::Nullable,
+            Some("REQUIRED") => Mode::Required,
+            Some("REPEATED") => Mode::Repeated,
+            Some(other) => {
+                return Err(SyncError::new(
+                    PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                    format!("the source column \"{path}\" has the mode {other}, which token_sync does not know"),
+                    "Report the table's schema to token_sync's maintainers.",
+                ))
+            }
+        };
+        Ok(Self {
+            name: field.name.clone(),
+            kind,
+            mode,
+        })
+    }
+
+    /// The PostgreSQL type that holds the column, as `format_type` spells it.
+    pub fn pg_type(&self) -> Cow<'static, str> {
+        if matches!(self.kind, Kind::Record(_)) {
+            return Cow::Borrowed("jsonb");
+        }
+        let scalar = match self.kind {
+            Kind::String | Kind::Geography => "text",
+            Kind::Bytes => "bytea",
+            Kind::Int64 => "bigint",
+            Kind::Float64 => "double precision",
+            Kind::Numeric | Kind::BigNumeric => "numeric",
+            Kind::Bool => "boolean",
+            Kind::Date => "date",
+            Kind::Datetime => "timestamp without time zone",
+            Kind::Time => "time without time zone",
+            Kind::Timestamp => "timestamp with time zone",
+            Kind::Json | Kind::Record(_) => "jsonb",
+            Kind::Interval => "interval",
+        };
+        match self.mode {
+            Mode::Repeated => Cow::Owned(format!("{scalar}[]")),
+            Mode::Nullable | Mode::Required => Cow::Borrowed(scalar),
+        }
+    }
+
+    /// NOT NULL in the target: BigQuery's REQUIRED. A REPEATED column is never NULL in
+    /// BigQuery either (an absent array is empty), but PostgreSQL's arrays may be, so it
+    /// stays nullable there.
+    pub fn not_null(&self) -> bool {
+        self.mode == Mode::Required
+    }
+
+    /// The column's name quoted for PostgreSQL: double quotes, which a BigQuery column name
+    /// never contains, so that its case is kept.
+    pub fn postgres_name(&self) -> String {
+        format!("\"{}\"", self.name)
+    }
+
+    /// The column's name quoted for GoogleSQL: backticks, which a BigQuery column name
+    /// (letters, digits, underscores) never contains.
+    pub fn bigquery_name(&self) -> String {
+        format!("`{}`", self.name)
+    }
+}
+
+impl Kind {
+    /// PostgreSQL's input text for one scalar value, borrowed where it is the value's own.
+    pub fn scalar_to_postgres<'v>(
+        &self,
+        value: &'v str,
+        column: &str,
+        stripped: &mut bool,
+    ) -> SyncResult<Cow<'v, str>> {
+        Ok(match self {
+            Kind::String | Kind::Geography => text::without_nul(value, stripped),
+            Kind::Bytes => Cow::Owned(binary::to_postgres(value, column)?),
+            Kind::Int64 => Cow::Borrowed(integer::to_postgres(value, column)?),
+            Kind::Float64 => Cow::Owned(float::to_postgres(value, column)?),
+            Kind::Numeric | Kind::BigNumeric => numeric::canonical(value, column)?,
+            Kind::Bool => Cow::Borrowed(boolean::to_postgres(value, column)?),
+            Kind::Date => Cow::Borrowed(temporal::date(value, column)?),
+            Kind::Datetime => Cow::Borrowed(temporal::datetime(value, column)?),
+            Kind::Time => Cow::Borrowed(temporal::time(value, column)?),
+            Kind::Timestamp => Cow::Owned(temporal::timestamp(value, column)?),
+            Kind::Json => json::to_postgres(value, stripped),
+            Kind::Interval => Cow::Owned(interval::to_postgres(value, column)?),
+            Kind::Record(_) => return Err(bad_shape(column, "a STRUCT")),
+        })
+    }
+}
+
+impl Column {
+    /// Appends the value as one field of a COPY text line.
+    pub fn write_copy(
+        &self,
+        value: &Value<'_>,
+        out: &mut Vec<u8>,
+        stripped: &mut bool,
+    ) -> SyncResult<()> {
+        match (value, &self.kind, self.mode) {
+            (Value::Null, _, Mode::Required) => {
+                return Err(SyncError::bad_source_data(
+                    format!("a source row has NULL in the REQUIRED column \"{}\"", self.name),
+                    "Nothing was written for the day. The source table broke its own schema; report it to its owner.",
+                ))
+            }
+            (Value::Null, _, _) => text::copy_null(out),
+            (_, Kind::Record(_), _) => text::copy_escape(&record::to_postgres(self, value, stripped)?, out),
+            (Value::List(items), kind, Mode::Repeated) => {
+                text::copy_escape(&array::to_postgres(kind, items, &self.name, stripped)?, out)
+            }
+            (Value::Text(value), kind, Mode::Nullable | Mode::Required) => {
+                text::copy_escape(&kind.scalar_to_postgres(value, &self.name, stripped)?, out)
+            }
+            (_, _, Mode::Repeated) => return Err(bad_shape(&self.name, "an array")),
+            (_, _, _) => return Err(bad_shape(&self.name, "a scalar")),
+        }
+        Ok(())
+    }
+}
+
+/// The day's rows of one source table as BigQuery describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceSchema {
+    pub columns: Vec<Column>,
+    /// The column the table is partitioned on by day, if any.
+    pub partitioning_column: Option<String>,
+}
+
+impl SourceSchema {
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|column| column.name == name)
+    }
+}
+
+/// A value whose JSON shape does not fit its column's schema.
+pub fn bad_shape(column: &str, expected: &str) -> SyncError {
+    SyncError::bad_source_data(
+        format!("BigQuery sent a value of the column \"{column}\" that is not {expected}"),
+        "Nothing was written for the day. Check token_sync.api_url: the source answered outside BigQuery's schema.",
+    )
+}
+
+/// Where a value went wrong, for the error: the column's dotted path.
+pub fn bad_value(column: &str, value: &str, kind: &str) -> SyncError {
+    let shown: String = value.chars().take(64).collect();
+    SyncError::bad_source_data(
+        format!("the source column \"{column}\" holds \"{shown}\", which is not a {kind}"),
+        "Nothing was written for the day. If the source is BigQuery itself, report the value to token_sync's maintainers.",
+    )
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub fn field(name: &str, field_type: &str, mode: &str) -> FieldSchema {
+        FieldSchema {
+            name: name.into(),
+            field_type: field_type.into(),
+            mode: Some(mode.into()),
+            fields: vec![],
+        }
+    }
+
+    #[test]
+    fn maps_every_type_to_its_postgres_type() {
+        let cases = [
+            ("STRING", "NULLABLE", "text"),
+            ("BYTES", "NULLABLE", "bytea"),
+            ("INTEGER", "REQUIRED", "bigint"),
+            ("FLOAT", "NULLABLE", "double precision"),
+            ("NUMERIC", "NULLABLE", "numeric"),
+            ("BIGNUMERIC", "NULLABLE", "numeric"),
+            ("BOOLEAN", "NULLABLE", "boolean"),
+            ("DATE", "NULLABLE", "date"),
+            ("DATETIME", "NULLABLE", "timestamp without time zone"),
+            ("TIME", "NULLABLE", "time without time zone"),
+            ("TIMESTAMP", "REQUIRED", "timestamp with time zone"),
+            ("JSON", "NULLABLE", "jsonb"),
+            ("INTERVAL", "NULLABLE", "interval"),
+            ("GEOGRAPHY", "NULLABLE", "text"),
+            ("STRING", "REPEATED", "text[]"),
+            ("NUMERIC", "REPEATED", "numeric[]"),
+            ("RECORD", "NULLABLE", "jsonb"),
+            ("RECORD", "REPEATED", "jsonb"),
+        ];
+        for (bigquery, mode, postgres) in cases {
+            let column = Column::from_field(&field("c", bigquery, mode)).expect("maps");
+            assert_eq!(column.pg_type(), postgres, "{bigquery} {mode}");
+        }
+    }
+
+    #[test]
+    fn refuses_a_type_it_cannot_hold_naming_the_column() {
+        let mut record = field("outer", "RECORD", "NULLABLE");
+        record.fields = vec![field("span", "RANGE", "NULLABLE")];
+        let error = Column::from_field(&record).expect_err("RANGE is refused");
+        assert!(
+            error.message.contains("\"outer.span\" is RANGE"),
+            "{}",
+            error.message
+        );
+    }
+}

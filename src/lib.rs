@@ -15,6 +15,7 @@ mod error;
 mod ledger;
 mod load;
 mod mirror;
+mod registry;
 mod runtime;
 mod settings;
 mod sql_api;

@@ -82,6 +82,11 @@ impl MirrorPlan {
         Ok(self.prepared.insert(mirror))
     }
 
+    /// The source as users write it, `project.dataset.table`.
+    pub fn source_name(&self) -> String {
+        self.table.display()
+    }
+
     pub fn forget(&mut self) {
         self.prepared = None;
     }

@@ -199,10 +199,15 @@ pub struct TableRef {
 
 impl TableRef {
     pub fn parse(text: &str) -> SyncResult<Self> {
+        Self::parse_as(text, "token_sync.source_table")
+    }
+
+    /// `text` as a table name; `what` names it in the error (a setting or an argument).
+    pub fn parse_as(text: &str, what: &str) -> SyncResult<Self> {
         let invalid = || {
             SyncError::config(
-                format!("token_sync.source_table \"{text}\" is not a BigQuery table name"),
-                "Set it to project.dataset.table, e.g. bigquery-public-data.crypto_ethereum.tokens.",
+                format!("{what} \"{text}\" is not a BigQuery table name"),
+                "Write it as project.dataset.table, e.g. bigquery-public-data.crypto_ethereum.tokens.",
             )
         };
         let parts: Vec<&str> = text.split('.').collect();

@@ -31,7 +31,7 @@ pub fn sync_day(
     day: SyncDay,
 ) -> Result<DayOutcome, UnitFailure> {
     let started = Instant::now();
-    let attempt = Attempt::open(day, &plan.ledger_name);
+    let attempt = Attempt::open(day, &plan.ledger_name, &plan.source_name());
     let loaded = subtransaction::run(|| {
         let mirror = plan.prepare(settings)?;
         lock_day(mirror, day)?;

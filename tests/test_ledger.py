@@ -57,27 +57,30 @@ def extension_dir():
     return server_path(pg_config("--sharedir")) / "extension"
 
 
-def test_an_install_of_0_1_0_upgrades_in_place_with_its_data_and_ledger(cluster, extension_dir):
-    installed = extension_dir / "token_sync--0.1.0.sql"
-    shutil.copy(ROOT / "tests" / "fixtures" / "token_sync--0.1.0.sql", installed)
+@pytest.mark.parametrize("old", ["0.1.0", "0.2.0"])
+def test_an_older_install_upgrades_in_place_with_its_data_and_ledger(cluster, extension_dir, old):
+    installed = extension_dir / f"token_sync--{old}.sql"
+    shutil.copy(ROOT / "tests" / "fixtures" / f"token_sync--{old}.sql", installed)
     try:
         with cluster.connect("postgres") as admin:
             admin.execute("DROP DATABASE IF EXISTS upgraded")
             admin.execute("CREATE DATABASE upgraded")
         with cluster.connect("upgraded") as conn:
-            conn.execute("CREATE EXTENSION token_sync VERSION '0.1.0'")
+            conn.execute(f"CREATE EXTENSION token_sync VERSION '{old}'")
             conn.execute("CREATE TABLE raw_tokens AS SELECT 'x'::text AS address")
             conn.execute("INSERT INTO token_sync.runs (day, target_table, status, started_at, finished_at, rows_loaded) "
                          "VALUES ('2026-11-19', 'public.raw_tokens', 'succeeded', now(), now(), 1), "
                          "('2026-11-20', 'public.raw_tokens', 'running', now(), NULL, NULL)")
             conn.execute("ALTER EXTENSION token_sync UPDATE")
             assert conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'token_sync'").fetchone() == (
-                "0.2.0",)
+                "0.3.0",)
             assert conn.execute("SELECT day::text, last_attempt_status, missing FROM token_sync.day_status"
                                 ).fetchall() == [("2026-11-19", "succeeded", False), ("2026-11-20", "abandoned", True)]
             assert conn.execute("SELECT count(*) FROM raw_tokens").fetchone() == (1,)
             conn.execute("INSERT INTO token_sync.runs (day, target_table, status, started_at) "
                          "VALUES ('2026-11-21', 'public.raw_tokens', 'unchanged', now())")
+            assert conn.execute("SELECT source_table FROM token_sync.day_status").fetchall() == [(None,)] * 3
+            assert conn.execute("SELECT token_sync.remove_table('p.d.t')").fetchone() == (False,)
             upgraded = ledger_definition(conn)
         with cluster.connect() as fresh:
             assert upgraded == ledger_definition(fresh), "an upgraded ledger is the same as a new one"
@@ -93,4 +96,10 @@ def ledger_definition(conn):
         "(SELECT array_agg(pg_get_constraintdef(oid) ORDER BY conname) FROM pg_constraint "
         " WHERE conrelid = 'token_sync.runs'::regclass), "
         "(SELECT array_agg(attname || ' ' || format_type(atttypid, atttypmod) ORDER BY attnum) FROM pg_attribute "
-        " WHERE attrelid = 'token_sync.runs'::regclass AND attnum > 0 AND NOT attisdropped)").fetchone()
+        " WHERE attrelid = 'token_sync.runs'::regclass AND attnum > 0 AND NOT attisdropped), "
+        "(SELECT array_agg(attname || ' ' || format_type(atttypid, atttypmod) || ' ' || attnotnull ORDER BY attnum) "
+        " FROM pg_attribute WHERE attrelid = 'token_sync.tables'::regclass AND attnum > 0), "
+        "(SELECT array_agg(p.oid::regprocedure::text || ' ' || pg_get_function_result(p.oid) || ' ' "
+        "  || coalesce(array_to_string(p.proacl, ','), '') ORDER BY p.oid::regprocedure::text) "
+        " FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e' "
+        " JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'token_sync')").fetchone()

@@ -29,10 +29,12 @@ CREATE TABLE token_sync.runs (
     rows_nul_stripped bigint,
     bytes_billed      bigint,
     job_id            text,
-    error             text
+    error             text,
+    source_table      text
 );
 CREATE INDEX runs_day_idx ON token_sync.runs (target_table, day, started_at DESC);
 COMMENT ON TABLE token_sync.runs IS 'One row per token_sync day attempt; see token_sync.attempts for running vs abandoned.';
+COMMENT ON COLUMN token_sync.runs.source_table IS 'The BigQuery table the day came from (NULL for attempts made before 0.3.0).';
 SELECT pg_catalog.pg_extension_config_dump('token_sync.runs', '');
 
 -- An attempt still marked running is abandoned once the transaction that made it is gone
@@ -69,7 +71,7 @@ WITH synced_range AS (
     FROM token_sync.runs WHERE status IN ('succeeded', 'unchanged')
     ORDER BY target_table, day, finished_at DESC
 ), last_attempt AS (
-    SELECT DISTINCT ON (target_table, day) target_table, day, outcome, error
+    SELECT DISTINCT ON (target_table, day) target_table, day, outcome, error, source_table
     FROM token_sync.attempts
     ORDER BY target_table, day, started_at DESC, run_id DESC
 )
@@ -80,7 +82,8 @@ SELECT days.target_table,
        s.job_id,
        a.outcome             AS last_attempt_status,
        a.error               AS last_error,
-       (s.day IS NULL)       AS missing
+       (s.day IS NULL)       AS missing,
+       a.source_table
 FROM days
 LEFT JOIN last_success s USING (target_table, day)
 LEFT JOIN last_attempt a USING (target_table, day)
@@ -98,6 +101,7 @@ pub struct Attempt {
     run_id: Option<i64>,
     day: SyncDay,
     target_table: String,
+    source_table: String,
     started_at: String,
     backend_start: String,
 }
@@ -125,29 +129,38 @@ impl LoadFigures {
 }
 
 /// The columns that identify an attempt, in the order `Attempt::identity` gives them.
-const IDENTITY_COLUMNS: &str = "day, target_table, started_at, backend_pid, backend_start";
+const IDENTITY_COLUMNS: &str =
+    "day, target_table, started_at, backend_pid, backend_start, source_table";
 
 /// Placeholders for `Attempt::identity`'s text parameters, numbered from `$first`, cast to
 /// the types of `IDENTITY_COLUMNS`.
 fn identity_params(first: usize) -> String {
-    ["::date", "", "::timestamptz", "::integer", "::timestamptz"]
-        .iter()
-        .enumerate()
-        .map(|(offset, cast)| format!("${}{cast}", first + offset))
-        .collect::<Vec<_>>()
-        .join(", ")
+    [
+        "::date",
+        "",
+        "::timestamptz",
+        "::integer",
+        "::timestamptz",
+        "",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(offset, cast)| format!("${}{cast}", first + offset))
+    .collect::<Vec<_>>()
+    .join(", ")
 }
 
 impl Attempt {
     /// Records the attempt as running. If that cannot be done on its own (no worker slot),
     /// the sync goes on and only its end is recorded.
-    pub fn open(day: SyncDay, target_table: &str) -> Self {
+    pub fn open(day: SyncDay, target_table: &str, source_table: &str) -> Self {
         // SAFETY: reading the backend's own start time, set once at backend start.
         let backend_start = unsafe { pgrx::pg_sys::MyStartTimestamp } + PG_EPOCH_OFFSET_MICROS;
         let mut attempt = Self {
             run_id: None,
             day,
             target_table: target_table.to_string(),
+            source_table: source_table.to_string(),
             started_at: rfc3339(chrono::Utc::now().timestamp_micros()),
             backend_start: rfc3339(backend_start),
         };
@@ -166,7 +179,7 @@ impl Attempt {
         attempt
     }
 
-    /// The attempt's identity as text parameters $1..$5.
+    /// The attempt's identity as text parameters $1..$6.
     fn identity(&self) -> Vec<Option<String>> {
         vec![
             Some(self.day.to_string()),
@@ -174,6 +187,7 @@ impl Attempt {
             Some(self.started_at.clone()),
             Some(std::process::id().to_string()),
             Some(self.backend_start.clone()),
+            Some(self.source_table.clone()),
         ]
     }
 
@@ -233,7 +247,7 @@ impl Attempt {
             None => autonomous::run(
                 &format!(
                     "INSERT INTO token_sync.runs ({IDENTITY_COLUMNS}, status, finished_at, error) \
-                     VALUES ({}, 'failed', pg_catalog.clock_timestamp(), $6)",
+                     VALUES ({}, 'failed', pg_catalog.clock_timestamp(), $7)",
                     identity_params(1)
                 ),
                 self.identity()
@@ -260,7 +274,7 @@ mod tests {
     fn identity_placeholders_are_numbered_from_where_they_start() {
         assert_eq!(
             super::identity_params(7),
-            "$7::date, $8, $9::timestamptz, $10::integer, $11::timestamptz"
+            "$7::date, $8, $9::timestamptz, $10::integer, $11::timestamptz, $12"
         );
     }
 }

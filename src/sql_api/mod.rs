@@ -1,11 +1,14 @@
-//! The functions users call. None is executable by PUBLIC: a superuser grants EXECUTE
-//! (see the README's "Who may run it").
+//! The functions users call: the mission's three for tokens here, and in schema
+//! token_sync the same for any registered table (`tables`). None is executable by PUBLIC:
+//! a superuser grants EXECUTE (see the README's "Who may run it").
+
+mod tables;
 
 use crate::day::SyncDay;
 use crate::error::{OrRaise, SyncError};
 use crate::load::target::TargetTable;
 use crate::mirror::{MirrorPlan, Source};
-use crate::settings::Settings;
+use crate::settings::{Settings, TableRef};
 use crate::sync::{self, DayOutcome};
 use crate::verify;
 use pgrx::datum::{Date, TimestampWithTimeZone};
@@ -28,17 +31,45 @@ fn token_sync_day(
 > {
     let settings = Settings::load().or_raise();
     let day = past_day(day, "day");
-    let mut plan = tokens(&settings);
-    let outcome =
-        sync::sync_day(&settings, &mut plan, day).unwrap_or_else(|failure| failure.raise());
+    TableIterator::once(sync_one_day(&settings, &mut tokens(&settings), day))
+}
+
+/// One day of a mirror, raising its failure: `token_sync_day`'s row.
+pub(crate) fn sync_one_day(settings: &Settings, plan: &mut MirrorPlan, day: SyncDay) -> DayRow {
+    let outcome = sync::sync_day(settings, plan, day).unwrap_or_else(|failure| failure.raise());
     if outcome.figures.unchanged {
         pgrx::notice!(
             "token_sync: {day} is unchanged in BigQuery ({} rows, same fingerprint); it was not rewritten",
             outcome.figures.rows_loaded
         );
     }
-    TableIterator::once(day_row(&outcome))
+    day_row(&outcome)
 }
+
+pub(crate) type DayRow = (Date, i64, i64, f64, Option<i64>, String);
+pub(crate) type BackfillRow = (
+    Date,
+    String,
+    Option<i64>,
+    Option<i64>,
+    f64,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+);
+pub(crate) type VerifyRow = (
+    Date,
+    bool,
+    i64,
+    i64,
+    Option<TimestampWithTimeZone>,
+    Option<TimestampWithTimeZone>,
+    Option<TimestampWithTimeZone>,
+    Option<TimestampWithTimeZone>,
+    i64,
+    i64,
+    String,
+);
 
 /// The mirror the mission's functions act on: `token_sync.source_table` into
 /// `token_sync.target_table`, its days cut by the source's partitioning column.
@@ -47,13 +78,13 @@ fn tokens(settings: &Settings) -> MirrorPlan {
 }
 
 /// A day argument that must be given and must have begun (in UTC).
-fn past_day(day: Option<Date>, argument: &str) -> SyncDay {
+pub(crate) fn past_day(day: Option<Date>, argument: &str) -> SyncDay {
     SyncDay::from_pg(day, argument)
         .and_then(|d| d.not_in_future(argument))
         .or_raise()
 }
 
-fn day_row(outcome: &DayOutcome) -> (Date, i64, i64, f64, Option<i64>, String) {
+fn day_row(outcome: &DayOutcome) -> DayRow {
     let figures = &outcome.figures;
     (
         outcome.day.to_pg(),
@@ -87,12 +118,29 @@ fn token_backfill(
     ),
 > {
     let settings = Settings::load().or_raise();
+    let (from, to) = backfill_range(
+        &settings,
+        from_day,
+        to_day,
+        "token_backfill(from_day, to_day)",
+    );
+    TableIterator::new(backfill_days(&settings, &mut tokens(&settings), from, to))
+}
+
+/// The days [from_day, to_day], checked: given, in order, begun, and no more of them than
+/// `token_sync.max_backfill_days`. `call` shows the function in the HINT.
+pub(crate) fn backfill_range(
+    settings: &Settings,
+    from_day: Option<Date>,
+    to_day: Option<Date>,
+    call: &str,
+) -> (SyncDay, SyncDay) {
     let from = SyncDay::from_pg(from_day, "from_day").or_raise();
     let to = past_day(to_day, "to_day");
     if from > to {
         SyncError::invalid_argument(
             format!("from_day {from} is after to_day {to}"),
-            "Pass the older day first: token_backfill(from_day, to_day).",
+            format!("Pass the older day first: {call}."),
         )
         .raise();
     }
@@ -107,46 +155,69 @@ fn token_backfill(
         )
         .raise();
     }
-    let mut plan = tokens(&settings);
+    (from, to)
+}
 
+/// Syncs every day of [from, to] of a mirror, oldest first, each in its own subtransaction;
+/// a failing day is reported in its row, in a WARNING and in the ledger.
+pub(crate) fn backfill_days(
+    settings: &Settings,
+    plan: &mut MirrorPlan,
+    from: SyncDay,
+    to: SyncDay,
+) -> Vec<BackfillRow> {
     let mut rows = Vec::new();
     let mut day = Some(from);
     while let Some(current) = day.filter(|d| *d <= to) {
-        let started = std::time::Instant::now();
-        match sync::sync_day(&settings, &mut plan, current) {
-            Ok(outcome) => {
-                let (day, rows_loaded, rows_reported, seconds, bytes_billed, job_id) =
-                    day_row(&outcome);
-                rows.push((
-                    day,
-                    outcome.figures.status().to_string(),
-                    Some(rows_loaded),
-                    Some(rows_reported),
-                    seconds,
-                    bytes_billed,
-                    Some(job_id),
-                    None,
-                ));
-            }
-            Err(failure) if failure.ends_statement() => failure.raise(),
-            Err(failure) => {
-                let error = failure.message();
-                pgrx::warning!("token_sync: {current} failed: {error}");
-                rows.push((
-                    current.to_pg(),
-                    "failed".to_string(),
-                    None,
-                    None,
-                    started.elapsed().as_secs_f64(),
-                    None,
-                    None,
-                    Some(error),
-                ));
-            }
-        }
+        rows.push(backfill_row(settings, plan, current, ""));
         day = current.next();
     }
-    TableIterator::new(rows)
+    rows
+}
+
+/// One day as a backfill reports it; `context` goes before the day in the WARNING.
+pub(crate) fn backfill_row(
+    settings: &Settings,
+    plan: &mut MirrorPlan,
+    day: SyncDay,
+    context: &str,
+) -> BackfillRow {
+    let started = std::time::Instant::now();
+    match sync::sync_day(settings, plan, day) {
+        Ok(outcome) => {
+            let (day, rows_loaded, rows_reported, seconds, bytes_billed, job_id) =
+                day_row(&outcome);
+            (
+                day,
+                outcome.figures.status().to_string(),
+                Some(rows_loaded),
+                Some(rows_reported),
+                seconds,
+                bytes_billed,
+                Some(job_id),
+                None,
+            )
+        }
+        Err(failure) if failure.ends_statement() => failure.raise(),
+        Err(failure) => {
+            let error = failure.message();
+            pgrx::warning!("token_sync: {context}{day} failed: {error}");
+            failed_row(day, started, error)
+        }
+    }
+}
+
+pub(crate) fn failed_row(day: SyncDay, started: std::time::Instant, error: String) -> BackfillRow {
+    (
+        day.to_pg(),
+        "failed".to_string(),
+        None,
+        None,
+        started.elapsed().as_secs_f64(),
+        None,
+        None,
+        Some(error),
+    )
 }
 
 /// Compares the day in BigQuery with the day in the target table.
@@ -172,13 +243,30 @@ fn token_verify_day(
 > {
     let settings = Settings::load().or_raise();
     let day = past_day(day, "day");
-    TargetTable::ledger_name(&settings.target_table).or_raise();
-    let source = Source::read(&settings, &settings.source_table, None).or_raise();
-    let comparison =
-        verify::compare_day(&settings, &source, &settings.target_table, day).or_raise();
+    TableIterator::once(verify_one_day(
+        &settings,
+        &settings.source_table,
+        None,
+        &settings.target_table,
+        day,
+    ))
+}
+
+/// Compares a day of `source` (its days cut by `time_column`, or its partitioning column)
+/// with the day in `target_table`: `token_verify_day`'s row.
+pub(crate) fn verify_one_day(
+    settings: &Settings,
+    source: &TableRef,
+    time_column: Option<&str>,
+    target_table: &str,
+    day: SyncDay,
+) -> VerifyRow {
+    TargetTable::ledger_name(target_table).or_raise();
+    let source = Source::read(settings, source, time_column).or_raise();
+    let comparison = verify::compare_day(settings, &source, target_table, day).or_raise();
     let timestamp = |micros: Option<i64>| micros.map(crate::day::timestamptz_from_unix_micros);
     let (remote, local) = (&comparison.bigquery, &comparison.local);
-    TableIterator::once((
+    (
         day.to_pg(),
         comparison.matches(),
         remote.rows,
@@ -190,7 +278,7 @@ fn token_verify_day(
         remote.fingerprint,
         local.fingerprint,
         comparison.job_id.clone(),
-    ))
+    )
 }
 
 pgrx::extension_sql!(
@@ -198,6 +286,12 @@ pgrx::extension_sql!(
 REVOKE ALL ON FUNCTION token_sync_day(date) FROM PUBLIC;
 REVOKE ALL ON FUNCTION token_backfill(date, date) FROM PUBLIC;
 REVOKE ALL ON FUNCTION token_verify_day(date) FROM PUBLIC;
+REVOKE ALL ON FUNCTION token_sync.add_table(text, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION token_sync.remove_table(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION token_sync.sync_day(text, date) FROM PUBLIC;
+REVOKE ALL ON FUNCTION token_sync.backfill(text, date, date) FROM PUBLIC;
+REVOKE ALL ON FUNCTION token_sync.verify_day(text, date) FROM PUBLIC;
+REVOKE ALL ON FUNCTION token_sync.sync_all(date) FROM PUBLIC;
 "#,
     name = "revoke_public_execute",
     finalize

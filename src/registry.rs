@@ -1,0 +1,133 @@
+//! What is mirrored: `token_sync.tables`, one row per registered BigQuery table, with the
+//! target it goes to and the column its days are cut by. The mission's functions act on
+//! the `token_sync.source_table` setting instead and need no row here.
+
+use crate::error::{SyncError, SyncResult};
+use crate::load::target::spi_error;
+use crate::settings::TableRef;
+use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode;
+
+pgrx::extension_sql!(
+    r#"
+CREATE TABLE token_sync.tables (
+    source_table text        PRIMARY KEY,
+    target_table text        NOT NULL,
+    time_column  text        NOT NULL,
+    added_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at   timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE token_sync.tables IS 'The BigQuery tables token_sync mirrors: token_sync.add_table registers, token_sync.sync_all syncs them all.';
+SELECT pg_catalog.pg_extension_config_dump('token_sync.tables', '');
+"#,
+    name = "registry",
+    requires = ["ledger"]
+);
+
+/// A registered table.
+#[derive(Debug, Clone)]
+pub struct Registered {
+    pub source: TableRef,
+    pub target_table: String,
+    pub time_column: String,
+}
+
+/// The registered table `source_table` names.
+pub fn find(source_table: &str) -> SyncResult<Registered> {
+    let source = TableRef::parse(source_table)?;
+    all_where(Some(&source.display()))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| {
+            SyncError::new(
+                PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+                format!("the table {} is not registered", source.display()),
+                format!(
+                    "Register it first: SELECT * FROM token_sync.add_table('{}');",
+                    source.display()
+                ),
+            )
+        })
+}
+
+/// Every registered table, by source name.
+pub fn all() -> SyncResult<Vec<Registered>> {
+    all_where(None)
+}
+
+fn all_where(source_table: Option<&str>) -> SyncResult<Vec<Registered>> {
+    Spi::connect(|client| {
+        client
+            .select(
+                "SELECT source_table, target_table, time_column FROM token_sync.tables \
+                 WHERE $1::text IS NULL OR source_table = $1 ORDER BY source_table",
+                None,
+                &[source_table.into()],
+            )?
+            .map(|row| {
+                Ok((
+                    row.get::<String>(1)?.unwrap_or_default(),
+                    row.get::<String>(2)?.unwrap_or_default(),
+                    row.get::<String>(3)?.unwrap_or_default(),
+                ))
+            })
+            .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+    })
+    .map_err(spi_error)?
+    .into_iter()
+    .map(|(source, target_table, time_column)| {
+        Ok(Registered {
+            source: TableRef::parse(&source)?,
+            target_table,
+            time_column,
+        })
+    })
+    .collect()
+}
+
+/// Registers the table, or updates its row; returns the row as stored.
+pub fn upsert(
+    registered: &Registered,
+) -> SyncResult<(
+    String,
+    String,
+    String,
+    pgrx::datum::TimestampWithTimeZone,
+    pgrx::datum::TimestampWithTimeZone,
+)> {
+    Spi::connect_mut(|client| {
+        let row = client
+            .update(
+                "INSERT INTO token_sync.tables (source_table, target_table, time_column) VALUES ($1, $2, $3) \
+                 ON CONFLICT (source_table) DO UPDATE SET target_table = EXCLUDED.target_table, \
+                 time_column = EXCLUDED.time_column, updated_at = pg_catalog.now() \
+                 RETURNING source_table, target_table, time_column, added_at, updated_at",
+                Some(1),
+                &[
+                    registered.source.display().into(),
+                    registered.target_table.clone().into(),
+                    registered.time_column.clone().into(),
+                ],
+            )?
+            .first();
+        Ok((
+            row.get::<String>(1)?.unwrap_or_default(),
+            row.get::<String>(2)?.unwrap_or_default(),
+            row.get::<String>(3)?.unwrap_or_default(),
+            row.get::<pgrx::datum::TimestampWithTimeZone>(4)?.unwrap_or_else(pgrx::datum::TimestampWithTimeZone::negative_infinity),
+            row.get::<pgrx::datum::TimestampWithTimeZone>(5)?.unwrap_or_else(pgrx::datum::TimestampWithTimeZone::negative_infinity),
+        ))
+    })
+    .map_err(spi_error)
+}
+
+/// Unregisters the table; whether it was registered.
+pub fn remove(source: &TableRef) -> SyncResult<bool> {
+    Spi::get_one_with_args::<i64>(
+        "WITH removed AS (DELETE FROM token_sync.tables WHERE source_table = $1 RETURNING 1) \
+         SELECT count(*) FROM removed",
+        &[source.display().into()],
+    )
+    .map_err(spi_error)
+    .map(|removed| removed == Some(1))
+}

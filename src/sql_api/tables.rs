@@ -1,0 +1,234 @@
+//! Schema token_sync: registering BigQuery tables (`add_table`, `remove_table`) and the
+//! mission's three functions for any registered table (`sync_day`, `backfill`,
+//! `verify_day`), plus `sync_all` for every registered table at once.
+
+use pgrx::prelude::*;
+
+#[pg_schema]
+mod token_sync {
+    use crate::day::SyncDay;
+    use crate::error::{OrRaise, SyncError};
+    use crate::load::target::{spi_error, TargetTable};
+    use crate::mirror::{MirrorPlan, Source};
+    use crate::registry::{self, Registered};
+    use crate::settings::{Settings, TableRef};
+    use crate::sql_api::{
+        backfill_days, backfill_range, backfill_row, failed_row, past_day, sync_one_day,
+        verify_one_day,
+    };
+    use pgrx::datum::{Date, TimestampWithTimeZone};
+    use pgrx::prelude::*;
+
+    fn given<'a>(value: Option<&'a str>, argument: &str) -> &'a str {
+        value.unwrap_or_else(|| {
+            SyncError::invalid_argument(
+                format!("{argument} must not be NULL"),
+                "Pass the BigQuery table as project.dataset.table.",
+            )
+            .raise()
+        })
+    }
+
+    /// Registers a BigQuery table (or updates its registration): checks that BigQuery
+    /// serves its schema, that its time column (default: its partitioning column) is a
+    /// TIMESTAMP, DATETIME or DATE, and that an existing target fits it.
+    #[allow(clippy::type_complexity)]
+    #[pg_extern(volatile, parallel_unsafe)]
+    fn add_table(
+        source_table: Option<&str>,
+        target_table: default!(Option<&str>, "NULL"),
+        time_column: default!(Option<&str>, "NULL"),
+    ) -> TableIterator<
+        'static,
+        (
+            name!(source_table, String),
+            name!(target_table, String),
+            name!(time_column, String),
+            name!(added_at, TimestampWithTimeZone),
+            name!(updated_at, TimestampWithTimeZone),
+        ),
+    > {
+        let settings = Settings::load().or_raise();
+        let table =
+            TableRef::parse_as(given(source_table, "source_table"), "source_table").or_raise();
+        let target = match target_table {
+            Some(target) => target.to_string(),
+            None => Spi::get_one_with_args::<String>(
+                "SELECT 'public.' || pg_catalog.quote_ident('raw_' || $1)",
+                &[table.table.clone().into()],
+            )
+            .map_err(spi_error)
+            .or_raise()
+            .unwrap_or_default(),
+        };
+        let target = TargetTable::ledger_name(&target).or_raise();
+        let source = Source::read(&settings, &table, time_column).or_raise();
+        TargetTable::find(&target, &source.schema).or_raise();
+        let row = registry::upsert(&Registered {
+            source: table,
+            target_table: target,
+            time_column: source.time.name.clone(),
+        })
+        .or_raise();
+        TableIterator::once(row)
+    }
+
+    /// Unregisters a table; its target table and the rows in it stay. Whether it was
+    /// registered (a NOTICE says so when it was not).
+    #[pg_extern(volatile, parallel_unsafe)]
+    fn remove_table(source_table: Option<&str>) -> bool {
+        let table =
+            TableRef::parse_as(given(source_table, "source_table"), "source_table").or_raise();
+        let removed = registry::remove(&table).or_raise();
+        if !removed {
+            pgrx::notice!("token_sync: {} was not registered", table.display());
+        }
+        removed
+    }
+
+    fn plan(registered: &Registered) -> crate::error::SyncResult<MirrorPlan> {
+        MirrorPlan::new(
+            &registered.source,
+            Some(&registered.time_column),
+            &registered.target_table,
+        )
+    }
+
+    /// `token_sync_day` for a registered table.
+    #[pg_extern(volatile, parallel_unsafe)]
+    fn sync_day(
+        source_table: Option<&str>,
+        day: Option<Date>,
+    ) -> TableIterator<
+        'static,
+        (
+            name!(day, Date),
+            name!(rows_loaded, i64),
+            name!(rows_reported, i64),
+            name!(seconds, f64),
+            name!(bytes_billed, Option<i64>),
+            name!(job_id, String),
+        ),
+    > {
+        let settings = Settings::load().or_raise();
+        let registered = registry::find(given(source_table, "source_table")).or_raise();
+        let day = past_day(day, "day");
+        let mut plan = plan(&registered).or_raise();
+        TableIterator::once(sync_one_day(&settings, &mut plan, day))
+    }
+
+    /// `token_backfill` for a registered table.
+    #[allow(clippy::type_complexity)]
+    #[pg_extern(volatile, parallel_unsafe)]
+    fn backfill(
+        source_table: Option<&str>,
+        from_day: Option<Date>,
+        to_day: Option<Date>,
+    ) -> TableIterator<
+        'static,
+        (
+            name!(day, Date),
+            name!(status, String),
+            name!(rows_loaded, Option<i64>),
+            name!(rows_reported, Option<i64>),
+            name!(seconds, f64),
+            name!(bytes_billed, Option<i64>),
+            name!(job_id, Option<String>),
+            name!(error, Option<String>),
+        ),
+    > {
+        let settings = Settings::load().or_raise();
+        let registered = registry::find(given(source_table, "source_table")).or_raise();
+        let (from, to) = backfill_range(
+            &settings,
+            from_day,
+            to_day,
+            "token_sync.backfill(source_table, from_day, to_day)",
+        );
+        let mut plan = plan(&registered).or_raise();
+        TableIterator::new(backfill_days(&settings, &mut plan, from, to))
+    }
+
+    /// `token_verify_day` for a registered table.
+    #[allow(clippy::type_complexity)]
+    #[pg_extern(volatile, parallel_unsafe)]
+    fn verify_day(
+        source_table: Option<&str>,
+        day: Option<Date>,
+    ) -> TableIterator<
+        'static,
+        (
+            name!(day, Date),
+            name!(matches, bool),
+            name!(bigquery_rows, i64),
+            name!(local_rows, i64),
+            name!(bigquery_min_timestamp, Option<TimestampWithTimeZone>),
+            name!(local_min_timestamp, Option<TimestampWithTimeZone>),
+            name!(bigquery_max_timestamp, Option<TimestampWithTimeZone>),
+            name!(local_max_timestamp, Option<TimestampWithTimeZone>),
+            name!(bigquery_fingerprint, i64),
+            name!(local_fingerprint, i64),
+            name!(job_id, String),
+        ),
+    > {
+        let settings = Settings::load().or_raise();
+        let registered = registry::find(given(source_table, "source_table")).or_raise();
+        let day = past_day(day, "day");
+        TableIterator::once(verify_one_day(
+            &settings,
+            &registered.source,
+            Some(&registered.time_column),
+            &registered.target_table,
+            day,
+        ))
+    }
+
+    /// The day for every registered table, each table-day in its own subtransaction: a
+    /// failing table is reported in its row, a WARNING and the ledger, and the others go on.
+    #[allow(clippy::type_complexity)]
+    #[pg_extern(volatile, parallel_unsafe)]
+    fn sync_all(
+        day: Option<Date>,
+    ) -> TableIterator<
+        'static,
+        (
+            name!(source_table, String),
+            name!(day, Date),
+            name!(status, String),
+            name!(rows_loaded, Option<i64>),
+            name!(rows_reported, Option<i64>),
+            name!(seconds, f64),
+            name!(bytes_billed, Option<i64>),
+            name!(job_id, Option<String>),
+            name!(error, Option<String>),
+        ),
+    > {
+        let settings = Settings::load().or_raise();
+        let day: SyncDay = past_day(day, "day");
+        let registered = registry::all().or_raise();
+        if registered.is_empty() {
+            pgrx::notice!(
+                "token_sync: no table is registered; register one with token_sync.add_table"
+            );
+        }
+        let rows: Vec<_> = registered
+            .iter()
+            .map(|table| {
+                let name = table.source.display();
+                let started = std::time::Instant::now();
+                let (day, status, loaded, reported, seconds, billed, job, error) = match plan(table)
+                {
+                    Ok(mut plan) => backfill_row(&settings, &mut plan, day, &format!("{name} ")),
+                    Err(failure) => {
+                        pgrx::warning!("token_sync: {name} {day} failed: {}", failure.message);
+                        failed_row(day, started, failure.message)
+                    }
+                };
+                (
+                    name, day, status, loaded, reported, seconds, billed, job, error,
+                )
+            })
+            .collect();
+        TableIterator::new(rows)
+    }
+}

@@ -1,7 +1,7 @@
 -- The role that may run token_sync. The functions are not executable by PUBLIC, and the
 -- token_sync.* settings are superuser-only, so a granted role can sync days but cannot
 -- redirect the server's credentials. Run as a superuser after CREATE EXTENSION and after
--- the target table exists (the first sync creates it):
+-- the target tables exist (the first sync creates them), and again after registering more:
 --   psql -d mydb -f sql/grant_runner_role.sql
 --   GRANT token_sync_runner TO alice;
 \set ON_ERROR_STOP on
@@ -11,11 +11,18 @@ EXCEPTION WHEN duplicate_object THEN NULL;
 END $$;
 GRANT EXECUTE ON FUNCTION token_sync_day(date), token_backfill(date, date), token_verify_day(date)
       TO token_sync_runner;
+-- Registered tables: the runner syncs and verifies them; registering (add_table,
+-- remove_table) stays with the superuser, since it decides what is fetched and billed.
+GRANT EXECUTE ON FUNCTION token_sync.sync_day(text, date), token_sync.backfill(text, date, date),
+      token_sync.verify_day(text, date), token_sync.sync_all(date) TO token_sync_runner;
 GRANT USAGE ON SCHEMA token_sync TO token_sync_runner;
+GRANT SELECT ON token_sync.tables TO token_sync_runner;
 -- The ledger: attempts are opened (INSERT) and closed (UPDATE, or under REPEATABLE READ an
 -- INSERT of the attempt's end).
 GRANT SELECT, INSERT, UPDATE ON token_sync.runs TO token_sync_runner;
 GRANT SELECT ON token_sync.attempts, token_sync.day_status TO token_sync_runner;
--- The target table, as token_sync.target_table names it.
+-- The target tables: token_sync.target_table's, and each registered table's that exists.
 SELECT format('GRANT SELECT, INSERT, DELETE ON %s TO token_sync_runner',
               current_setting('token_sync.target_table')::regclass) \gexec
+SELECT format('GRANT SELECT, INSERT, DELETE ON %s TO token_sync_runner', target_table::regclass)
+FROM token_sync.tables WHERE to_regclass(target_table) IS NOT NULL \gexec

@@ -44,6 +44,32 @@ def test_functions_need_a_grant_and_the_runner_role_suffices(db, alice, fake_goo
     assert db.execute("SELECT count(*) FROM raw_tokens").fetchone() == (1,)
 
 
+def test_the_runner_role_syncs_registered_tables_but_cannot_register(db, alice, fake_google, psql, cluster):
+    fake_google.rows = [to_fake(token(1, dt.datetime(2026, 11, 20, 1, tzinfo=UTC)))]
+    db.execute(f"ALTER ROLE alice SET token_sync.api_url = '{fake_google.base_url}'")
+    db.execute("TRUNCATE token_sync.tables")
+    db.execute("SELECT * FROM token_sync.add_table('bigquery-public-data.crypto_ethereum.tokens')")
+    db.execute("SELECT * FROM token_sync.sync_day('bigquery-public-data.crypto_ethereum.tokens', '2026-11-19')")
+    for statement in ["SELECT * FROM token_sync.sync_all('2026-11-20')",
+                      "SELECT * FROM token_sync.add_table('bigquery-public-data.crypto_ethereum.blocks')"]:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            alice.execute(statement)
+    try:
+        psql("sql/grant_runner_role.sql")
+        db.execute("GRANT token_sync_runner TO alice")
+        with cluster.connect(user="alice") as conn:
+            assert conn.execute("SELECT status, rows_loaded FROM token_sync.sync_all('2026-11-20')").fetchall() == [
+                ("succeeded", 1)]
+            assert conn.execute("SELECT matches FROM token_sync.verify_day("
+                                "'bigquery-public-data.crypto_ethereum.tokens', '2026-11-20')").fetchone() == (True,)
+            for statement in ["SELECT * FROM token_sync.add_table('bigquery-public-data.crypto_ethereum.blocks')",
+                              "SELECT token_sync.remove_table('bigquery-public-data.crypto_ethereum.tokens')"]:
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    conn.execute(statement)
+    finally:
+        db.execute("TRUNCATE token_sync.tables")
+
+
 @pytest.mark.parametrize("setting, value, words", [
     ("billing_project", "", "billing_project is not set"),
     ("billing_project", "Not A Project!", "not a Google Cloud project id"),

@@ -1,11 +1,12 @@
 -- token_sync 0.2.0 -> 0.3.0
 -- Any day-partitioned BigQuery table, not only tokens: the registry token_sync.tables, the
 -- functions of schema token_sync for registered tables, and the ledger's source_table
--- (NULL for attempts made before this version). The views are made again to show it.
+-- (NULL for attempts made before this version) and schema_changes. The views are made again to show it.
 \echo Use "ALTER EXTENSION token_sync UPDATE" to load this file. \quit
 
-ALTER TABLE token_sync.runs ADD COLUMN source_table text;
+ALTER TABLE token_sync.runs ADD COLUMN source_table text, ADD COLUMN schema_changes text;
 COMMENT ON COLUMN token_sync.runs.source_table IS 'The BigQuery table the day came from (NULL for attempts made before 0.3.0).';
+COMMENT ON COLUMN token_sync.runs.schema_changes IS 'Columns the attempt added to the target because the source gained them.';
 
 DROP VIEW token_sync.day_status;
 DROP VIEW token_sync.attempts;

@@ -69,7 +69,7 @@ impl MirrorPlan {
     }
 
     /// The source's schema read and the target made and checked, the first time it is asked for.
-    pub fn prepare(&mut self, settings: &Settings) -> SyncResult<&Mirror> {
+    pub fn prepare(&mut self, settings: &Settings) -> SyncResult<&mut Mirror> {
         let mirror = match self.prepared.take() {
             Some(mirror) => mirror,
             None => {

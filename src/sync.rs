@@ -34,11 +34,21 @@ pub fn sync_day(
     let attempt = Attempt::open(day, &plan.ledger_name, &plan.source_name());
     let loaded = subtransaction::run(|| {
         let mirror = plan.prepare(settings)?;
+        let added = std::mem::take(&mut mirror.target.added_columns);
         lock_day(mirror, day)?;
-        let figures = match unchanged_day(settings, mirror, day)? {
+        let mut figures = match unchanged_day(settings, mirror, day)? {
             Some(figures) => figures,
             None => load_day(settings, mirror, day)?,
         };
+        if !added.is_empty() {
+            let added = added.join(", ");
+            pgrx::notice!(
+                "token_sync: the source {} gained columns; added to {}: {added}",
+                mirror.source.table.display(),
+                mirror.target.qualified_name
+            );
+            figures.schema_changes = Some(format!("added {added}"));
+        }
         attempt.record_success(&figures)?;
         Ok(figures)
     });
@@ -83,6 +93,7 @@ fn unchanged_day(
         bytes_billed: job.bytes_billed,
         job_id: job.job_id,
         unchanged: true,
+        schema_changes: None,
     }))
 }
 
@@ -129,5 +140,6 @@ fn load_day(settings: &Settings, mirror: &Mirror, day: SyncDay) -> SyncResult<Lo
         bytes_billed: summary.bytes_billed,
         job_id: summary.job_id,
         unchanged: false,
+        schema_changes: None,
     })
 }

@@ -12,7 +12,7 @@ use crate::bigquery::pages::{self, SingleRow};
 use crate::bigquery::query;
 use crate::day::SyncDay;
 use crate::error::{SyncError, SyncResult};
-use crate::load::target::{spi_error, TargetTable};
+use crate::load::target::{spi_error, NewColumns, TargetTable};
 use crate::mirror::Source;
 use crate::settings::Settings;
 use crate::types::integer::parse as parse_integer;
@@ -167,7 +167,7 @@ pub fn compare_day(
 ) -> SyncResult<Comparison> {
     let fingerprint = Fingerprint::of(source)?;
     // A check changes nothing: a target that does not exist yet holds no rows.
-    let local = match TargetTable::find(target_table, &source.schema)? {
+    let local = match TargetTable::find(target_table, &source.schema, NewColumns::Refuse)? {
         Some(target) => local_summary(source, &fingerprint, &target, day)?,
         None => {
             pgrx::notice!(

@@ -250,13 +250,11 @@ def test_an_unreadable_key_file_is_refused_before_any_call(db, fake_google, key_
 
 
 @pytest.mark.parametrize("change, error, words", [
-    # A column the target requires is gone from the source.
+    # A column the target mirrors is gone from the source, or renamed.
     (lambda s: [c for c in s if c[0] != "block_hash"], psycopg.errors.UndefinedColumn,
-     "the source has no column block_hash, which the target table public.raw_tokens requires"),
-    (lambda s: s + [("extra", "STRING")], psycopg.errors.UndefinedColumn,
-     "the target table public.raw_tokens has no column extra"),
+     "the source no longer has the column block_hash, which the target table public.raw_tokens mirrors"),
     (lambda s: [("hash" if n == "block_hash" else n, t) for n, t in s], psycopg.errors.UndefinedColumn,
-     "has no column hash"),
+     "the source no longer has the column block_hash"),
     (lambda s: [(n, "FLOAT" if n == "block_number" else t) for n, t in s], psycopg.errors.DatatypeMismatch,
      "column block_number of the target table public.raw_tokens is bigint, but the source's is double precision"),
 ])
@@ -268,9 +266,51 @@ def test_a_source_of_another_schema_fails_the_day_without_writing(db, fake_googl
     with pytest.raises(error) as raised:
         db.execute("SELECT token_sync_day('2026-11-20')")
     assert words in raised.value.diag.message_primary
-    assert raised.value.diag.message_hint
+    assert "ALTER TABLE public.raw_tokens" in raised.value.diag.message_hint
     assert fake_google.count("query") == 1, "refused before the day's rows were asked for"
     assert db.execute("SELECT count(*) FROM raw_tokens").fetchone() == (3,)
+    columns = db.execute("SELECT count(*) FROM pg_attribute WHERE attrelid = 'raw_tokens'::regclass AND attnum > 0"
+                         ).fetchone()
+    assert columns == (8,), "nothing was added"
+
+
+def test_a_column_the_source_gains_is_added_recorded_and_loaded(db, fake_google):
+    fake_google.rows = day_rows(3)
+    db.execute("SELECT token_sync_day('2026-11-20')")
+    fake_google.schema = fake_google.schema + [("gas_price", "INTEGER"), ("topics", "STRING")]
+    fake_google.rows = [dict(r, gas_price=n * 100) for n, r in enumerate(fake_google.rows)]
+    seen = notices(db)
+    db.execute("SET token_sync.skip_unchanged = off")
+    assert db.execute("SELECT rows_loaded FROM token_sync_day('2026-11-20')").fetchone() == (3,)
+    assert seen == [("NOTICE", "token_sync: the source bigquery-public-data.crypto_ethereum.tokens gained columns; "
+                               "added to public.raw_tokens: gas_price (bigint), topics (text)")]
+    assert db.execute("SELECT gas_price FROM raw_tokens ORDER BY gas_price").fetchall() == [(0,), (100,), (200,)]
+    assert db.execute("SELECT schema_changes FROM token_sync.runs ORDER BY run_id").fetchall() == [
+        (None,), ("added gas_price (bigint), topics (text)",)]
+    db.execute("SET token_sync.skip_unchanged = on")
+    assert db.execute("SELECT matches FROM token_verify_day('2026-11-20')").fetchone() == (True,)
+    seen.clear()
+    db.execute("SELECT token_sync_day('2026-11-20')")
+    assert seen == [("NOTICE", "token_sync: 2026-11-20 is unchanged in BigQuery (3 rows, same fingerprint); "
+                               "it was not rewritten")]
+
+
+def test_a_column_the_source_drops_fails_until_the_target_says_what_to_keep(db, fake_google):
+    fake_google.rows = day_rows(2)
+    db.execute("SELECT token_sync_day('2026-11-20')")
+    fake_google.schema = [c for c in fake_google.schema if c[0] != "symbol"]
+    with pytest.raises(psycopg.errors.UndefinedColumn) as raised:
+        db.execute("SELECT token_sync_day('2026-11-21')")
+    assert raised.value.diag.message_primary == \
+        "the source no longer has the column symbol, which the target table public.raw_tokens mirrors"
+    assert 'COMMENT ON COLUMN public.raw_tokens."symbol" IS NULL' in raised.value.diag.message_hint
+    assert db.execute("SELECT status, error FROM token_sync.runs WHERE day = '2026-11-21'").fetchone() == (
+        "failed", raised.value.diag.message_primary)
+    db.execute('COMMENT ON COLUMN public.raw_tokens."symbol" IS NULL')
+    fake_google.rows = [to_fake(token(7, dt.datetime(2026, 11, 21, 3, tzinfo=UTC)))]
+    assert db.execute("SELECT rows_loaded FROM token_sync_day('2026-11-21')").fetchone() == (1,)
+    assert db.execute("SELECT symbol FROM raw_tokens WHERE block_number = 7").fetchone() == (None,)
+    assert db.execute("SELECT count(symbol) FROM raw_tokens").fetchone() == (2,), "the old days keep theirs"
 
 
 def test_a_result_of_other_columns_than_asked_fails_the_day(db, fake_google):

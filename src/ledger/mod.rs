@@ -30,11 +30,13 @@ CREATE TABLE token_sync.runs (
     bytes_billed      bigint,
     job_id            text,
     error             text,
-    source_table      text
+    source_table      text,
+    schema_changes    text
 );
 CREATE INDEX runs_day_idx ON token_sync.runs (target_table, day, started_at DESC);
 COMMENT ON TABLE token_sync.runs IS 'One row per token_sync day attempt; see token_sync.attempts for running vs abandoned.';
 COMMENT ON COLUMN token_sync.runs.source_table IS 'The BigQuery table the day came from (NULL for attempts made before 0.3.0).';
+COMMENT ON COLUMN token_sync.runs.schema_changes IS 'Columns the attempt added to the target because the source gained them.';
 SELECT pg_catalog.pg_extension_config_dump('token_sync.runs', '');
 
 -- An attempt still marked running is abandoned once the transaction that made it is gone
@@ -116,6 +118,8 @@ pub struct LoadFigures {
     pub job_id: String,
     /// The day already held exactly BigQuery's rows, so it was not rewritten.
     pub unchanged: bool,
+    /// Columns this attempt added to the target, as the source gained them.
+    pub schema_changes: Option<String>,
 }
 
 impl LoadFigures {
@@ -200,14 +204,15 @@ impl Attempt {
             figures.rows_nul_stripped.into(),
             figures.bytes_billed.into(),
             figures.job_id.clone().into(),
+            figures.schema_changes.clone().into(),
         ];
         if let Some(run_id) = self.run_id {
             args.push(run_id.into());
             let updated = Spi::get_one_with_args::<i64>(
                 "WITH updated AS (UPDATE token_sync.runs SET status = $1, \
                  finished_at = pg_catalog.clock_timestamp(), rows_loaded = $2, rows_reported = $3, \
-                 rows_nul_stripped = $4, bytes_billed = $5, job_id = $6 \
-                 WHERE run_id = $7 RETURNING 1) SELECT count(*) FROM updated",
+                 rows_nul_stripped = $4, bytes_billed = $5, job_id = $6, schema_changes = $7 \
+                 WHERE run_id = $8 RETURNING 1) SELECT count(*) FROM updated",
                 &args,
             )
             .map_err(spi_error)?;
@@ -227,9 +232,9 @@ impl Attempt {
         Spi::run_with_args(
             &format!(
                 "INSERT INTO token_sync.runs (status, rows_loaded, rows_reported, rows_nul_stripped, \
-                 bytes_billed, job_id, finished_at, {IDENTITY_COLUMNS}) \
-                 VALUES ($1, $2, $3, $4, $5, $6, pg_catalog.clock_timestamp(), {})",
-                identity_params(7)
+                 bytes_billed, job_id, schema_changes, finished_at, {IDENTITY_COLUMNS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, pg_catalog.clock_timestamp(), {})",
+                identity_params(8)
             ),
             &args,
         )

@@ -5,7 +5,7 @@
 
 use crate::day::TimeColumn;
 use crate::error::{SyncError, SyncResult};
-use crate::types::SourceSchema;
+use crate::types::{Column, SourceSchema};
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 
@@ -17,6 +17,20 @@ pub struct TargetTable {
     /// The source columns the target holds NOT NULL (with no default), even where the source
     /// allows NULL: a NULL there fails the day with an error naming the column.
     pub not_null: Vec<String>,
+    /// Columns the preparation added because the source gained them, e.g. `fee (numeric)`.
+    pub added_columns: Vec<String>,
+}
+
+/// How a target column says it mirrors a source column (its comment), so that a column the
+/// source dropped can be told from a column of the user's own.
+const MIRROR_COMMENT: &str = "token_sync: mirrors the source column";
+
+/// Whether a source column the target lacks is added (a sync) or refused (a check).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NewColumns {
+    Add,
+    Allow,
+    Refuse,
 }
 
 impl TargetTable {
@@ -49,6 +63,9 @@ impl TargetTable {
                 .map_err(spi_error)?;
             Spi::run(&format!("CREATE INDEX ON {quoted} (\"{}\")", time.name))
                 .map_err(spi_error)?;
+            for column in &schema.columns {
+                comment_mirrored(&quoted, column)?;
+            }
             oid = lookup(&quoted)?;
         }
         let oid = oid.ok_or_else(|| {
@@ -57,15 +74,19 @@ impl TargetTable {
                 "Check that the schema exists and the calling role may create tables in it.",
             )
         })?;
-        Self::checked(oid, quoted, schema)
+        Self::checked(oid, quoted, schema, NewColumns::Add)
     }
 
-    /// Resolves the target table's name and checks its columns, creating nothing: `None`
+    /// Resolves the target table's name and checks its columns, changing nothing: `None`
     /// when the table does not exist yet.
-    pub fn find(setting: &str, schema: &SourceSchema) -> SyncResult<Option<Self>> {
+    pub fn find(
+        setting: &str,
+        schema: &SourceSchema,
+        new_columns: NewColumns,
+    ) -> SyncResult<Option<Self>> {
         let quoted = quoted_name(setting)?;
         lookup(&quoted)?
-            .map(|oid| Self::checked(oid, quoted, schema))
+            .map(|oid| Self::checked(oid, quoted, schema, new_columns))
             .transpose()
     }
 
@@ -86,8 +107,44 @@ impl TargetTable {
         .map(|name| name.unwrap_or(quoted))
     }
 
-    fn checked(oid: pg_sys::Oid, quoted: String, schema: &SourceSchema) -> SyncResult<Self> {
-        let not_null = check_columns(oid, &quoted, schema)?;
+    fn checked(
+        oid: pg_sys::Oid,
+        quoted: String,
+        schema: &SourceSchema,
+        new_columns: NewColumns,
+    ) -> SyncResult<Self> {
+        let (not_null, missing) = check_columns(oid, &quoted, schema)?;
+        let mut added_columns = Vec::new();
+        for column in missing {
+            match new_columns {
+                NewColumns::Allow => {}
+                NewColumns::Add if !column.not_null() => {
+                    Spi::run(&format!(
+                        "ALTER TABLE {quoted} ADD COLUMN {} {}",
+                        column.postgres_name(),
+                        column.pg_type()
+                    ))
+                    .map_err(spi_error)?;
+                    comment_mirrored(&quoted, column)?;
+                    added_columns.push(format!("{} ({})", column.name, column.pg_type()));
+                }
+                NewColumns::Add | NewColumns::Refuse => {
+                    return Err(SyncError::new(
+                        PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
+                        format!("the target table {quoted} has no column {}", column.name),
+                        if new_columns == NewColumns::Refuse {
+                            "The source gained the column: the next sync of a day adds it to the target.".to_string()
+                        } else {
+                            format!(
+                                "The source's new column is REQUIRED; add it yourself: ALTER TABLE {quoted} ADD COLUMN {} {}.",
+                                column.postgres_name(),
+                                column.pg_type()
+                            )
+                        },
+                    ))
+                }
+            }
+        }
         let qualified_name = Spi::get_one_with_args::<String>(
             "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) \
              FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
@@ -100,6 +157,7 @@ impl TargetTable {
             oid,
             qualified_name,
             not_null,
+            added_columns,
         })
     }
 }
@@ -133,36 +191,56 @@ fn lookup(quoted: &str) -> SyncResult<Option<pg_sys::Oid>> {
     .map_err(spi_error)
 }
 
+/// Marks a target column as the mirror of a source column.
+fn comment_mirrored(quoted: &str, column: &Column) -> SyncResult<()> {
+    Spi::run(&format!(
+        "COMMENT ON COLUMN {quoted}.{} IS '{MIRROR_COMMENT} {} ({})'",
+        column.postgres_name(),
+        column.name,
+        column.pg_type()
+    ))
+    .map_err(spi_error)
+}
+
 /// A column of the target as PostgreSQL has it.
 struct TargetColumn {
     name: String,
     pg_type: String,
     /// NOT NULL with no default: every row COPY writes must give it a value.
     requires_value: bool,
+    /// Made by token_sync as the mirror of a source column.
+    mirrored: bool,
 }
 
-/// Checks that the target has every source column with its type, and that it requires no
-/// column the source does not have; returns the source columns the target holds NOT NULL.
-fn check_columns(oid: pg_sys::Oid, quoted: &str, schema: &SourceSchema) -> SyncResult<Vec<String>> {
+/// Checks that every source column the target has is of the source's type, and that the
+/// target neither requires nor mirrors a column the source no longer has; returns the
+/// source columns the target holds NOT NULL, and the source columns it lacks.
+fn check_columns<'s>(
+    oid: pg_sys::Oid,
+    quoted: &str,
+    schema: &'s SourceSchema,
+) -> SyncResult<(Vec<String>, Vec<&'s Column>)> {
     let present: Vec<TargetColumn> = Spi::connect(|client| {
         client
             .select(
-                "SELECT attname::text, pg_catalog.format_type(atttypid, atttypmod), attnotnull AND NOT atthasdef \
+                "SELECT attname::text, pg_catalog.format_type(atttypid, atttypmod), attnotnull AND NOT atthasdef, \
+                 coalesce(pg_catalog.col_description(attrelid, attnum) LIKE $2 || '%', false) \
                  FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped",
                 None,
-                &[oid.into()],
+                &[oid.into(), MIRROR_COMMENT.into()],
             )?
             .map(|row| {
                 Ok(TargetColumn {
                     name: row.get::<String>(1)?.unwrap_or_default(),
                     pg_type: row.get::<String>(2)?.unwrap_or_default(),
                     requires_value: row.get::<bool>(3)?.unwrap_or_default(),
+                    mirrored: row.get::<bool>(4)?.unwrap_or_default(),
                 })
             })
             .collect::<Result<Vec<_>, pgrx::spi::Error>>()
     })
     .map_err(spi_error)?;
-    let hint = "Point the target at a table with the source's columns and types, or let token_sync create a new one.";
+    let mut missing = Vec::new();
     for column in &schema.columns {
         let (name, expected) = (&column.name, column.pg_type());
         match present.iter().find(|present| present.name == *name) {
@@ -174,17 +252,33 @@ fn check_columns(oid: pg_sys::Oid, quoted: &str, schema: &SourceSchema) -> SyncR
                         "column {name} of the target table {quoted} is {}, but the source's is {expected}",
                         target.pg_type
                     ),
-                    hint,
+                    format!(
+                        "If the source changed the column's type, convert the target's: ALTER TABLE {quoted} \
+                         ALTER COLUMN {} TYPE {expected} USING {}::{expected}; or mirror into a new table.",
+                        column.postgres_name(),
+                        column.postgres_name()
+                    ),
                 ))
             }
-            None => {
-                return Err(SyncError::new(
-                    PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
-                    format!("the target table {quoted} has no column {name}"),
-                    hint,
-                ))
-            }
+            None => missing.push(column),
         }
+    }
+    if let Some(dropped) = present
+        .iter()
+        .find(|target| target.mirrored && schema.column(&target.name).is_none())
+    {
+        return Err(SyncError::new(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
+            format!(
+                "the source no longer has the column {}, which the target table {quoted} mirrors",
+                dropped.name
+            ),
+            format!(
+                "To drop it with the old days' values: ALTER TABLE {quoted} DROP COLUMN \"{0}\"; to keep them: \
+                 COMMENT ON COLUMN {quoted}.\"{0}\" IS NULL (then new days leave it NULL).",
+                dropped.name
+            ),
+        ));
     }
     if let Some(orphan) = present
         .iter()
@@ -202,11 +296,12 @@ fn check_columns(oid: pg_sys::Oid, quoted: &str, schema: &SourceSchema) -> SyncR
             ),
         ));
     }
-    Ok(present
+    let not_null = present
         .into_iter()
         .filter(|target| target.requires_value)
         .map(|target| target.name)
-        .collect())
+        .collect();
+    Ok((not_null, missing))
 }
 
 pub fn spi_error(error: pgrx::spi::Error) -> SyncError {

@@ -8,7 +8,7 @@ use pgrx::prelude::*;
 mod token_sync {
     use crate::day::SyncDay;
     use crate::error::{OrRaise, SyncError};
-    use crate::load::target::{spi_error, TargetTable};
+    use crate::load::target::{spi_error, NewColumns, TargetTable};
     use crate::mirror::{MirrorPlan, Source};
     use crate::registry::{self, Registered};
     use crate::settings::{Settings, TableRef};
@@ -63,7 +63,7 @@ mod token_sync {
         };
         let target = TargetTable::ledger_name(&target).or_raise();
         let source = Source::read(&settings, &table, time_column).or_raise();
-        TargetTable::find(&target, &source.schema).or_raise();
+        TargetTable::find(&target, &source.schema, NewColumns::Allow).or_raise();
         let row = registry::upsert(&Registered {
             source: table,
             target_table: target,

@@ -1,13 +1,14 @@
-"""token_sync's benchmark: one generated day of N raw_tokens rows (bench/day_data.py),
-loaded into the same table in one run, side by side:
+"""token_sync's benchmark: one generated day of N rows of tokens (or, with --table
+transactions, of a transactions-like table; bench/day_data.py), loaded into the same table
+in one run, side by side:
 
   1. token_sync_day from a local BigQuery REST source at wire speed (bench/source_server.py),
      and at the default settings: a first load, a re-sync of the unchanged day, and a
      re-sync after one row changed;
   2. the same with a fixed latency per page request, fetch_concurrency 1 and 8;
   3. psql \\copy of the same rows from a file (the ceiling);
-  4. the old pipeline: the BigQuery Python client into pandas, DataFrame.to_sql;
-  5. token_sync_day from the bqemulator emulator (a real REST implementation).
+  4. the old pipeline: the BigQuery Python client into pandas, DataFrame.to_sql (tokens);
+  5. token_sync_day from the bqemulator emulator (a real REST implementation; tokens).
 
 Each is run --runs times (the median counts) on an emptied table, and each run checks that
 all N rows arrived. For token_sync it also samples the backend's private resident memory
@@ -15,6 +16,7 @@ all N rows arrived. For token_sync it also samples the backend's private residen
 
     bash bench/run.sh                      # 1,000,000 rows, 3 runs, 200 ms latency
     bash bench/run.sh --rows 20000 --runs 1
+    bash bench/run.sh --table transactions
 """
 
 import argparse
@@ -40,14 +42,15 @@ from bq_emulator import Emulator  # noqa: E402
 from cluster import DATABASE, Cluster, free_port  # noqa: E402
 
 DAY = dt.date(2026, 11, 20)
-COLUMNS = "address, symbol, name, decimals, total_supply, block_timestamp, block_number, block_hash"
+# A change to one row of the day, which a re-sync must notice and rewrite.
+CHANGE_ONE_ROW = {"tokens": "name = name || ' changed'", "transactions": "input = input || '00'"}
 
 
-def start_source(rows, latency_ms):
+def start_source(rows, latency_ms, table):
     port = free_port()
     process = subprocess.Popen([sys.executable, str(ROOT / "bench" / "source_server.py"), "--rows", str(rows),
-                                "--port", str(port), "--latency-ms", str(latency_ms), "--day", str(DAY)],
-                               stdout=subprocess.DEVNULL)
+                                "--port", str(port), "--latency-ms", str(latency_ms), "--day", str(DAY),
+                                "--table", table], stdout=subprocess.DEVNULL)
     return process, f"http://127.0.0.1:{port}"
 
 
@@ -97,16 +100,17 @@ class Bench:
         self.args = args
         self.cluster = cluster
         self.results = {}
+        self.target = f"raw_{args.table}"
 
     def empty_table(self):
         with self.cluster.connect() as conn:
-            if conn.execute("SELECT to_regclass('raw_tokens')").fetchone()[0]:
-                conn.execute("TRUNCATE raw_tokens")
+            if conn.execute(f"SELECT to_regclass('{self.target}')").fetchone()[0]:
+                conn.execute(f"TRUNCATE {self.target}")
             conn.execute("CHECKPOINT")
 
     def count(self):
         with self.cluster.connect() as conn:
-            return conn.execute("SELECT count(*) FROM raw_tokens").fetchone()[0]
+            return conn.execute(f"SELECT count(*) FROM {self.target}").fetchone()[0]
 
     def record(self, name, seconds, rss_kib=None):
         rows = self.count()
@@ -146,17 +150,18 @@ class Bench:
         self.token_sync("token_sync_day, defaults: re-sync, unchanged day", url, empty=False,
                         expect_status="unchanged")
         with self.cluster.connect() as conn:
-            conn.execute("UPDATE raw_tokens SET name = name || ' changed' "
-                         "WHERE block_number = (SELECT min(block_number) FROM raw_tokens)")
-            conn.execute("VACUUM raw_tokens")
+            conn.execute(f"UPDATE {self.target} SET {CHANGE_ONE_ROW[self.args.table]} WHERE ctid = "
+                         f"(SELECT ctid FROM {self.target} ORDER BY block_number LIMIT 1)")
+            conn.execute(f"VACUUM {self.target}")
             conn.execute("CHECKPOINT")
         self.token_sync("token_sync_day, defaults: re-sync, one row changed", url, empty=False)
 
     def psql_copy(self, path):
+        columns = ", ".join(f["name"] for f in day_data.schema(self.args.table))
         self.empty_table()
         started = time.monotonic()
         subprocess.run(["psql", "-X", "-q", "-h", str(self.cluster.root), "-p", str(self.cluster.port), "-U", "postgres",
-                        "-d", DATABASE, "-c", f"\\copy raw_tokens ({COLUMNS}) FROM '{path}'"], check=True)
+                        "-d", DATABASE, "-c", f"\\copy {self.target} ({columns}) FROM '{path}'"], check=True)
         self.record("psql \\copy", time.monotonic() - started)
 
     def old_pipeline(self, url):
@@ -188,6 +193,7 @@ def main():
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--latency-ms", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--table", choices=sorted(day_data.SOURCES), default="tokens")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--only-token-sync", action="store_true",
                         help="skip psql \\copy, the old pipeline and the emulator (quick memory checks)")
@@ -196,20 +202,21 @@ def main():
     workdir = Path(tempfile.mkdtemp(prefix="token_sync_bench_"))
     os.chmod(workdir, 0o755)
     copy_file = workdir / "day.tsv"
-    print(f"generating {args.rows} rows of {DAY}", flush=True)
+    tokens = args.table == "tokens"
+    print(f"generating {args.rows} rows of {args.table} on {DAY}", flush=True)
     with open(copy_file, "w", encoding="utf-8") as out:
-        for row in day_data.rows(args.rows, DAY):
-            out.write(day_data.copy_line(row))
+        for row in day_data.rows(args.rows, DAY, args.table):
+            out.write(day_data.copy_line(row, args.table))
     os.chmod(copy_file, 0o644)
 
-    fast, fast_url = start_source(args.rows, 0)
-    slow, slow_url = start_source(args.rows, args.latency_ms)
+    fast, fast_url = start_source(args.rows, 0, args.table)
+    slow, slow_url = start_source(args.rows, args.latency_ms, args.table)
     emulator = Emulator(free_port(), free_port(), "billing", log_path=str(workdir / "emulator.log")).start()
     cluster = Cluster().start("max_wal_size=4GB", "shared_buffers=512MB")
     try:
         emulator.create_table()
         batch = []
-        for row in day_data.rows(args.rows, DAY):
+        for row in day_data.rows(args.rows if tokens else 0, DAY):
             values = dict(zip(["address", "symbol", "name", "decimals", "total_supply", "block_timestamp",
                                "block_number", "block_hash"], row))
             values["block_timestamp"] = (day_data.EPOCH + dt.timedelta(microseconds=row[5])).strftime(
@@ -225,10 +232,11 @@ def main():
         with cluster.connect() as conn:
             for name, value in [("billing_project", "billing"), ("credentials", "none"),
                                 ("http_timeout", "600"),
-                                ("source_table", "bigquery-public-data.crypto_ethereum.tokens")]:
+                                ("source_table", f"bigquery-public-data.crypto_ethereum.{args.table}"),
+                                ("target_table", f"public.raw_{args.table}")]:
                 conn.execute(f"ALTER DATABASE {DATABASE} SET token_sync.{name} = '{value}'")
         bench = Bench(args, cluster)
-        print("warm-up (creates raw_tokens)", flush=True)
+        print(f"warm-up (creates raw_{args.table})", flush=True)
         bench.token_sync("warm-up", fast_url, args.concurrency)
         del bench.results["warm-up"]
         for run in range(1, args.runs + 1):
@@ -241,13 +249,15 @@ def main():
             if args.only_token_sync:
                 continue
             bench.psql_copy(copy_file)
+            if not tokens:
+                continue  # the old pipeline and the emulator's table are tokens'
             bench.old_pipeline(fast_url)
             bench.token_sync(f"token_sync_day from bqemulator, concurrency {args.concurrency}",
                              emulator.base_url, args.concurrency)
         medians = bench.report()
         if args.json:
-            Path(args.json).write_text(json.dumps({"rows": args.rows, "runs": bench.results, "medians": medians},
-                                                  indent=1))
+            Path(args.json).write_text(json.dumps({"table": args.table, "rows": args.rows, "runs": bench.results,
+                                                   "medians": medians}, indent=1))
     finally:
         cluster.stop()
         emulator.stop()

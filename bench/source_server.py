@@ -1,9 +1,10 @@
-"""A BigQuery REST source for the benchmark: serves one generated day (bench/day_data.py)
-through tables.get, jobs.query and jobs.getQueryResults (page tokens and startIndex) at wire speed,
-every row encoded once up front, and the day's summary (the query a re-sync asks first),
-with an optional fixed latency per request to model real BigQuery's round trips.
+"""A BigQuery REST source for the benchmark: serves one generated day of a table
+(bench/day_data.py: tokens or transactions) through tables.get, jobs.query and
+jobs.getQueryResults (page tokens and startIndex) at wire speed, every row encoded once up
+front, and the day's summary (the query a re-sync asks first), with an optional fixed
+latency per request to model real BigQuery's round trips.
 
-    python bench/source_server.py --rows 1000000 --port 9070 --latency-ms 200
+    python bench/source_server.py --rows 1000000 --port 9070 --latency-ms 200 [--table transactions]
 """
 
 import argparse
@@ -19,35 +20,41 @@ from pathlib import Path
 import day_data
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "support"))
-from fake_google import SCHEMA as TOKENS, fingerprint, is_summary_query, summary_answer, table_resource  # noqa: E402
-
-TABLE = table_resource(TOKENS)
-SCHEMA = TABLE["schema"]
+from fake_google import fingerprint, is_summary_query, summary_answer  # noqa: E402
 MAX_PAGE_ROWS = 100_000
 # BigQuery caps a result page at about 10 MB, whatever maxResults asks for.
 MAX_PAGE_BYTES = 10 * 1024 * 1024
 DESTINATION = {"projectId": "billing", "datasetId": "_bench", "tableId": "result"}
 
 
-def job_resource(job_id):
+def table_resource(table):
+    return {"kind": "bigquery#table", "type": "TABLE", "schema": {"fields": day_data.schema(table)},
+            "timePartitioning": {"type": "DAY", "field": "block_timestamp"}}
+
+
+def job_resource(job_id, schema):
     return {"kind": "bigquery#job", "id": f"billing:US.{job_id}",
             "jobReference": {"projectId": "billing", "jobId": job_id, "location": "US"},
             "status": {"state": "DONE"},
             "configuration": {"query": {"query": "SELECT", "destinationTable": DESTINATION}},
-            "statistics": {"query": {"totalBytesProcessed": "0", "schema": SCHEMA}}}
+            "statistics": {"query": {"totalBytesProcessed": "0", "schema": schema}}}
 
 
 class Source:
-    def __init__(self, count, day, latency):
+    def __init__(self, count, day, latency, table):
         self.day = day
         self.latency = latency
+        self.table = table_resource(table)
+        self.schema = self.table["schema"]
+        fields = self.schema["fields"]
+        time_index = [f["name"] for f in fields].index("block_timestamp")
         self.rows = []
         stamps, fingerprint_sum = [], 0
-        for row in day_data.rows(count, day):
+        for row in day_data.rows(count, day, table):
             self.rows.append(json.dumps({"f": [{"v": None if v is None else str(v)} for v in row]},
                                         ensure_ascii=False, separators=(",", ":")).encode())
-            stamps.append(row[5])
-            fingerprint_sum += fingerprint(row)
+            stamps.append(row[time_index])
+            fingerprint_sum += fingerprint(row, fields)
         # What token_verify_day's summary query answers, which a re-sync asks for first.
         self.summary = (len(self.rows), stamps, fingerprint_sum)
         self.jobs = 0
@@ -62,7 +69,7 @@ class Source:
                 break
             chunk.append(row)
         size = len(chunk)
-        head = {"kind": "bigquery#queryResponse", "jobComplete": True, "schema": SCHEMA,
+        head = {"kind": "bigquery#queryResponse", "jobComplete": True, "schema": self.schema,
                 "jobReference": {"projectId": "billing", "jobId": job_id, "location": "US"},
                 "totalRows": str(len(self.rows)), "totalBytesProcessed": "0", "cacheHit": False}
         if start + size < len(self.rows):
@@ -108,23 +115,23 @@ def handler(source):
             if "queries" in parts:  # jobs.getQueryResults
                 return self.send(source.page(parts[-1], start, size))
             if "jobs" in parts:  # jobs.get, as the Python client asks after jobs.query
-                return self.send(json.dumps(job_resource(parts[-1])).encode())
+                return self.send(json.dumps(job_resource(parts[-1], source.schema)).encode())
             if parts[-1] == "data":  # tabledata.list of the job's destination table
                 return self.send(source.page("destination", start, size))
             if "tables" in parts:  # tables.get, of the source (token_sync) or the job's destination
-                return self.send(json.dumps({**TABLE, "tableReference": DESTINATION,
+                return self.send(json.dumps({**source.table, "tableReference": DESTINATION,
                                              "numRows": str(len(source.rows))}).encode())
             self.send(b'{"error":{"code":404,"message":"not served"}}', 404)
     return Handler
 
 
-def serve(count, day, port, latency_ms, ready=None):
-    source = Source(count, day, latency_ms / 1000)
+def serve(count, day, port, latency_ms, table="tokens", ready=None):
+    source = Source(count, day, latency_ms / 1000, table)
     server = ThreadingHTTPServer(("127.0.0.1", port), handler(source))
     server.daemon_threads = True
     if ready:
         ready.set()
-    print(f"serving {count} rows of {day} on 127.0.0.1:{port}, {latency_ms} ms per request", flush=True)
+    print(f"serving {count} rows of {table} on {day} on 127.0.0.1:{port}, {latency_ms} ms per request", flush=True)
     server.serve_forever()
 
 
@@ -134,8 +141,9 @@ def main():
     parser.add_argument("--day", default="2026-11-20")
     parser.add_argument("--port", type=int, default=9070)
     parser.add_argument("--latency-ms", type=int, default=0)
+    parser.add_argument("--table", choices=sorted(day_data.SOURCES), default="tokens")
     args = parser.parse_args()
-    serve(args.rows, dt.date.fromisoformat(args.day), args.port, args.latency_ms)
+    serve(args.rows, dt.date.fromisoformat(args.day), args.port, args.latency_ms, args.table)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,29 @@ impl Source {
     }
 }
 
+#[cfg(any(test, feature = "pg_test"))]
+impl Source {
+    /// A source as `tables.get` would describe it (its fields as JSON), partitioned on
+    /// `block_timestamp`, for tests.
+    pub fn described(fields_json: &str) -> Self {
+        let fields: Vec<crate::types::FieldSchema> =
+            serde_json::from_str(fields_json).expect("fields parse");
+        let schema = SourceSchema {
+            columns: fields
+                .iter()
+                .map(|field| crate::types::Column::from_field(field).expect("type maps"))
+                .collect(),
+            partitioning_column: Some("block_timestamp".into()),
+        };
+        let time = TimeColumn::choose(&schema, None, "p.d.t").expect("time column");
+        Self {
+            table: TableRef::parse("p.d.t").expect("valid name"),
+            schema,
+            time,
+        }
+    }
+}
+
 pub struct Mirror {
     pub source: Source,
     pub target: TargetTable,

@@ -7,35 +7,15 @@ use pgrx::prelude::*;
 mod tests {
     use crate::bigquery::pages::PagePreparer;
     use crate::bigquery::wire::Row;
-    use crate::day::{SyncDay, TimeColumn};
+    use crate::day::SyncDay;
     use crate::error::SyncError;
     use crate::load::copy_from::copy_into;
     use crate::load::copy_text::RowEncoder;
     use crate::load::target::TargetTable;
     use crate::mirror::Source;
-    use crate::settings::TableRef;
     use crate::subtransaction;
-    use crate::types::{Column, FieldSchema, SourceSchema};
     use pgrx::datum::Date;
     use pgrx::prelude::*;
-
-    /// A source described as `tables.get` would, partitioned on `block_timestamp`.
-    fn source(fields_json: &str) -> Source {
-        let fields: Vec<FieldSchema> = serde_json::from_str(fields_json).expect("fields parse");
-        let schema = SourceSchema {
-            columns: fields
-                .iter()
-                .map(|field| Column::from_field(field).expect("type maps"))
-                .collect(),
-            partitioning_column: Some("block_timestamp".into()),
-        };
-        let time = TimeColumn::choose(&schema, None, "p.d.t").expect("time column");
-        Source {
-            table: TableRef::parse("p.d.t").expect("valid name"),
-            schema,
-            time,
-        }
-    }
 
     const TOKENS: &str = r#"[
         {"name": "address", "type": "STRING", "mode": "REQUIRED"},
@@ -58,7 +38,7 @@ mod tests {
 
     #[pg_test]
     fn created_target_table_is_not_an_extension_member() {
-        let tokens = source(TOKENS);
+        let tokens = Source::described(TOKENS);
         let target = TargetTable::prepare("public.members_check", &tokens.schema, &tokens.time)
             .expect("table is created");
         assert_eq!(target.qualified_name, "public.members_check");
@@ -76,7 +56,7 @@ mod tests {
     fn target_with_wrong_column_type_is_refused() {
         Spi::run("CREATE TABLE wrong_shape (address text, symbol text, name text, decimals numeric, total_supply text, block_timestamp timestamptz, block_number bigint, block_hash text)")
             .expect("table created");
-        let tokens = source(TOKENS);
+        let tokens = Source::described(TOKENS);
         let error = TargetTable::prepare("wrong_shape", &tokens.schema, &tokens.time)
             .expect_err("decimals is numeric");
         assert!(error.message.contains("decimals"), "{}", error.message);
@@ -86,7 +66,7 @@ mod tests {
     /// created from the schema, and read back by PostgreSQL.
     #[pg_test]
     fn every_type_loads_exactly() {
-        let every_type = source(
+        let every_type = Source::described(
             r#"[
             {"name": "block_timestamp", "type": "TIMESTAMP", "mode": "REQUIRED"},
             {"name": "s", "type": "STRING"}, {"name": "b", "type": "BYTES"},

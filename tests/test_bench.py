@@ -7,6 +7,17 @@ import sys
 
 from conftest import ROOT
 
+# What every table's run times: token_sync's paths and psql \copy, at 4 fetches at once and 20 ms.
+TOKEN_SYNC_AND_COPY = [
+    "token_sync_day, no latency, concurrency 4",
+    "token_sync_day, defaults: first load",
+    "token_sync_day, defaults: re-sync, unchanged day",
+    "token_sync_day, defaults: re-sync, one row changed",
+    "token_sync_day, 20 ms/page, concurrency 1",
+    "token_sync_day, 20 ms/page, concurrency 4",
+    "psql \\copy",
+]
+
 
 def test_benchmark_runs_every_path_and_each_loads_the_whole_day(tmp_path):
     out = tmp_path / "bench.json"
@@ -15,18 +26,19 @@ def test_benchmark_runs_every_path_and_each_loads_the_whole_day(tmp_path):
                    check=True, capture_output=True, timeout=600)
     result = json.loads(out.read_text())
     assert result["rows"] == 1500
-    assert sorted(result["medians"]) == sorted([
-        "token_sync_day, no latency, concurrency 4",
-        "token_sync_day, defaults: first load",
-        "token_sync_day, defaults: re-sync, unchanged day",
-        "token_sync_day, defaults: re-sync, one row changed",
-        "token_sync_day, 20 ms/page, concurrency 1",
-        "token_sync_day, 20 ms/page, concurrency 4",
-        "psql \\copy",
-        "python client + to_sql",
-        "token_sync_day from bqemulator, concurrency 4",
-    ])
+    assert sorted(result["medians"]) == sorted(TOKEN_SYNC_AND_COPY + [
+        "python client + to_sql", "token_sync_day from bqemulator, concurrency 4"])
     for name, runs in result["runs"].items():
         assert len(runs) == 1 and runs[0]["seconds"] > 0
         if name.startswith("token_sync_day"):
             assert runs[0]["rss_kib"] is not None
+
+
+def test_benchmark_of_a_transactions_day_runs_token_sync_and_copy(tmp_path):
+    out = tmp_path / "bench.json"
+    subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--table", "transactions", "--rows", "1500",
+                    "--runs", "1", "--latency-ms", "20", "--concurrency", "4", "--json", str(out)],
+                   check=True, capture_output=True, timeout=600)
+    result = json.loads(out.read_text())
+    assert (result["table"], result["rows"]) == ("transactions", 1500)
+    assert sorted(result["medians"]) == sorted(TOKEN_SYNC_AND_COPY)

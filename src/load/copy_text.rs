@@ -132,30 +132,15 @@ impl PagePreparer<EncodedPage> for RowEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::tests::field;
     use crate::types::value::Cell;
-    use crate::types::SourceSchema;
 
     fn tokens() -> Source {
-        let fields = [
-            field("address", "STRING", "REQUIRED"),
-            field("symbol", "STRING", "NULLABLE"),
-            field("block_timestamp", "TIMESTAMP", "REQUIRED"),
-            field("block_number", "INTEGER", "REQUIRED"),
-        ];
-        let schema = SourceSchema {
-            columns: fields
-                .iter()
-                .map(|f| Column::from_field(f).expect("maps"))
-                .collect(),
-            partitioning_column: Some("block_timestamp".into()),
-        };
-        let time = TimeColumn::choose(&schema, None, "p.d.t").expect("partitioned");
-        Source {
-            table: crate::settings::TableRef::parse("p.d.t").expect("valid"),
-            schema,
-            time,
-        }
+        Source::described(
+            r#"[{"name": "address", "type": "STRING", "mode": "REQUIRED"},
+                {"name": "symbol", "type": "STRING"},
+                {"name": "block_timestamp", "type": "TIMESTAMP", "mode": "REQUIRED"},
+                {"name": "block_number", "type": "INTEGER", "mode": "REQUIRED"}]"#,
+        )
     }
 
     fn row(cells: [Option<&str>; 4]) -> Row<'_> {

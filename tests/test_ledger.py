@@ -99,7 +99,7 @@ def ledger_definition(conn):
         " WHERE attrelid = 'token_sync.runs'::regclass AND attnum > 0 AND NOT attisdropped), "
         "(SELECT array_agg(attname || ' ' || format_type(atttypid, atttypmod) || ' ' || attnotnull ORDER BY attnum) "
         " FROM pg_attribute WHERE attrelid = 'token_sync.tables'::regclass AND attnum > 0), "
-        "(SELECT array_agg(p.oid::regprocedure::text || ' ' || pg_get_function_result(p.oid) || ' ' "
-        "  || coalesce(array_to_string(p.proacl, ','), '') ORDER BY p.oid::regprocedure::text) "
+        "(SELECT array_agg(p.oid::regprocedure::text || ' ' || pg_get_function_result(p.oid) || ' PUBLIC may run it: ' "
+        "  || has_function_privilege('public', p.oid, 'EXECUTE') ORDER BY p.oid::regprocedure::text) "
         " FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e' "
         " JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'token_sync')").fetchone()

@@ -54,38 +54,116 @@ fn canonical(kind: &Kind) -> Option<(&'static str, &'static str)> {
             "CASE WHEN {v} = 'NaN'::float8 THEN 'NaN' WHEN {v} = 'Infinity'::float8 THEN 'Infinity' \
              WHEN {v} = '-Infinity'::float8 THEN '-Infinity' ELSE ltrim(to_char({v} + 0, '9.9999999999999999EEEE')) END",
         ),
+        // A STRUCT is spelled field by field (`value_parts`).
         Kind::Json | Kind::Interval | Kind::Record(_) => return None,
     })
 }
 
-/// A column's part of the row's hash input, on both sides: the canonical text with its
-/// length in front (an ARRAY: each element's, in order), or `~` for NULL.
+/// A column's part of the row's hash input, on both sides.
 fn column_parts(column: &Column) -> Option<(String, String)> {
-    let (bigquery, postgres) = canonical(&column.kind)?;
-    let (bigquery_name, postgres_name) = (column.bigquery_name(), column.postgres_name());
-    let prefixed_bigquery = |v: &str| {
-        let text = bigquery.replace("{v}", v);
-        format!("CONCAT(CAST(LENGTH({text}) AS STRING), ':', {text})")
-    };
-    let prefixed_postgres = |v: &str| {
-        let text = postgres.replace("{v}", v);
-        format!("length({text})::text || ':' || {text}")
-    };
-    Some(match column.mode {
-        Mode::Repeated => (
+    // A STRUCT is jsonb in the target, an ARRAY of scalars a PostgreSQL array.
+    let json = matches!(column.kind, Kind::Record(_));
+    value_parts(
+        column,
+        &column.bigquery_name(),
+        &column.postgres_name(),
+        json,
+        0,
+    )
+}
+
+/// The canonical text of one value of `column` on both sides: a scalar's with its length
+/// in front, or `~` for NULL; an ARRAY's elements' in order, joined by `,`; a STRUCT's
+/// fields' in the schema's order, joined by `|` inside `{}`. `bigquery` and `postgres` are
+/// expressions of the value; `json` says the PostgreSQL one is jsonb (inside a STRUCT);
+/// `depth` keeps the aliases of nested arrays apart.
+fn value_parts(
+    column: &Column,
+    bigquery: &str,
+    postgres: &str,
+    json: bool,
+    depth: usize,
+) -> Option<(String, String)> {
+    if column.mode == Mode::Repeated {
+        let element = Column {
+            mode: Mode::Nullable,
+            ..column.clone()
+        };
+        let (e, o) = (format!("e{depth}"), format!("o{depth}"));
+        let (element_bigquery, element_postgres) = value_parts(&element, &e, &e, json, depth + 1)?;
+        let elements = if json {
+            format!("jsonb_array_elements(CASE WHEN jsonb_typeof({postgres}) = 'array' THEN {postgres} END)")
+        } else {
+            format!("unnest({postgres})")
+        };
+        return Some((
             format!(
-                "ARRAY_TO_STRING(ARRAY(SELECT {} FROM UNNEST({bigquery_name}) AS e WITH OFFSET AS o ORDER BY o), ',')",
-                prefixed_bigquery("e")
+                "ARRAY_TO_STRING(ARRAY(SELECT {element_bigquery} FROM UNNEST({bigquery}) AS {e} \
+                 WITH OFFSET AS {o} ORDER BY {o}), ',')"
             ),
             format!(
-                "coalesce(array_to_string(ARRAY(SELECT {} FROM unnest({postgres_name}) WITH ORDINALITY AS u(e, o) ORDER BY o), ','), '~')",
-                prefixed_postgres("e")
+                "coalesce(array_to_string(ARRAY(SELECT {element_postgres} FROM {elements} \
+                 WITH ORDINALITY AS u{depth}({e}, {o}) ORDER BY {o}), ','), '~')"
             ),
+        ));
+    }
+    if let Kind::Record(fields) = &column.kind {
+        let mut bigquery_fields = Vec::new();
+        let mut postgres_fields = Vec::new();
+        for field in fields {
+            let (field_bigquery, field_postgres) = value_parts(
+                field,
+                &format!("{bigquery}.{}", field.bigquery_name()),
+                &format!("({postgres} -> '{}')", field.name),
+                true,
+                depth,
+            )?;
+            bigquery_fields.push(field_bigquery);
+            postgres_fields.push(field_postgres);
+        }
+        return Some((
+            format!(
+                "IF({bigquery} IS NULL, '~', CONCAT('{{', {}, '}}'))",
+                bigquery_fields.join(", '|', ")
+            ),
+            format!(
+                "CASE WHEN {postgres} IS NULL OR jsonb_typeof({postgres}) = 'null' THEN '~' \
+                 ELSE '{{' || {} || '}}' END",
+                postgres_fields.join(" || '|' || ")
+            ),
+        ));
+    }
+    let (bigquery_text, postgres_text) = canonical(&column.kind)?;
+    let postgres_value = if json {
+        from_json(&column.kind, &format!("({postgres} #>> '{{}}')"))?
+    } else {
+        postgres.to_string()
+    };
+    let bigquery_text = bigquery_text.replace("{v}", bigquery);
+    let postgres_text = postgres_text.replace("{v}", &postgres_value);
+    Some((
+        format!(
+            "IFNULL(CONCAT(CAST(LENGTH({bigquery_text}) AS STRING), ':', {bigquery_text}), '~')"
         ),
-        Mode::Nullable | Mode::Required => (
-            format!("IFNULL({}, '~')", prefixed_bigquery(&bigquery_name)),
-            format!("coalesce({}, '~')", prefixed_postgres(&postgres_name)),
-        ),
+        format!("coalesce(length({postgres_text})::text || ':' || {postgres_text}, '~')"),
+    ))
+}
+
+/// A scalar inside a STRUCT's jsonb, from its text (`text`, NULL for JSON null) back to the
+/// PostgreSQL type the column would have on its own (`crate::types::record` wrote it).
+fn from_json(kind: &Kind, text: &str) -> Option<String> {
+    Some(match kind {
+        Kind::String | Kind::Geography => text.to_string(),
+        Kind::Bytes => format!("decode({text}, 'base64')"),
+        Kind::Int64 => format!("{text}::bigint"),
+        Kind::Float64 => format!("{text}::float8"),
+        Kind::Numeric | Kind::BigNumeric => format!("{text}::numeric"),
+        Kind::Bool => format!("{text}::boolean"),
+        Kind::Date => format!("{text}::date"),
+        Kind::Datetime => format!("{text}::timestamp"),
+        Kind::Time => format!("{text}::time"),
+        Kind::Timestamp => format!("{text}::timestamptz"),
+        Kind::Json | Kind::Interval | Kind::Record(_) => return None,
     })
 }
 

@@ -175,6 +175,21 @@ def test_a_target_made_from_the_source_schema_has_its_types_and_constraints(db, 
     assert db.execute("SELECT DISTINCT decimals FROM raw_tokens").fetchall() == [(18,)]
 
 
+def test_bignumeric_and_geography_which_the_emulator_cannot_serve_load_and_verify(db, fake_google):
+    largest = "-578960446186580977117854925043439539266.34992332820282019728792003956564819968"
+    fake_google.schema = fake_google.schema + [("bn", "BIGNUMERIC"), ("g", "GEOGRAPHY")]
+    fake_google.rows = [dict(r, bn=largest if n == 0 else "1.5", g="POINT(-0.12 51.5)" if n == 0 else None)
+                        for n, r in enumerate(day_rows())]
+    db.execute("SELECT token_sync_day('2026-11-20')")
+    assert db.execute("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'raw_tokens'::regclass "
+                      "AND attname IN ('bn', 'g') ORDER BY attname").fetchall() == [("numeric",), ("text",)]
+    assert db.execute("SELECT bn::text, g FROM raw_tokens ORDER BY block_number").fetchall() == [
+        (largest, "POINT(-0.12 51.5)"), ("1.5", None), ("1.5", None)]
+    assert db.execute("SELECT matches FROM token_verify_day('2026-11-20')").fetchone() == (True,)
+    db.execute("UPDATE raw_tokens SET bn = bn - 1e-38 WHERE g IS NOT NULL")
+    assert db.execute("SELECT matches FROM token_verify_day('2026-11-20')").fetchone() == (False,)
+
+
 @pytest.mark.parametrize("how", ["statement_timeout", "pg_cancel_backend"])
 def test_a_slow_page_is_cancelled_within_a_second(db, fake_google, cluster, how):
     fake_google.rows = day_rows()

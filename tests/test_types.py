@@ -98,14 +98,31 @@ FINGERPRINTED = [
     field("s", "STRING"), field("b", "BYTES"), field("i", "INTEGER"), field("f", "FLOAT"),
     field("n", "NUMERIC"), field("ok", "BOOLEAN"), field("d", "DATE"), field("dt", "DATETIME"),
     field("t", "TIME"), field("topics", "STRING", "REPEATED"), field("amounts", "NUMERIC", "REPEATED"),
+    field("st", "RECORD", fields=[field("x", "INTEGER"), field("y", "STRING", "REPEATED"), field("f", "FLOAT"),
+                                  field("n", "NUMERIC"), field("b", "BYTES"), field("ts", "TIMESTAMP"),
+                                  field("d", "DATE"), field("ok", "BOOLEAN"),
+                                  field("nested", "RECORD", fields=[field("s", "STRING")])]),
+    field("events", "RECORD", "REPEATED", fields=[field("name", "STRING"), field("value", "NUMERIC")]),
 ]
-# One change per column that a correct fingerprint must notice.
+# One change per column (and per kind of STRUCT field) that a correct fingerprint must notice.
 TAMPERING = {
     "block_timestamp": "block_timestamp = block_timestamp + interval '1 microsecond'",
     "s": "s = s || 'x'", "b": "b = b || '\\x00'::bytea", "i": "i = i + 1",
     "f": "f = f * (1 + 2.220446049250313e-16)", "n": "n = n + 0.000000001", "ok": "ok = NOT ok",
     "d": "d = d + 1", "dt": "dt = dt + interval '1 microsecond'", "t": "t = t + interval '1 microsecond'",
     "topics": "topics = topics || '{x}'::text[]", "amounts": "amounts = array_remove(amounts, 0::numeric)",
+    "st.x": "st = jsonb_set(st, '{x}', to_jsonb((st->>'x')::bigint + 1))",
+    "st.y": "st = jsonb_set(st, '{y}', (st->'y') || '[\"z\"]')",
+    "st.f": "st = jsonb_set(st, '{f}', '0.30000000000000004')",
+    "st.n": "st = jsonb_set(st, '{n}', '1.25')",
+    "st.b": "st = jsonb_set(st, '{b}', '\"AAE=\"')",
+    "st.ts": "st = jsonb_set(st, '{ts}', '\"2026-11-20T10:00:00.000002Z\"')",
+    "st.d": "st = jsonb_set(st, '{d}', '\"2026-11-21\"')",
+    "st.ok": "st = jsonb_set(st, '{ok}', 'false')",
+    "st.nested": "st = jsonb_set(st, '{nested,s}', '\"t\"')",
+    "st (NULL)": "st = NULL",
+    "events": "events = events || '[{\"name\": null, \"value\": null}]'",
+    "events.value": "events = jsonb_set(events, '{0,value}', '10.26')",
 }
 
 
@@ -114,11 +131,14 @@ def test_the_fingerprint_matches_every_type_and_notices_any_change(db, emulator)
     source.insert([
         {"block_timestamp": f"{DAY} 10:00:00.123456 UTC", "s": "a\u0000b", "b": "AAH/", "i": -42, "f": 0.1,
          "n": "1.5", "ok": True, "d": "2026-11-20", "dt": "2026-11-20T10:00:00.000001", "t": "00:00:00.000001",
-         "topics": ["0xddf2", ""], "amounts": ["0", "12345678901234567890.123456789"]},
+         "topics": ["0xddf2", ""], "amounts": ["0", "12345678901234567890.123456789"],
+         "st": {"x": 7, "y": ["a", ""], "f": 0.1, "n": "1.5", "b": "AAH/", "ts": f"{DAY} 10:00:00.000001 UTC",
+                "d": "2026-11-20", "ok": True, "nested": {"s": "s\u0000"}},
+         "events": [{"name": "Transfer", "value": "10.25"}, {"name": None, "value": "0"}]},
         {"block_timestamp": f"{DAY} 11:00:00 UTC", "s": "", "b": "", "i": 0, "f": 1e300, "n": "0",
          "ok": False, "d": "1970-01-01", "dt": "1970-01-01T00:00:00", "t": "23:59:59.999999",
          "topics": [], "amounts": ["-7"]},
-        {"block_timestamp": f"{DAY} 12:00:00 UTC", "f": -2.5e-308},
+        {"block_timestamp": f"{DAY} 12:00:00 UTC", "f": -2.5e-308, "st": {"x": None, "y": []}, "events": []},
         {"block_timestamp": f"{DAY} 13:00:00 UTC", "f": "NaN", "i": 1},
         {"block_timestamp": f"{DAY} 14:00:00 UTC", "f": "-Infinity", "i": 2},
     ])

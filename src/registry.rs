@@ -5,6 +5,7 @@
 use crate::error::{SyncError, SyncResult};
 use crate::load::target::spi_error;
 use crate::settings::TableRef;
+use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 
@@ -85,16 +86,17 @@ fn all_where(source_table: Option<&str>) -> SyncResult<Vec<Registered>> {
     .collect()
 }
 
+/// A row of `token_sync.tables`: source, target, time column, added, updated.
+pub type TableRow = (
+    String,
+    String,
+    String,
+    TimestampWithTimeZone,
+    TimestampWithTimeZone,
+);
+
 /// Registers the table, or updates its row; returns the row as stored.
-pub fn upsert(
-    registered: &Registered,
-) -> SyncResult<(
-    String,
-    String,
-    String,
-    pgrx::datum::TimestampWithTimeZone,
-    pgrx::datum::TimestampWithTimeZone,
-)> {
+pub fn upsert(registered: &Registered) -> SyncResult<TableRow> {
     Spi::connect_mut(|client| {
         let row = client
             .update(
@@ -114,8 +116,10 @@ pub fn upsert(
             row.get::<String>(1)?.unwrap_or_default(),
             row.get::<String>(2)?.unwrap_or_default(),
             row.get::<String>(3)?.unwrap_or_default(),
-            row.get::<pgrx::datum::TimestampWithTimeZone>(4)?.unwrap_or_else(pgrx::datum::TimestampWithTimeZone::negative_infinity),
-            row.get::<pgrx::datum::TimestampWithTimeZone>(5)?.unwrap_or_else(pgrx::datum::TimestampWithTimeZone::negative_infinity),
+            row.get::<TimestampWithTimeZone>(4)?
+                .unwrap_or_else(TimestampWithTimeZone::negative_infinity),
+            row.get::<TimestampWithTimeZone>(5)?
+                .unwrap_or_else(TimestampWithTimeZone::negative_infinity),
         ))
     })
     .map_err(spi_error)

@@ -54,7 +54,8 @@ def test_add_table_registers_with_defaults_and_again_updates(db, emulator, datas
     (("{dataset}.blocks", None, "miner"), psycopg.errors.DatatypeMismatch,
      "the column \"miner\" of {dataset}.blocks is text, not a TIMESTAMP, DATETIME or DATE"),
     (("{dataset}.blocks", None, "nope"), psycopg.errors.UndefinedColumn, "has no column \"nope\""),
-    (("{dataset}.blocks", "a.b.c"), psycopg.errors.InvalidParameterValue, "is not [schema.]table"),
+    (("{dataset}.blocks", "a.b.c"), psycopg.errors.InvalidParameterValue,
+     "the target table \"a.b.c\" is not [schema.]table"),
 ])
 def test_add_table_refuses_what_it_cannot_mirror(db, dataset, arguments, error, words):
     arguments = tuple(a.format(dataset=dataset) if a else a for a in arguments)

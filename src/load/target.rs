@@ -170,8 +170,8 @@ fn quoted_name(setting: &str) -> SyncResult<String> {
             .unwrap_or_default();
     if parts.is_empty() || parts.len() > 2 {
         return Err(SyncError::config(
-            format!("token_sync.target_table \"{setting}\" is not [schema.]table"),
-            "Set it to e.g. public.raw_tokens.",
+            format!("the target table \"{setting}\" is not [schema.]table"),
+            "Name it as [schema.]table, e.g. public.raw_tokens (in token_sync.target_table, or add_table's target_table).",
         ));
     }
     Spi::get_one_with_args::<String>(

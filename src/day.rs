@@ -3,8 +3,8 @@
 
 use crate::error::{SyncError, SyncResult};
 use crate::types::value::Value;
-use crate::types::{bad_value, temporal, Column, Kind, Mode, SourceSchema};
-use chrono::{Datelike, Days, NaiveDate, NaiveDateTime, Utc};
+use crate::types::{bigquery_quoted, postgres_quoted, temporal, Column, Kind, Mode, SourceSchema};
+use chrono::{Datelike, Days, NaiveDate, Utc};
 use pgrx::datum::{Date, TimestampWithTimeZone};
 use pgrx::PgSqlErrorCode;
 use std::fmt;
@@ -158,7 +158,7 @@ impl TimeColumn {
     /// GoogleSQL selecting the day given as the DATE parameter `@day`; a range on the
     /// column, so that BigQuery prunes to the day's partition.
     pub fn bigquery_filter(&self) -> String {
-        let column = format!("`{}`", self.name);
+        let column = bigquery_quoted(&self.name);
         match self.kind {
             TimeKind::Timestamp => format!(
                 "{column} >= TIMESTAMP(@day) AND {column} < TIMESTAMP(DATE_ADD(@day, INTERVAL 1 DAY))"
@@ -171,16 +171,23 @@ impl TimeColumn {
     }
 
     /// The column's value as microseconds since the Unix epoch, in GoogleSQL.
-    pub fn bigquery_unix_micros(&self, expression: &str) -> String {
+    pub fn bigquery_unix_micros(&self) -> String {
+        let expression = bigquery_quoted(&self.name);
         match self.kind {
             TimeKind::Timestamp => format!("UNIX_MICROS({expression})"),
             TimeKind::Datetime | TimeKind::Date => format!("UNIX_MICROS(TIMESTAMP({expression}))"),
         }
     }
 
+    /// The column's name quoted for PostgreSQL.
+    pub fn postgres_name(&self) -> String {
+        postgres_quoted(&self.name)
+    }
+
     /// PostgreSQL selecting the day between the timestamptz parameters `$first` (the day's
-    /// start, `SyncDay::start`) and the next one (its end); `quoted` is the column, quoted.
-    pub fn postgres_filter(&self, quoted: &str, first: usize) -> String {
+    /// start, `SyncDay::start`) and the next one (its end).
+    pub fn postgres_filter(&self, first: usize) -> String {
+        let quoted = self.postgres_name();
         let (start, end) = (format!("${first}"), format!("${}", first + 1));
         let bound = |parameter: &str| match self.kind {
             TimeKind::Timestamp => parameter.to_string(),
@@ -204,17 +211,8 @@ impl TimeColumn {
                 let micros = temporal::timestamp_micros(text, &self.name)?;
                 (day.start_unix_micros()..day.end_unix_micros()).contains(&micros)
             }
-            TimeKind::Datetime => {
-                let moment = NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
-                    .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f"))
-                    .map_err(|_| bad_value(&self.name, text, "DATETIME"))?;
-                moment.date() == day.0
-            }
-            TimeKind::Date => {
-                NaiveDate::parse_from_str(text, "%Y-%m-%d")
-                    .map_err(|_| bad_value(&self.name, text, "DATE"))?
-                    == day.0
-            }
+            TimeKind::Datetime => temporal::parse_datetime(text, &self.name)?.date() == day.0,
+            TimeKind::Date => temporal::parse_date(text, &self.name)? == day.0,
         })
     }
 }

@@ -296,14 +296,14 @@ pub fn local_summary(
     target: &TargetTable,
     day: SyncDay,
 ) -> SyncResult<DaySummary> {
-    let time = format!("\"{}\"", source.time.name);
+    let time = source.time.postgres_name();
     let sql = format!(
         "SELECT count(*), {}, {}, coalesce({}, 0)::bigint FROM {} WHERE {}",
         unix_micros_sql(&format!("min({time})")),
         unix_micros_sql(&format!("max({time})")),
         fingerprint.postgres,
         target.qualified_name,
-        source.time.postgres_filter(&time, 1)
+        source.time.postgres_filter(1)
     );
     Spi::connect(|client| {
         let row = client

@@ -40,9 +40,7 @@ pub fn day_summary(
     day: SyncDay,
     fingerprint_sql: &str,
 ) -> Value {
-    let time = source
-        .time
-        .bigquery_unix_micros(&format!("`{}`", source.time.name));
+    let time = source.time.bigquery_unix_micros();
     let sql = format!(
         "SELECT COUNT(*) AS row_count, MIN({time}) AS min_micros, MAX({time}) AS max_micros, \
          IFNULL({fingerprint_sql}, 0) AS fingerprint FROM {} WHERE {}",

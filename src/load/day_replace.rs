@@ -27,12 +27,11 @@ pub fn replace_day(
     day: SyncDay,
     next_chunk: Box<ChunkSource<'static>>,
 ) -> SyncResult<u64> {
-    let time = &mirror.source.time;
     Spi::run_with_args(
         &format!(
             "DELETE FROM {} WHERE {}",
             mirror.target.qualified_name,
-            time.postgres_filter(&format!("\"{}\"", time.name), 1)
+            mirror.source.time.postgres_filter(1)
         ),
         &[day.start().into(), day.end().into()],
     )

@@ -61,8 +61,11 @@ impl TargetTable {
                 .collect();
             Spi::run(&format!("CREATE TABLE {quoted} ({})", columns.join(", ")))
                 .map_err(spi_error)?;
-            Spi::run(&format!("CREATE INDEX ON {quoted} (\"{}\")", time.name))
-                .map_err(spi_error)?;
+            Spi::run(&format!(
+                "CREATE INDEX ON {quoted} ({})",
+                time.postgres_name()
+            ))
+            .map_err(spi_error)?;
             for column in &schema.columns {
                 comment_mirrored(&quoted, column)?;
             }

@@ -160,16 +160,12 @@ impl Column {
         self.mode == Mode::Required
     }
 
-    /// The column's name quoted for PostgreSQL: double quotes, which a BigQuery column name
-    /// never contains, so that its case is kept.
     pub fn postgres_name(&self) -> String {
-        format!("\"{}\"", self.name)
+        postgres_quoted(&self.name)
     }
 
-    /// The column's name quoted for GoogleSQL: backticks, which a BigQuery column name
-    /// (letters, digits, underscores) never contains.
     pub fn bigquery_name(&self) -> String {
-        format!("`{}`", self.name)
+        bigquery_quoted(&self.name)
     }
 }
 
@@ -227,6 +223,17 @@ impl Column {
         }
         Ok(())
     }
+}
+
+/// A BigQuery column name quoted for PostgreSQL: double quotes, which a BigQuery column
+/// name (letters, digits, underscores) never contains, so that its case is kept.
+pub fn postgres_quoted(name: &str) -> String {
+    format!("\"{name}\"")
+}
+
+/// A BigQuery column name quoted for GoogleSQL: backticks, which it never contains.
+pub fn bigquery_quoted(name: &str) -> String {
+    format!("`{name}`")
 }
 
 /// The day's rows of one source table as BigQuery describes it.

@@ -13,15 +13,21 @@ use std::fmt::Write;
 use std::str::FromStr;
 
 pub fn date<'v>(text: &'v str, column: &str) -> SyncResult<&'v str> {
-    NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .map(|_| text)
-        .map_err(|_| bad_value(column, text, "DATE"))
+    parse_date(text, column).map(|_| text)
+}
+
+pub fn parse_date(text: &str, column: &str) -> SyncResult<NaiveDate> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| bad_value(column, text, "DATE"))
 }
 
 pub fn datetime<'v>(text: &'v str, column: &str) -> SyncResult<&'v str> {
+    parse_datetime(text, column).map(|_| text)
+}
+
+/// A DATETIME as BigQuery spells it, with a `T` or a space between date and time.
+pub fn parse_datetime(text: &str, column: &str) -> SyncResult<NaiveDateTime> {
     NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
         .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f"))
-        .map(|_| text)
         .map_err(|_| bad_value(column, text, "DATETIME"))
 }
 

@@ -78,9 +78,7 @@ fn unchanged_day(
     if !settings.skip_unchanged {
         return Ok(None);
     }
-    let Ok(fingerprint) = verify::Fingerprint::of(&mirror.source) else {
-        return Ok(None);
-    };
+    let fingerprint = verify::Fingerprint::of(&mirror.source);
     let local = verify::local_summary(&mirror.source, &fingerprint, &mirror.target, day)?;
     if local.rows == 0 {
         return Ok(None);

@@ -11,19 +11,18 @@
 use crate::bigquery::pages::{self, SingleRow};
 use crate::bigquery::query;
 use crate::day::SyncDay;
-use crate::error::{SyncError, SyncResult};
+use crate::error::SyncResult;
 use crate::load::target::{spi_error, NewColumns, TargetTable};
 use crate::mirror::Source;
 use crate::settings::Settings;
 use crate::types::integer::parse as parse_integer;
 use crate::types::{Column, Kind, Mode};
 use pgrx::prelude::*;
-use pgrx::PgSqlErrorCode;
 
-/// The canonical text of one value of `kind`, in GoogleSQL and in PostgreSQL, with `{v}`
-/// standing for the value; `None` where no canonical text is known for both sides yet.
-fn canonical(kind: &Kind) -> Option<(&'static str, &'static str)> {
-    Some(match kind {
+/// The canonical text of one scalar value of `kind`, in GoogleSQL and in PostgreSQL, with
+/// `{v}` standing for the value.
+fn canonical(kind: &Kind) -> (&'static str, &'static str) {
+    match kind {
         // NUL is stripped on load, so BigQuery's side strips it too.
         Kind::String | Kind::Geography => ("REPLACE({v}, @nul, '')", "{v}"),
         Kind::Int64 | Kind::Bool => ("CAST({v} AS STRING)", "{v}::text"),
@@ -54,13 +53,31 @@ fn canonical(kind: &Kind) -> Option<(&'static str, &'static str)> {
             "CASE WHEN {v} = 'NaN'::float8 THEN 'NaN' WHEN {v} = 'Infinity'::float8 THEN 'Infinity' \
              WHEN {v} = '-Infinity'::float8 THEN '-Infinity' ELSE ltrim(to_char({v} + 0, '9.9999999999999999EEEE')) END",
         ),
-        // A STRUCT is spelled field by field (`value_parts`).
-        Kind::Json | Kind::Interval | Kind::Record(_) => return None,
-    })
+        // TO_JSON_STRING's spelling (see `types::json::canonical`); the escaped NULs it
+        // keeps are removed as on load, escaped backslashes set aside first (a raw \x01
+        // cannot occur in its output).
+        Kind::Json => (
+            r"REPLACE(REPLACE(REPLACE(TO_JSON_STRING({v}), '\\\\', '\x01'), '\\u0000', ''), '\x01', '\\\\')",
+            "token_sync.canonical_json({v})",
+        ),
+        // Months, days, microseconds. EXTRACT's MICROSECOND is the fraction of the second
+        // in BigQuery, and the seconds with it in DuckDB (the emulator): MOD takes either.
+        Kind::Interval => (
+            "CONCAT(CAST(EXTRACT(YEAR FROM {v}) * 12 + EXTRACT(MONTH FROM {v}) AS STRING), ',', \
+             CAST(EXTRACT(DAY FROM {v}) AS STRING), ',', \
+             CAST(((EXTRACT(HOUR FROM {v}) * 60 + EXTRACT(MINUTE FROM {v})) * 60 + EXTRACT(SECOND FROM {v})) \
+             * 1000000 + MOD(EXTRACT(MICROSECOND FROM {v}), 1000000) AS STRING))",
+            "(extract(year FROM {v}) * 12 + extract(month FROM {v}))::bigint || ',' || \
+             extract(day FROM {v})::bigint || ',' || (extract(hour FROM {v}) * 3600000000 \
+             + extract(minute FROM {v}) * 60000000 + extract(microseconds FROM {v}))::bigint",
+        ),
+        // A STRUCT is spelled field by field (`value_parts`), never as a scalar.
+        Kind::Record(_) => ("", ""),
+    }
 }
 
 /// A column's part of the row's hash input, on both sides.
-fn column_parts(column: &Column) -> Option<(String, String)> {
+fn column_parts(column: &Column) -> (String, String) {
     // A STRUCT is jsonb in the target, an ARRAY of scalars a PostgreSQL array.
     let json = matches!(column.kind, Kind::Record(_));
     value_parts(
@@ -83,20 +100,20 @@ fn value_parts(
     postgres: &str,
     json: bool,
     depth: usize,
-) -> Option<(String, String)> {
+) -> (String, String) {
     if column.mode == Mode::Repeated {
         let element = Column {
             mode: Mode::Nullable,
             ..column.clone()
         };
         let (e, o) = (format!("e{depth}"), format!("o{depth}"));
-        let (element_bigquery, element_postgres) = value_parts(&element, &e, &e, json, depth + 1)?;
+        let (element_bigquery, element_postgres) = value_parts(&element, &e, &e, json, depth + 1);
         let elements = if json {
             format!("jsonb_array_elements(CASE WHEN jsonb_typeof({postgres}) = 'array' THEN {postgres} END)")
         } else {
             format!("unnest({postgres})")
         };
-        return Some((
+        return (
             format!(
                 "ARRAY_TO_STRING(ARRAY(SELECT {element_bigquery} FROM UNNEST({bigquery}) AS {e} \
                  WITH OFFSET AS {o} ORDER BY {o}), ',')"
@@ -105,7 +122,7 @@ fn value_parts(
                 "coalesce(array_to_string(ARRAY(SELECT {element_postgres} FROM {elements} \
                  WITH ORDINALITY AS u{depth}({e}, {o}) ORDER BY {o}), ','), '~')"
             ),
-        ));
+        );
     }
     if let Kind::Record(fields) = &column.kind {
         let mut bigquery_fields = Vec::new();
@@ -117,11 +134,11 @@ fn value_parts(
                 &format!("({postgres} -> '{}')", field.name),
                 true,
                 depth,
-            )?;
+            );
             bigquery_fields.push(field_bigquery);
             postgres_fields.push(field_postgres);
         }
-        return Some((
+        return (
             format!(
                 "IF({bigquery} IS NULL, '~', CONCAT('{{', {}, '}}'))",
                 bigquery_fields.join(", '|', ")
@@ -131,29 +148,29 @@ fn value_parts(
                  ELSE '{{' || {} || '}}' END",
                 postgres_fields.join(" || '|' || ")
             ),
-        ));
+        );
     }
-    let (bigquery_text, postgres_text) = canonical(&column.kind)?;
-    let postgres_value = if json {
-        from_json(&column.kind, &format!("({postgres} #>> '{{}}')"))?
-    } else {
-        postgres.to_string()
-    };
-    let bigquery_text = bigquery_text.replace("{v}", bigquery);
-    let postgres_text = postgres_text.replace("{v}", &postgres_value);
-    Some((
+    let (bigquery_text, postgres_text) = canonical(&column.kind);
+    let mut bigquery_text = bigquery_text.replace("{v}", bigquery);
+    let mut postgres_text = postgres_text.replace("{v}", postgres);
+    if json {
+        (bigquery_text, postgres_text) = from_json(&column.kind, bigquery_text, postgres);
+    }
+    (
         format!(
             "IFNULL(CONCAT(CAST(LENGTH({bigquery_text}) AS STRING), ':', {bigquery_text}), '~')"
         ),
         format!("coalesce(length({postgres_text})::text || ':' || {postgres_text}, '~')"),
-    ))
+    )
 }
 
-/// A scalar inside a STRUCT's jsonb, from its text (`text`, NULL for JSON null) back to the
-/// PostgreSQL type the column would have on its own (`crate::types::record` wrote it).
-fn from_json(kind: &Kind, text: &str) -> Option<String> {
-    Some(match kind {
-        Kind::String | Kind::Geography => text.to_string(),
+/// The canonical texts of a scalar field of a STRUCT (`bigquery_text`, and the jsonb member
+/// `member` on PostgreSQL's side), as `crate::types::record` wrote it: JSON null stands for
+/// NULL, and each other value turns back into the type the column would have on its own.
+fn from_json(kind: &Kind, bigquery_text: String, member: &str) -> (String, String) {
+    let text = format!("({member} #>> '{{}}')");
+    let value = match kind {
+        Kind::String | Kind::Geography => text,
         Kind::Bytes => format!("decode({text}, 'base64')"),
         Kind::Int64 => format!("{text}::bigint"),
         Kind::Float64 => format!("{text}::float8"),
@@ -163,8 +180,24 @@ fn from_json(kind: &Kind, text: &str) -> Option<String> {
         Kind::Datetime => format!("{text}::timestamp"),
         Kind::Time => format!("{text}::time"),
         Kind::Timestamp => format!("{text}::timestamptz"),
-        Kind::Json | Kind::Interval | Kind::Record(_) => return None,
-    })
+        // BigQuery's text, in the jsonb as it came.
+        Kind::Interval => {
+            return (
+                bigquery_text,
+                format!("token_sync.canonical_interval({text})"),
+            )
+        }
+        // A JSON null in a STRUCT is loaded as the STRUCT's null, so it counts as NULL.
+        Kind::Json => {
+            return (
+                format!("NULLIF({bigquery_text}, 'null')"),
+                format!("token_sync.canonical_json(nullif({member}, 'null'::jsonb))"),
+            )
+        }
+        Kind::Record(_) => text,
+    };
+    let (_, postgres_text) = canonical(kind);
+    (bigquery_text, postgres_text.replace("{v}", &value))
 }
 
 /// The fingerprint's aggregate in GoogleSQL and in PostgreSQL.
@@ -174,31 +207,10 @@ pub struct Fingerprint {
 }
 
 impl Fingerprint {
-    pub fn of(source: &Source) -> SyncResult<Self> {
-        let mut bigquery = Vec::new();
-        let mut postgres = Vec::new();
-        let mut unsupported = Vec::new();
-        for column in &source.schema.columns {
-            match column_parts(column) {
-                Some((remote, local)) => {
-                    bigquery.push(remote);
-                    postgres.push(local);
-                }
-                None => unsupported.push(format!("{} ({})", column.name, column.pg_type())),
-            }
-        }
-        if !unsupported.is_empty() {
-            return Err(SyncError::new(
-                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-                format!(
-                    "token_sync cannot fingerprint the columns {} of {} yet",
-                    unsupported.join(", "),
-                    source.table.display()
-                ),
-                "The day can be synced, but not verified by fingerprint; compare counts with SELECT count(*) meanwhile.",
-            ));
-        }
-        Ok(Self {
+    pub fn of(source: &Source) -> Self {
+        let (bigquery, postgres): (Vec<_>, Vec<_>) =
+            source.schema.columns.iter().map(column_parts).unzip();
+        Self {
             bigquery: format!(
                 "SUM(CAST(CONCAT('0x', SUBSTR(TO_HEX(MD5(CONCAT({}))), 1, 8)) AS INT64))",
                 bigquery.join(", '|', ")
@@ -207,7 +219,7 @@ impl Fingerprint {
                 "sum(('x' || substr(md5({}), 1, 8))::bit(32)::bigint)",
                 postgres.join(" || '|' || ")
             ),
-        })
+        }
     }
 }
 
@@ -243,7 +255,7 @@ pub fn compare_day(
     target_table: &str,
     day: SyncDay,
 ) -> SyncResult<Comparison> {
-    let fingerprint = Fingerprint::of(source)?;
+    let fingerprint = Fingerprint::of(source);
     // A check changes nothing: a target that does not exist yet holds no rows.
     let local = match TargetTable::find(target_table, &source.schema, NewColumns::Refuse)? {
         Some(target) => local_summary(source, &fingerprint, &target, day)?,

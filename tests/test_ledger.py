@@ -11,6 +11,7 @@ import pytest
 
 from cluster import DATABASE, pg_config, server_path
 from helpers import UTC, to_fake, token
+from test_deploy import cargo_version
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,7 +58,7 @@ def extension_dir():
     return server_path(pg_config("--sharedir")) / "extension"
 
 
-@pytest.mark.parametrize("old", ["0.1.0", "0.2.0"])
+@pytest.mark.parametrize("old", ["0.1.0", "0.2.0", "0.3.0"])
 def test_an_older_install_upgrades_in_place_with_its_data_and_ledger(cluster, extension_dir, old):
     installed = extension_dir / f"token_sync--{old}.sql"
     shutil.copy(ROOT / "tests" / "fixtures" / f"token_sync--{old}.sql", installed)
@@ -73,7 +74,7 @@ def test_an_older_install_upgrades_in_place_with_its_data_and_ledger(cluster, ex
                          "('2026-11-20', 'public.raw_tokens', 'running', now(), NULL, NULL)")
             conn.execute("ALTER EXTENSION token_sync UPDATE")
             assert conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'token_sync'").fetchone() == (
-                "0.3.0",)
+                cargo_version(),)
             assert conn.execute("SELECT day::text, last_attempt_status, missing FROM token_sync.day_status"
                                 ).fetchall() == [("2026-11-19", "succeeded", False), ("2026-11-20", "abandoned", True)]
             assert conn.execute("SELECT count(*) FROM raw_tokens").fetchone() == (1,)

@@ -2,6 +2,7 @@
 //! token_sync the same for any registered table (`tables`). None is executable by PUBLIC:
 //! a superuser grants EXECUTE (see the README's "Who may run it").
 
+mod fingerprint;
 mod tables;
 
 use crate::day::SyncDay;

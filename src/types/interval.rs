@@ -1,11 +1,29 @@
 //! INTERVAL → interval. BigQuery's canonical text is `[-]Y-M [-]D [-]H:M:S[.F]`, a sign per
 //! part (years and months, days, time); PostgreSQL gets the same parts spelled out, each
 //! with its sign, so that no DateStyle or IntervalStyle reinterprets them.
+//!
+//! Both keep an interval as months, days and microseconds, each with its own sign; the
+//! fingerprint spells it `months,days,microseconds` (`canonical`).
 
 use super::bad_value;
 use crate::error::SyncResult;
 
-pub fn to_postgres(text: &str, column: &str) -> SyncResult<String> {
+/// An interval's parts as BigQuery's text gives them, each sign applied to its part.
+struct Parts<'t> {
+    year_month_sign: &'static str,
+    years: &'t str,
+    months: &'t str,
+    day_sign: &'static str,
+    days: &'t str,
+    time_sign: &'static str,
+    hours: &'t str,
+    minutes: &'t str,
+    whole_seconds: &'t str,
+    /// The digits after the point, possibly none.
+    fraction: &'t str,
+}
+
+fn parse<'t>(text: &'t str, column: &str) -> SyncResult<Parts<'t>> {
     let invalid = || bad_value(column, text, "INTERVAL");
     let mut parts = text.split(' ');
     let (Some(year_month), Some(days), Some(time), None) =
@@ -31,14 +49,53 @@ pub fn to_postgres(text: &str, column: &str) -> SyncResult<String> {
     {
         return Err(invalid());
     }
-    let fraction = if fraction.is_empty() {
+    Ok(Parts {
+        year_month_sign: ym_sign,
+        years,
+        months,
+        day_sign,
+        days,
+        time_sign,
+        hours,
+        minutes,
+        whole_seconds,
+        fraction,
+    })
+}
+
+pub fn to_postgres(text: &str, column: &str) -> SyncResult<String> {
+    let p = parse(text, column)?;
+    let (ym, d, t) = (p.year_month_sign, p.day_sign, p.time_sign);
+    let fraction = if p.fraction.is_empty() {
         String::new()
     } else {
-        format!(".{fraction}")
+        format!(".{}", p.fraction)
     };
     Ok(format!(
-        "{ym_sign}{years} years {ym_sign}{months} months {day_sign}{days} days \
-         {time_sign}{hours} hours {time_sign}{minutes} minutes {time_sign}{whole_seconds}{fraction} seconds"
+        "{ym}{} years {ym}{} months {d}{} days {t}{} hours {t}{} minutes {t}{}{fraction} seconds",
+        p.years, p.months, p.days, p.hours, p.minutes, p.whole_seconds
+    ))
+}
+
+/// The fingerprint's text of an interval given as BigQuery's text: `months,days,microseconds`.
+pub fn canonical(text: &str, column: &str) -> SyncResult<String> {
+    let p = parse(text, column)?;
+    let too_long = || bad_value(column, text, "INTERVAL");
+    let number = |digits: &str| digits.parse::<i128>().map_err(|_| too_long());
+    let signed = |sign: &str, value: i128| if sign == "-" { -value } else { value };
+    if p.fraction.len() > 6 {
+        return Err(too_long());
+    }
+    let micros_of_fraction = number(&format!("{:0<6}", p.fraction))?;
+    let months = number(p.years)? * 12 + number(p.months)?;
+    let micros = ((number(p.hours)? * 60 + number(p.minutes)?) * 60 + number(p.whole_seconds)?)
+        * 1_000_000
+        + micros_of_fraction;
+    Ok(format!(
+        "{},{},{}",
+        signed(p.year_month_sign, months),
+        signed(p.day_sign, number(p.days)?),
+        signed(p.time_sign, micros)
     ))
 }
 
@@ -68,6 +125,26 @@ mod tests {
             Some("0 years 0 months 0 days 87840000 hours 0 minutes 0 seconds")
         );
         assert!(to_postgres("P1Y", "i").is_err());
+        assert!(canonical("1-2 3", "i").is_err());
         assert!(to_postgres("1-2 3 4:5", "i").is_err());
+    }
+
+    #[test]
+    fn the_canonical_text_counts_months_days_and_microseconds() {
+        let canonical = |text| canonical(text, "i").ok();
+        assert_eq!(
+            canonical("1-2 3 4:5:6.789").as_deref(),
+            Some("14,3,14706789000")
+        );
+        assert_eq!(
+            canonical("-1-2 -3 -4:5:6").as_deref(),
+            Some("-14,-3,-14706000000")
+        );
+        assert_eq!(canonical("0-0 0 0:0:0.000001").as_deref(), Some("0,0,1"));
+        assert_eq!(
+            canonical("-10000-0 -3660000 -87840000:0:0").as_deref(),
+            Some("-120000,-3660000,-316224000000000000")
+        );
+        assert_eq!(canonical("0-0 0 0:0:0.1234567"), None);
     }
 }

@@ -170,6 +170,22 @@ impl TimeColumn {
         }
     }
 
+    /// The same range as a read session's row restriction, which takes no parameters:
+    /// literals only, the day's own text (a validated date) spliced in.
+    pub fn bigquery_restriction(&self, day: SyncDay) -> String {
+        let column = bigquery_quoted(&self.name);
+        let next = day.next().unwrap_or(day);
+        match self.kind {
+            TimeKind::Timestamp => format!(
+                "{column} >= TIMESTAMP '{day} 00:00:00+00' AND {column} < TIMESTAMP '{next} 00:00:00+00'"
+            ),
+            TimeKind::Datetime => format!(
+                "{column} >= DATETIME '{day} 00:00:00' AND {column} < DATETIME '{next} 00:00:00'"
+            ),
+            TimeKind::Date => format!("{column} = DATE '{day}'"),
+        }
+    }
+
     /// The column's value as microseconds since the Unix epoch, in GoogleSQL.
     pub fn bigquery_unix_micros(&self) -> String {
         let expression = bigquery_quoted(&self.name);

@@ -59,6 +59,9 @@ impl Source {
 pub struct Mirror {
     pub source: Source,
     pub target: TargetTable,
+    /// `token_sync.read_api = auto` found that the Storage Read API cannot read the source
+    /// (and said so): the next days of the call read through the query path.
+    pub storage_refused: bool,
 }
 
 /// A mirror to be prepared within a day's attempt, so that a failure to read the source's
@@ -99,7 +102,11 @@ impl MirrorPlan {
                 let source = Source::read(settings, &self.table, self.time_column.as_deref())?;
                 let target =
                     TargetTable::prepare(&self.target_table, &source.schema, &source.time)?;
-                Mirror { source, target }
+                Mirror {
+                    source,
+                    target,
+                    storage_refused: false,
+                }
             }
         };
         Ok(self.prepared.insert(mirror))

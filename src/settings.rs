@@ -28,6 +28,13 @@ static MAX_RETRIES: GucSetting<i32> = GucSetting::<i32>::new(5);
 static RETRY_DELAY_MS: GucSetting<i32> = GucSetting::<i32>::new(1000);
 static MAX_KB_IN_FLIGHT: GucSetting<i32> = GucSetting::<i32>::new(32 * 1024);
 static SKIP_UNCHANGED: GucSetting<bool> = GucSetting::<bool>::new(true);
+static READ_API: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"auto"));
+static STORAGE_API_URL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
+/// BigQuery's REST API, where `token_sync.api_url` points by default.
+pub const GOOGLE_API_URL: &str = "https://bigquery.googleapis.com";
+/// BigQuery's Storage Read API, where `token_sync.storage_api_url` points by default.
+pub const GOOGLE_STORAGE_API_URL: &str = "https://bigquerystorage.googleapis.com";
 
 /// Whether the library was loaded by `shared_preload_libraries`, i.e. before any session
 /// could set a `token_sync.*` placeholder.
@@ -177,6 +184,22 @@ fn define_settings() {
         GucContext::Suset,
         flags,
     );
+    GucRegistry::define_string_guc(
+        c"token_sync.read_api",
+        c"How a day's rows are read: auto, storage (the Storage Read API) or query (a query job's result pages).",
+        c"auto reads through the Storage Read API and falls back to the query path, with a NOTICE, where the caller may not create read sessions or the table cannot be read that way.",
+        &READ_API,
+        GucContext::Suset,
+        flags,
+    );
+    GucRegistry::define_string_guc(
+        c"token_sync.storage_api_url",
+        c"Base URL of the BigQuery Storage Read API (gRPC).",
+        c"Empty: Google's, when token_sync.api_url is Google's; with another api_url (an emulator), auto reads through the query path until this is set. Plain http only to a loopback address.",
+        &STORAGE_API_URL,
+        GucContext::Suset,
+        flags,
+    );
     GucRegistry::define_int_guc(
         c"token_sync.max_backfill_days",
         c"Most days one token_backfill call may cover.",
@@ -246,6 +269,14 @@ impl TableRef {
     }
 }
 
+/// `token_sync.read_api`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadApi {
+    Auto,
+    Storage,
+    Query,
+}
+
 /// Who the server authenticates as when it calls BigQuery.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Credentials {
@@ -274,6 +305,9 @@ pub struct Settings {
     pub fetch_concurrency: u32,
     pub max_bytes_in_flight: usize,
     pub skip_unchanged: bool,
+    pub read_api: ReadApi,
+    /// Where the Storage Read API is; `None` where none is configured (see `read_api`).
+    pub storage_api_url: Option<Url>,
 }
 
 impl Settings {
@@ -296,6 +330,8 @@ impl Settings {
             fetch_concurrency: FETCH_CONCURRENCY.get(),
             max_kb_in_flight: MAX_KB_IN_FLIGHT.get(),
             skip_unchanged: SKIP_UNCHANGED.get(),
+            read_api: string_setting(&READ_API),
+            storage_api_url: string_setting(&STORAGE_API_URL),
         };
         raw.validate()
     }
@@ -340,6 +376,8 @@ pub struct RawSettings {
     pub fetch_concurrency: i32,
     pub max_kb_in_flight: i32,
     pub skip_unchanged: bool,
+    pub read_api: String,
+    pub storage_api_url: String,
 }
 
 impl RawSettings {
@@ -366,11 +404,42 @@ impl RawSettings {
                 "Set it to [schema.]table, e.g. public.raw_tokens.",
             ));
         }
-        let api_url = parse_api_url(&self.api_url)?;
+        let api_url = parse_api_url(&self.api_url, "token_sync.api_url")?;
+        let read_api = match self.read_api.to_ascii_lowercase().as_str() {
+            "auto" => ReadApi::Auto,
+            "storage" => ReadApi::Storage,
+            "query" => ReadApi::Query,
+            other => {
+                return Err(SyncError::config(
+                    format!("token_sync.read_api \"{other}\" is not auto, storage or query"),
+                    "Use auto (the default), storage or query.",
+                ))
+            }
+        };
+        let storage_api_url = if !self.storage_api_url.is_empty() {
+            Some(parse_api_url(
+                &self.storage_api_url,
+                "token_sync.storage_api_url",
+            )?)
+        } else if api_url.as_str().trim_end_matches('/') == GOOGLE_API_URL {
+            Url::parse(GOOGLE_STORAGE_API_URL).ok()
+        } else {
+            None
+        };
+        if read_api == ReadApi::Storage && storage_api_url.is_none() {
+            return Err(SyncError::config(
+                "token_sync.read_api is storage, but token_sync.storage_api_url is not set for this token_sync.api_url",
+                "Set token_sync.storage_api_url to the Storage Read API of the same BigQuery (an emulator's gRPC address, e.g. http://127.0.0.1:9060), or set token_sync.read_api to auto or query.",
+            ));
+        }
         let credentials = match self.credentials.as_str() {
             "" => Credentials::ApplicationDefault,
             "none" => {
-                if !is_loopback(&api_url) {
+                if !is_loopback(&api_url)
+                    || storage_api_url
+                        .as_ref()
+                        .is_some_and(|url| !is_loopback(url))
+                {
                     return Err(SyncError::config(
                         "token_sync.credentials = 'none' is refused for a non-loopback token_sync.api_url",
                         "Unauthenticated calls are only for a local emulator. Set token_sync.credentials to a service-account key path, or empty for Application Default Credentials.",
@@ -420,6 +489,8 @@ impl RawSettings {
             fetch_concurrency: self.fetch_concurrency.clamp(1, 32) as u32,
             max_bytes_in_flight: self.max_kb_in_flight.max(256) as usize * 1024,
             skip_unchanged: self.skip_unchanged,
+            read_api,
+            storage_api_url,
         })
     }
 }
@@ -437,10 +508,10 @@ fn is_project_id(text: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.' | ':'))
 }
 
-fn parse_api_url(text: &str) -> SyncResult<Url> {
+fn parse_api_url(text: &str, setting: &str) -> SyncResult<Url> {
     let url = Url::parse(text).map_err(|error| {
         SyncError::config(
-            format!("token_sync.api_url \"{text}\" is not a URL: {error}"),
+            format!("{setting} \"{text}\" is not a URL: {error}"),
             "Use https://bigquery.googleapis.com, or http://127.0.0.1:PORT for a local emulator.",
         )
     })?;
@@ -449,20 +520,20 @@ fn parse_api_url(text: &str) -> SyncResult<Url> {
         "http" if is_loopback(&url) => {}
         "http" => {
             return Err(SyncError::config(
-                format!("token_sync.api_url \"{text}\" uses plain http to a non-loopback host"),
+                format!("{setting} \"{text}\" uses plain http to a non-loopback host"),
                 "Credentials would travel unencrypted. Use https, or http only to 127.0.0.1 / ::1 / localhost.",
             ))
         }
         other => {
             return Err(SyncError::config(
-                format!("token_sync.api_url has the unsupported scheme \"{other}\""),
+                format!("{setting} has the unsupported scheme \"{other}\""),
                 "Use an https:// URL, or http:// to a loopback address.",
             ))
         }
     }
     if url.host().is_none() || url.query().is_some() || url.fragment().is_some() {
         return Err(SyncError::config(
-            format!("token_sync.api_url \"{text}\" must be a base URL with a host and no query"),
+            format!("{setting} \"{text}\" must be a base URL with a host and no query"),
             "Use e.g. https://bigquery.googleapis.com.",
         ));
     }
@@ -499,7 +570,40 @@ mod tests {
             fetch_concurrency: 4,
             max_kb_in_flight: 32 * 1024,
             skip_unchanged: true,
+            read_api: "auto".into(),
+            storage_api_url: String::new(),
         }
+    }
+
+    #[test]
+    fn the_storage_read_api_is_googles_only_beside_googles_rest_api() {
+        let settings = raw().validate().expect("valid settings");
+        assert_eq!(settings.read_api, ReadApi::Auto);
+        assert_eq!(
+            settings.storage_api_url.map(String::from).as_deref(),
+            Some("https://bigquerystorage.googleapis.com/")
+        );
+        let mut emulator = raw();
+        emulator.api_url = "http://127.0.0.1:9050".into();
+        assert_eq!(
+            emulator.clone().validate().expect("valid").storage_api_url,
+            None
+        );
+        emulator.read_api = "storage".into();
+        assert!(
+            emulator.clone().validate().is_err(),
+            "storage needs an endpoint"
+        );
+        emulator.storage_api_url = "http://127.0.0.1:9060".into();
+        assert!(emulator.clone().validate().is_ok());
+        emulator.storage_api_url = "http://10.0.0.1:9060".into();
+        assert!(
+            emulator.clone().validate().is_err(),
+            "plain http only to loopback"
+        );
+        emulator.storage_api_url = String::new();
+        emulator.read_api = "fast".into();
+        assert!(emulator.validate().is_err());
     }
 
     #[test]

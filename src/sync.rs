@@ -1,15 +1,15 @@
 //! One day, end to end: BigQuery's result pages stream into the day replace, and the
 //! attempt goes into the ledger.
 
-use crate::bigquery::pages::{Delivery, ResultStream};
-use crate::bigquery::{errors::bad_response, query};
+use crate::bigquery::pages::{Delivery, JobSummary, ReadPath, ResultStream};
+use crate::bigquery::{errors::bad_response, query, storage};
 use crate::day::SyncDay;
 use crate::error::{SyncError, SyncResult};
 use crate::ledger::{Attempt, LoadFigures};
-use crate::load::copy_text::RowEncoder;
+use crate::load::copy_text::{EncodedPage, RowEncoder};
 use crate::load::day_replace::{lock_day, replace_day};
 use crate::mirror::{Mirror, MirrorPlan};
-use crate::settings::Settings;
+use crate::settings::{ReadApi, Settings};
 use crate::subtransaction::{self, UnitFailure};
 use crate::verify;
 use std::cell::Cell;
@@ -92,52 +92,110 @@ fn unchanged_day(
         job_id: job.job_id,
         unchanged: true,
         schema_changes: None,
+        read_api: None,
+        snapshot_micros: None,
     }))
 }
 
-fn load_day(settings: &Settings, mirror: &Mirror, day: SyncDay) -> SyncResult<LoadFigures> {
+/// Reads the day through the API `token_sync.read_api` chooses and replaces it.
+fn load_day(settings: &Settings, mirror: &mut Mirror, day: SyncDay) -> SyncResult<LoadFigures> {
+    let storage_url = match settings.read_api {
+        ReadApi::Query => None,
+        ReadApi::Storage => settings.storage_api_url.as_ref(),
+        ReadApi::Auto if mirror.storage_refused => None,
+        ReadApi::Auto => settings.storage_api_url.as_ref(),
+    };
+    let encoder = RowEncoder::new(&mirror.source, &mirror.target.not_null, day);
+    if let Some(url) = storage_url {
+        let mut stream = storage::start(settings, url, &mirror.source, day, encoder)?;
+        match stream.next() {
+            Ok(Some(Delivery::Started(summary))) => return copy_day(mirror, day, summary, stream),
+            Err(error) if settings.read_api == ReadApi::Auto && storage::falls_back(&error) => {
+                pgrx::notice!(
+                    "token_sync: BigQuery's Storage Read API cannot read {} ({}); reading through a query job instead",
+                    mirror.source.table.display(),
+                    error.message
+                );
+                mirror.storage_refused = true;
+            }
+            Err(error) => return Err(error),
+            Ok(_) => {
+                return Err(bad_response(
+                    "BigQuery's read session ended before it began",
+                ))
+            }
+        }
+    }
+    let encoder = RowEncoder::new(&mirror.source, &mirror.target.not_null, day);
     let mut stream = ResultStream::start(
         settings,
         query::day_rows(settings, &mirror.source, day),
-        RowEncoder::new(&mirror.source, &mirror.target.not_null, day),
+        encoder,
     )?;
-    let summary = match stream.next()? {
-        Some(Delivery::Started(summary)) => summary,
-        _ => return Err(bad_response("BigQuery's result ended before it began")),
-    };
-    let counts = Rc::new(Cell::new((0u64, 0u64)));
+    match stream.next()? {
+        Some(Delivery::Started(summary)) => copy_day(mirror, day, summary, stream),
+        _ => Err(bad_response("BigQuery's result ended before it began")),
+    }
+}
+
+/// Replaces the day with the pages of `stream`, which has started as `summary` says, and
+/// checks that every row the source reported arrived and was stored.
+fn copy_day(
+    mirror: &Mirror,
+    day: SyncDay,
+    summary: JobSummary,
+    mut stream: ResultStream<EncodedPage>,
+) -> SyncResult<LoadFigures> {
+    let counts = Rc::new(Cell::new((0u64, 0u64, summary.total_rows)));
     let pages = counts.clone();
     let stored = replace_day(
         mirror,
         day,
         Box::new(move || match stream.next()? {
             Some(Delivery::Page(page)) => {
-                let (rows, nul_stripped) = pages.get();
-                pages.set((rows + page.rows, nul_stripped + page.nul_stripped_rows));
+                let (rows, nul_stripped, reported) = pages.get();
+                pages.set((
+                    rows + page.rows,
+                    nul_stripped + page.nul_stripped_rows,
+                    reported,
+                ));
                 Ok(Some(page.bytes))
+            }
+            Some(Delivery::Ended { rows_reported }) => {
+                let (rows, nul_stripped, _) = pages.get();
+                pages.set((rows, nul_stripped, Some(rows_reported)));
+                Ok(None)
             }
             Some(Delivery::Started(_)) => Err(bad_response("BigQuery's result began twice")),
             None => Ok(None),
         }),
     )?;
-    let (received, nul_stripped) = counts.get();
-    if received != summary.total_rows || stored != received {
+    let (received, nul_stripped, reported) = counts.get();
+    let whole = reported == Some(received) && stored == received;
+    if !whole {
+        let reported = reported.map_or("no count of".to_string(), |rows| rows.to_string());
         return Err(SyncError::bad_source_data(
-            format!(
-                "BigQuery reported {} rows for {day} but {received} arrived",
-                summary.total_rows
-            ),
+            format!("BigQuery reported {reported} rows for {day} but {received} arrived"),
             "Nothing was written for the day. Run it again; if it persists, the source is changing under the query.",
         )
-        .with_detail(format!("job {}, {stored} rows stored", summary.job_id)));
+        .with_detail(format!(
+            "{} {}, {stored} rows stored",
+            match summary.read_path {
+                ReadPath::Query => "job",
+                ReadPath::Storage => "read session",
+            },
+            summary.job_id
+        )));
     }
     Ok(LoadFigures {
         rows_loaded: stored as i64,
-        rows_reported: summary.total_rows as i64,
+        rows_reported: received as i64,
         rows_nul_stripped: nul_stripped as i64,
         bytes_billed: summary.bytes_billed,
         job_id: summary.job_id,
         unchanged: false,
         schema_changes: None,
+        read_api: Some(summary.read_path.name()),
+        snapshot_micros: summary.snapshot_micros,
     })
 }

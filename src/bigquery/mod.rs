@@ -1,6 +1,6 @@
 //! The BigQuery side: credentials (`auth`), the REST calls (`client`), a table's schema
 //! (`schema`), the SQL we send (`query`), and paging through a result (`pages`) within a
-//! memory budget (`budget`).
+//! memory budget (`budget`); or reading a day through the Storage Read API (`storage`).
 
 pub mod auth;
 pub mod budget;
@@ -9,4 +9,5 @@ pub mod errors;
 pub mod pages;
 pub mod query;
 pub mod schema;
+pub mod storage;
 pub mod wire;

@@ -27,13 +27,41 @@ const PAGES_AHEAD: usize = 2;
 pub enum Delivery<T> {
     Started(JobSummary),
     Page(T),
+    /// The source sent everything: this many rows by its own count. Only a read whose
+    /// total is not known when it starts (`JobSummary::total_rows` is `None`) says so.
+    Ended {
+        rows_reported: u64,
+    },
+}
+
+/// Which of BigQuery's APIs a day was read through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadPath {
+    /// A query job, its result paged through `jobs.getQueryResults`.
+    Query,
+    /// A Storage Read API session, its streams read at once.
+    Storage,
+}
+
+impl ReadPath {
+    pub fn name(self) -> &'static str {
+        match self {
+            ReadPath::Query => "query",
+            ReadPath::Storage => "storage",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct JobSummary {
+    /// The query job, or the read session.
     pub job_id: String,
-    pub total_rows: u64,
+    /// The result's row count, when the source says it before sending them.
+    pub total_rows: Option<u64>,
     pub bytes_billed: Option<i64>,
+    pub read_path: ReadPath,
+    /// The table's state the rows were read at (a read session's snapshot), in Unix µs.
+    pub snapshot_micros: Option<i64>,
 }
 
 /// What each page of rows becomes on the network threads before it is delivered.
@@ -60,6 +88,44 @@ pub struct ResultStream<T> {
     _fetch: BackgroundTask<()>,
 }
 
+/// Where a producer on the network threads delivers; each call says whether the receiver
+/// still listens.
+pub struct PageSink<T> {
+    sender: Sender<T>,
+}
+
+impl<T> Clone for PageSink<T> {
+    fn clone(&self) -> Self {
+        Self {
+            sender: self.sender.clone(),
+        }
+    }
+}
+
+impl<T> PageSink<T> {
+    pub async fn started(&self, summary: JobSummary) -> bool {
+        self.sender
+            .send(Ok(Delivery::Started(summary)))
+            .await
+            .is_ok()
+    }
+
+    /// A prepared page, keeping `room` of the budget until it has been written.
+    pub async fn page(&self, page: T, room: Reservation) -> bool {
+        self.sender
+            .send(Ok(Delivery::Page(Held { page, room })))
+            .await
+            .is_ok()
+    }
+
+    pub async fn ended(&self, rows_reported: u64) -> bool {
+        self.sender
+            .send(Ok(Delivery::Ended { rows_reported }))
+            .await
+            .is_ok()
+    }
+}
+
 impl<T: Weighed + Send + 'static> ResultStream<T> {
     /// Starts the query on the network threads; returns at once. Pages are delivered in
     /// result order, each prepared by `transform` first.
@@ -68,13 +134,27 @@ impl<T: Weighed + Send + 'static> ResultStream<T> {
         request: Value,
         transform: impl PagePreparer<T> + 'static,
     ) -> SyncResult<Self> {
-        let (sender, receiver) = mpsc::channel(PAGES_AHEAD);
         let settings = settings.clone();
         let transform: Transform<T> = Arc::new(transform);
+        Self::produce(move |sink| async move {
+            fetch_pages(&settings, &request, transform, &sink.sender).await
+        })
+    }
+
+    /// Runs `producer` on the network threads; what it delivers to its sink, and its error
+    /// if it fails, is what `next` hands out.
+    pub fn produce<F, Fut>(producer: F) -> SyncResult<Self>
+    where
+        F: FnOnce(PageSink<T>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = SyncResult<()>> + Send + 'static,
+    {
+        let (sender, receiver) = mpsc::channel(PAGES_AHEAD);
+        let sink = PageSink { sender };
         let fetch = runtime::spawn(async move {
-            if let Err(error) = fetch_pages(&settings, &request, transform, &sender).await {
+            let errors = sink.sender.clone();
+            if let Err(error) = producer(sink).await {
                 // The receiver may be gone already; then nobody is waiting for the error.
-                let _ = sender.send(Err(error)).await;
+                let _ = errors.send(Err(error)).await;
             }
         })?;
         Ok(Self {
@@ -94,6 +174,7 @@ impl<T: Weighed + Send + 'static> ResultStream<T> {
                 Some(Delivery::Page(held.page))
             }
             Some(Delivery::Started(summary)) => Some(Delivery::Started(summary)),
+            Some(Delivery::Ended { rows_reported }) => Some(Delivery::Ended { rows_reported }),
             None => None,
         })
     }
@@ -120,8 +201,10 @@ async fn fetch_pages<T: Weighed + Send + 'static>(
         .ok_or_else(|| bad_response("BigQuery's completed query response has no totalRows"))?;
     let summary = JobSummary {
         job_id: job.job_id.clone(),
-        total_rows,
+        total_rows: Some(total_rows),
         bytes_billed: first.bytes_billed(),
+        read_path: ReadPath::Query,
+        snapshot_micros: None,
     };
     let pages = PageFetch {
         client,

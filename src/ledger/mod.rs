@@ -31,12 +31,16 @@ CREATE TABLE token_sync.runs (
     job_id            text,
     error             text,
     source_table      text,
-    schema_changes    text
+    schema_changes    text,
+    read_api          text,
+    snapshot_time     timestamptz
 );
 CREATE INDEX runs_day_idx ON token_sync.runs (target_table, day, started_at DESC);
 COMMENT ON TABLE token_sync.runs IS 'One row per token_sync day attempt; see token_sync.attempts for running vs abandoned.';
 COMMENT ON COLUMN token_sync.runs.source_table IS 'The BigQuery table the day came from (NULL for attempts made before 0.3.0).';
 COMMENT ON COLUMN token_sync.runs.schema_changes IS 'Columns the attempt added to the target because the source gained them.';
+COMMENT ON COLUMN token_sync.runs.read_api IS 'How the rows were read: storage (a Storage Read API session) or query (a query job); NULL for an unchanged day.';
+COMMENT ON COLUMN token_sync.runs.snapshot_time IS 'The table snapshot a Storage Read API session read, where BigQuery reported it.';
 SELECT pg_catalog.pg_extension_config_dump('token_sync.runs', '');
 
 -- An attempt still marked running is abandoned once the transaction that made it is gone
@@ -120,6 +124,10 @@ pub struct LoadFigures {
     pub unchanged: bool,
     /// Columns this attempt added to the target, as the source gained them.
     pub schema_changes: Option<String>,
+    /// The API the rows were read through (`query` or `storage`); none for an unchanged day.
+    pub read_api: Option<&'static str>,
+    /// The read session's snapshot of the table, in Unix microseconds, where it said.
+    pub snapshot_micros: Option<i64>,
 }
 
 impl LoadFigures {
@@ -205,14 +213,20 @@ impl Attempt {
             figures.bytes_billed.into(),
             figures.job_id.clone().into(),
             figures.schema_changes.clone().into(),
+            figures.read_api.map(str::to_string).into(),
+            figures
+                .snapshot_micros
+                .map(crate::day::timestamptz_from_unix_micros)
+                .into(),
         ];
         if let Some(run_id) = self.run_id {
             args.push(run_id.into());
             let updated = Spi::get_one_with_args::<i64>(
                 "WITH updated AS (UPDATE token_sync.runs SET status = $1, \
                  finished_at = pg_catalog.clock_timestamp(), rows_loaded = $2, rows_reported = $3, \
-                 rows_nul_stripped = $4, bytes_billed = $5, job_id = $6, schema_changes = $7 \
-                 WHERE run_id = $8 RETURNING 1) SELECT count(*) FROM updated",
+                 rows_nul_stripped = $4, bytes_billed = $5, job_id = $6, schema_changes = $7, \
+                 read_api = $8, snapshot_time = $9 \
+                 WHERE run_id = $10 RETURNING 1) SELECT count(*) FROM updated",
                 &args,
             )
             .map_err(spi_error)?;
@@ -232,9 +246,9 @@ impl Attempt {
         Spi::run_with_args(
             &format!(
                 "INSERT INTO token_sync.runs (status, rows_loaded, rows_reported, rows_nul_stripped, \
-                 bytes_billed, job_id, schema_changes, finished_at, {IDENTITY_COLUMNS}) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, pg_catalog.clock_timestamp(), {})",
-                identity_params(8)
+                 bytes_billed, job_id, schema_changes, read_api, snapshot_time, finished_at, {IDENTITY_COLUMNS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, pg_catalog.clock_timestamp(), {})",
+                identity_params(10)
             ),
             &args,
         )

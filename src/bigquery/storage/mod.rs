@@ -1,0 +1,258 @@
+//! The Storage Read API path of a day: one read session over the table with the day's row
+//! restriction and the mirrored columns, in Arrow, split into up to
+//! `token_sync.fetch_concurrency` streams, all read at once. Each Arrow batch becomes COPY
+//! text on the network threads (`arrow_rows`, then the query path's `RowEncoder`). Memory is
+//! bounded in bytes as on the query path: a stream reserves room in the `Budget` before it
+//! takes its next message, and each prepared page keeps its room until it is written. A
+//! stream cut short is read again from the row it had reached.
+
+mod arrow_rows;
+pub mod session;
+
+use super::budget::{Budget, PEAK_PER_BODY_BYTE};
+use super::errors::bad_response;
+use super::pages::{JobSummary, PagePreparer, PageSink, ReadPath, ResultStream};
+use crate::day::SyncDay;
+use crate::error::{SyncError, SyncResult};
+use crate::load::copy_text::{EncodedPage, RowEncoder};
+use crate::mirror::Source;
+use crate::runtime;
+use crate::settings::Settings;
+use crate::types::Column;
+use arrow_array::RecordBatch;
+use arrow_ipc::reader::StreamDecoder;
+use arrow_schema::ArrowError;
+use googleapis_tonic_google_cloud_bigquery_storage_v1::google::cloud::bigquery::storage::v1::{
+    read_rows_response, read_session, ReadRowsResponse,
+};
+use session::{status_error, Call, StorageClient};
+use std::sync::Arc;
+use url::Url;
+
+pub use session::falls_back;
+
+/// Starts reading the day on the network threads; returns at once. The first delivery is
+/// the session (or the error that `CreateReadSession` met), then pages in no set order, then
+/// the rows the streams reported.
+pub fn start(
+    settings: &Settings,
+    url: &Url,
+    source: &Source,
+    day: SyncDay,
+    encoder: RowEncoder,
+) -> SyncResult<ResultStream<EncodedPage>> {
+    let settings = settings.clone();
+    let url = url.clone();
+    let table = source.table.clone();
+    let columns = source.schema.columns.clone();
+    let row_restriction = source.time.bigquery_restriction(day);
+    ResultStream::produce(move |sink| async move {
+        let client = StorageClient::connect(&settings, &url).await?;
+        let names = columns.iter().map(|column| column.name.clone()).collect();
+        let session = client
+            .create_read_session(&table, names, row_restriction, settings.fetch_concurrency)
+            .await?;
+        let schema = match &session.schema {
+            Some(read_session::Schema::ArrowSchema(schema)) => schema.serialized_schema.clone(),
+            Some(read_session::Schema::AvroSchema(_)) | None => bytes::Bytes::new(),
+        };
+        let summary = JobSummary {
+            job_id: session.name.clone(),
+            total_rows: None,
+            bytes_billed: None,
+            read_path: ReadPath::Storage,
+            snapshot_micros: session
+                .table_modifiers
+                .as_ref()
+                .and_then(|modifiers| modifiers.snapshot_time.as_ref())
+                .map(|time| time.seconds * 1_000_000 + i64::from(time.nanos) / 1000),
+        };
+        if !sink.started(summary).await {
+            return Ok(());
+        }
+        let reading = Arc::new(StreamReading {
+            client,
+            schema,
+            columns,
+            encoder,
+            budget: Budget::new(
+                settings.max_bytes_in_flight,
+                session.streams.len().max(1) * 2,
+                settings.page_rows,
+            ),
+            sink: sink.clone(),
+        });
+        let mut tasks = Vec::new();
+        for stream in session.streams {
+            let reading = reading.clone();
+            tasks.push(runtime::spawn(
+                async move { reading.read(&stream.name).await },
+            )?);
+        }
+        let mut rows = 0;
+        for task in tasks {
+            rows += task.join().await??;
+        }
+        sink.ended(rows).await;
+        Ok(())
+    })
+}
+
+/// What every stream of one session shares.
+struct StreamReading {
+    client: StorageClient,
+    /// The session's Arrow schema, as an IPC message.
+    schema: bytes::Bytes,
+    columns: Vec<Column>,
+    encoder: RowEncoder,
+    budget: Budget,
+    sink: PageSink<EncodedPage>,
+}
+
+impl StreamReading {
+    /// Reads `stream` to its end, delivering a page per message; returns its row count. A
+    /// transient failure is retried from the row reached, with the REST path's limits.
+    async fn read(&self, stream: &str) -> SyncResult<u64> {
+        let mut offset = 0u64;
+        let mut retries = 0;
+        let mut rows_at_last_retry = 0;
+        loop {
+            let failure = match self.client.read_rows(stream, offset).await {
+                Ok(mut messages) => {
+                    let mut decoder = self.decoder()?;
+                    loop {
+                        let room = self.budget.reserve(self.budget.rows_per_request()).await;
+                        let message = match messages_next(&self.client, &mut messages).await {
+                            Ok(Some(message)) => message,
+                            Ok(None) => return Ok(offset),
+                            Err(status) => break status,
+                        };
+                        let (page, rows) = self.prepare(&mut decoder, message, room)?;
+                        offset += rows;
+                        if let Some((page, room)) = page {
+                            if !self.sink.page(page, room).await {
+                                return Ok(offset);
+                            }
+                        }
+                    }
+                }
+                Err(status) => status,
+            };
+            // A stream that moved on since the last failure starts its retries afresh.
+            if offset > rows_at_last_retry {
+                retries = 0;
+                rows_at_last_retry = offset;
+            }
+            let error = status_error(&failure, Call::ReadRows);
+            let detail = format!(
+                "{} (stream {stream}, at row {offset})",
+                error.detail.as_deref().unwrap_or_default()
+            );
+            let error = error.with_detail(detail);
+            retries = self
+                .client
+                .pause_before_retry(error, &failure, retries)
+                .await?;
+        }
+    }
+
+    /// A decoder that has read the session's schema.
+    fn decoder(&self) -> SyncResult<StreamDecoder> {
+        let mut decoder = StreamDecoder::new();
+        let mut schema = arrow_buffer::Buffer::from(first_message(&self.schema));
+        if decoder.decode(&mut schema).map_err(arrow_error)?.is_some() {
+            return Err(bad_response("the read session's schema holds rows"));
+        }
+        Ok(decoder)
+    }
+
+    /// One message's rows as a page of COPY text, with the room it keeps, and its row count.
+    fn prepare(
+        &self,
+        decoder: &mut StreamDecoder,
+        message: ReadRowsResponse,
+        mut room: super::budget::Reservation,
+    ) -> SyncResult<(Option<(EncodedPage, super::budget::Reservation)>, u64)> {
+        let Some(read_rows_response::Rows::ArrowRecordBatch(batch)) = message.rows else {
+            if message.row_count == 0 {
+                return Ok((None, 0));
+            }
+            return Err(bad_response(
+                "a ReadRows response carries rows that are not Arrow",
+            ));
+        };
+        let body_bytes = batch.serialized_record_batch.len();
+        room.grow_to(body_bytes * PEAK_PER_BODY_BYTE);
+        let mut buffer = arrow_buffer::Buffer::from(batch.serialized_record_batch);
+        let mut decoded = 0;
+        let mut page = EncodedPage::default();
+        while !buffer.is_empty() {
+            let Some(record_batch) = decoder.decode(&mut buffer).map_err(arrow_error)? else {
+                break;
+            };
+            decoded += record_batch.num_rows();
+            self.encode(&record_batch, &mut page)?;
+        }
+        let reported = u64::try_from(message.row_count).unwrap_or(0);
+        if decoded as u64 != reported {
+            return Err(SyncError::bad_source_data(
+                format!("a ReadRows response reports {reported} rows but holds {decoded}"),
+                "Nothing was written for the day. Run it again; if it persists, set token_sync.read_api = 'query'.",
+            ));
+        }
+        self.budget.observe(body_bytes, decoded);
+        let kept = room.take(page.bytes.capacity());
+        Ok((Some((page, kept)), decoded as u64))
+    }
+
+    fn encode(&self, batch: &RecordBatch, page: &mut EncodedPage) -> SyncResult<()> {
+        let rows = arrow_rows::rows(batch, &self.columns)?;
+        let encoded = self.encoder.prepare(rows)?;
+        if page.bytes.is_empty() {
+            *page = encoded;
+        } else {
+            page.bytes.extend_from_slice(&encoded.bytes);
+            page.rows += encoded.rows;
+            page.nul_stripped_rows += encoded.nul_stripped_rows;
+        }
+        Ok(())
+    }
+}
+
+/// The stream's next message, within the per-message timeout.
+async fn messages_next(
+    client: &StorageClient,
+    messages: &mut tonic::Streaming<ReadRowsResponse>,
+) -> Result<Option<ReadRowsResponse>, tonic::Status> {
+    tokio::time::timeout(client.timeout, messages.message())
+        .await
+        .map_err(|_| {
+            tonic::Status::deadline_exceeded("no ReadRows message within token_sync.http_timeout")
+        })?
+}
+
+/// The marker in front of an IPC message's length since Arrow 0.15.
+const CONTINUATION: usize = u32::MAX as usize;
+
+/// The first IPC message of `bytes`: a schema may come as a whole IPC stream (the emulator
+/// sends its end-of-stream marker too), which would end the decoder before any batch.
+fn first_message(bytes: &bytes::Bytes) -> bytes::Bytes {
+    let length_at = |at: usize| {
+        bytes
+            .get(at..at + 4)
+            .and_then(|word| word.try_into().ok())
+            .map(|word| u32::from_le_bytes(word) as usize)
+    };
+    let (prefix, length) = match length_at(0) {
+        Some(CONTINUATION) => (8, length_at(4)),
+        other => (4, other),
+    };
+    match length {
+        Some(length) if prefix + length <= bytes.len() => bytes.slice(..prefix + length),
+        _ => bytes.clone(),
+    }
+}
+
+fn arrow_error(error: ArrowError) -> SyncError {
+    bad_response(format!("a ReadRows response is not valid Arrow: {error}"))
+}

@@ -4,7 +4,8 @@ in one run, side by side:
 
   1. token_sync_day from a local BigQuery REST source at wire speed (bench/source_server.py),
      and at the default settings: a first load, a re-sync of the unchanged day, and a
-     re-sync after one row changed;
+     re-sync after one row changed; and a first load from a local Storage Read API at wire
+     speed (bench/storage_server.py: Arrow batches serialized up front), at the defaults;
   2. the same with a fixed latency per page request, fetch_concurrency 1 and 8;
   3. psql \\copy of the same rows from a file (the ceiling);
   4. the old pipeline: the BigQuery Python client into pandas, DataFrame.to_sql (tokens);
@@ -52,6 +53,32 @@ def start_source(rows, latency_ms, table):
                                 "--port", str(port), "--latency-ms", str(latency_ms), "--day", str(DAY),
                                 "--table", table], stdout=subprocess.DEVNULL)
     return process, f"http://127.0.0.1:{port}"
+
+
+def start_storage(rows, table):
+    port = free_port()
+    process = subprocess.Popen([sys.executable, str(ROOT / "bench" / "storage_server.py"), "--rows", str(rows),
+                                "--port", str(port), "--day", str(DAY), "--table", table], stdout=subprocess.PIPE, text=True)
+    return process, f"http://127.0.0.1:{port}"
+
+
+def wait_serving(process, timeout=900):
+    """Waits for the storage source's first line, which it prints once its batches are ready."""
+    line = process.stdout.readline()
+    if not line.startswith("serving"):
+        raise RuntimeError(f"the storage source did not start: {line!r}")
+
+
+def logical_bytes(table, count):
+    """The day's size as BigQuery bills it: STRING 2 + its UTF-8 bytes, INT64 and TIMESTAMP 8,
+    NUMERIC 16, NULL 0 (BigQuery's data size calculation)."""
+    sizes = {"INTEGER": 8, "TIMESTAMP": 8, "NUMERIC": 16}
+    total = 0
+    for row in day_data.rows(count, DAY, table):
+        for value, field in zip(row, day_data.schema(table)):
+            if value is not None:
+                total += sizes.get(field["type"]) or 2 + len(str(value).encode())
+    return total
 
 
 def wait_ready(url, timeout=600):
@@ -120,12 +147,16 @@ class Bench:
         rss = f", peak private RSS +{rss_kib / 1024:.1f} MiB" if rss_kib is not None else ""
         print(f"  {name}: {seconds:.3f} s{rss}", flush=True)
 
-    def token_sync(self, name, url, concurrency=None, empty=True, expect_status="succeeded"):
-        """Times one token_sync_day; concurrency None keeps the default settings."""
+    def token_sync(self, name, url, concurrency=None, empty=True, expect_status="succeeded", storage_url=None,
+                   expect_read_api="query"):
+        """Times one token_sync_day; concurrency None keeps the default settings. With a
+        Storage Read API (`storage_url`), read_api's default (auto) reads through it."""
         if empty:
             self.empty_table()
         with self.cluster.connect() as conn:
             conn.execute(f"SET token_sync.api_url = '{url}'")
+            if storage_url:
+                conn.execute(f"SET token_sync.storage_api_url = '{storage_url}'")
             if concurrency is not None:
                 conn.execute(f"SET token_sync.fetch_concurrency = {concurrency}")
             pid = conn.info.backend_pid
@@ -136,9 +167,12 @@ class Bench:
             conn.execute(f"SELECT token_sync_day('{DAY}')")
             seconds = time.monotonic() - started
             growth = sampler.stop() - before
-            status, = conn.execute("SELECT status FROM token_sync.runs ORDER BY run_id DESC LIMIT 1").fetchone()
+            status, read_api = conn.execute(
+                "SELECT status, read_api FROM token_sync.runs ORDER BY run_id DESC LIMIT 1").fetchone()
         if status != expect_status:
             raise RuntimeError(f"{name}: the day ended {status}, expected {expect_status}")
+        if status == "succeeded" and read_api != expect_read_api:
+            raise RuntimeError(f"{name}: read through {read_api}, expected {expect_read_api}")
         self.record(name, seconds, growth)
 
     def resyncs(self, url):
@@ -211,6 +245,7 @@ def main():
 
     fast, fast_url = start_source(args.rows, 0, args.table)
     slow, slow_url = start_source(args.rows, args.latency_ms, args.table)
+    storage, storage_url = start_storage(args.rows, args.table)
     emulator = Emulator(free_port(), free_port(), "billing", log_path=str(workdir / "emulator.log")).start()
     cluster = Cluster().start("max_wal_size=4GB", "shared_buffers=512MB")
     try:
@@ -229,6 +264,7 @@ def main():
             emulator.load_rows(batch)
         wait_ready(fast_url)
         wait_ready(slow_url)
+        wait_serving(storage)
         with cluster.connect() as conn:
             for name, value in [("billing_project", "billing"), ("credentials", "none"),
                                 ("http_timeout", "600"),
@@ -243,6 +279,8 @@ def main():
             print(f"run {run}", flush=True)
             bench.token_sync(f"token_sync_day, no latency, concurrency {args.concurrency}", fast_url, args.concurrency)
             bench.resyncs(fast_url)
+            bench.token_sync("token_sync_day, Storage Read API, defaults: first load", fast_url,
+                             storage_url=storage_url, expect_read_api="storage")
             bench.token_sync(f"token_sync_day, {args.latency_ms} ms/page, concurrency 1", slow_url, 1)
             bench.token_sync(f"token_sync_day, {args.latency_ms} ms/page, concurrency {args.concurrency}",
                              slow_url, args.concurrency)
@@ -255,13 +293,16 @@ def main():
             bench.token_sync(f"token_sync_day from bqemulator, concurrency {args.concurrency}",
                              emulator.base_url, args.concurrency)
         medians = bench.report()
+        size = logical_bytes(args.table, args.rows)
+        print(f"\nthe day's logical size as BigQuery bills it: {size / 1e9:.3f} GB; at list prices "
+              f"(on-demand, US): a query ${size / 2**40 * 6.25:.5f}, the Storage Read API ${size / 2**40 * 1.10:.5f}")
         if args.json:
             Path(args.json).write_text(json.dumps({"table": args.table, "rows": args.rows, "runs": bench.results,
                                                    "medians": medians}, indent=1))
     finally:
         cluster.stop()
         emulator.stop()
-        for process in (fast, slow):
+        for process in (fast, slow, storage):
             process.terminate()
 
 

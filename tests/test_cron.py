@@ -1,5 +1,5 @@
 """pg_cron really runs the scheduled D-1 syncs, of tokens and of every registered table
-(pg_cron schedules by the minute)."""
+(pg_cron schedules by the minute), through the emulator's Storage Read API."""
 
 import datetime as dt
 
@@ -14,6 +14,7 @@ def test_scheduled_d1_jobs_run_through_pg_cron_and_load_yesterday(db, emulator, 
     start = dt.datetime.combine(yesterday, dt.time(), UTC)
     source.insert([token(n, start + dt.timedelta(hours=n)) for n in range(1, 6)])
     db.execute(f"ALTER DATABASE {DATABASE} SET token_sync.source_table = '{source.name}'")
+    db.execute(f"ALTER DATABASE {DATABASE} SET token_sync.storage_api_url = 'http://127.0.0.1:{emulator.grpc_port}'")
     db.execute("TRUNCATE token_sync.tables")
     db.execute("DROP TABLE IF EXISTS raw_registered")
     db.execute("SELECT * FROM token_sync.add_table(%s, 'raw_registered')", (source.name,))
@@ -35,12 +36,14 @@ def test_scheduled_d1_jobs_run_through_pg_cron_and_load_yesterday(db, emulator, 
             ("token-sync-all-d1", "succeeded"), ("token-sync-d1", "succeeded")], runs
         assert db.execute("SELECT count(*) FROM raw_tokens").fetchone() == (5,)
         assert db.execute("SELECT count(*) FROM raw_registered").fetchone() == (5,)
-        assert db.execute("SELECT target_table, day, status, rows_loaded FROM token_sync.runs "
+        assert db.execute("SELECT target_table, day, status, rows_loaded, read_api FROM token_sync.runs "
                           "ORDER BY target_table").fetchall() == \
-            [("public.raw_registered", yesterday, "succeeded", 5), ("public.raw_tokens", yesterday, "succeeded", 5)]
+            [("public.raw_registered", yesterday, "succeeded", 5, "storage"),
+             ("public.raw_tokens", yesterday, "succeeded", 5, "storage")]
     finally:
         psql("pg_cron/unschedule.sql")
         db.execute(f"ALTER DATABASE {DATABASE} RESET token_sync.source_table")
+        db.execute(f"ALTER DATABASE {DATABASE} RESET token_sync.storage_api_url")
         db.execute("TRUNCATE token_sync.tables")
         db.execute("DROP TABLE IF EXISTS raw_registered")
     assert db.execute("SELECT count(*) FROM cron.job").fetchone() == (0,)

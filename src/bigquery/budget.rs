@@ -10,9 +10,12 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// Room is counted in KiB, so that a budget of gigabytes still fits the semaphore's count.
 const UNIT: usize = 1024;
 
-/// A response's peak while it is prepared, per byte of its body: the body itself, the rows
-/// decoded from it (mostly borrowing from it), and their COPY text.
+/// A REST response's peak while it is prepared, per byte of its body: the body itself, the
+/// rows decoded from it (mostly borrowing from it), and their COPY text.
 pub const PEAK_PER_BODY_BYTE: usize = 2;
+/// The same for a ReadRows message: the message, its Arrow arrays (copied where the
+/// message's buffers are not aligned as Arrow wants), and their COPY text.
+pub const PEAK_PER_ARROW_BYTE: usize = 3;
 
 /// What a prepared page holds in memory.
 pub trait Weighed {
@@ -25,19 +28,23 @@ pub struct Budget {
     /// The room one request may take: the budget over every page that can be in flight.
     share: usize,
     page_rows: u32,
+    /// What a response takes at its peak, per byte of its body.
+    pub peak_per_body_byte: usize,
     /// The widest response seen so far, in body bytes per row; 0 before the first.
     body_bytes_per_row: AtomicUsize,
 }
 
 impl Budget {
-    /// `limit` bytes shared by `pages` pages in flight at once, at most `page_rows` rows each.
-    pub fn new(limit: usize, pages: usize, page_rows: u32) -> Self {
+    /// `limit` bytes shared by `pages` pages in flight at once, at most `page_rows` rows each,
+    /// each response taking `peak_per_body_byte` times its body at its peak.
+    pub fn new(limit: usize, pages: usize, page_rows: u32, peak_per_body_byte: usize) -> Self {
         let total_units = (limit / UNIT).clamp(1, u32::MAX as usize) as u32;
         Self {
             room: Arc::new(Semaphore::new(total_units as usize)),
             total_units,
             share: limit / pages.max(1),
             page_rows: page_rows.max(1),
+            peak_per_body_byte: peak_per_body_byte.max(1),
             body_bytes_per_row: AtomicUsize::new(0),
         }
     }
@@ -54,16 +61,15 @@ impl Budget {
     pub fn rows_per_request(&self) -> u32 {
         match self.body_bytes_per_row.load(Ordering::Relaxed) {
             0 => self.page_rows,
-            width => {
-                (self.share / (width * PEAK_PER_BODY_BYTE)).clamp(1, self.page_rows as usize) as u32
-            }
+            width => (self.share / (width * self.peak_per_body_byte))
+                .clamp(1, self.page_rows as usize) as u32,
         }
     }
 
     fn units_for(&self, rows: u32) -> u32 {
         let bytes = (rows as usize)
             .saturating_mul(self.body_bytes_per_row.load(Ordering::Relaxed))
-            .saturating_mul(PEAK_PER_BODY_BYTE);
+            .saturating_mul(self.peak_per_body_byte);
         units(bytes).min(self.total_units)
     }
 
@@ -156,7 +162,7 @@ mod tests {
 
     #[test]
     fn requests_shrink_to_fit_their_share_of_the_budget() {
-        let budget = Budget::new(8 * 1024 * 1024, 8, 10_000);
+        let budget = Budget::new(8 * 1024 * 1024, 8, 10_000, PEAK_PER_BODY_BYTE);
         assert_eq!(budget.rows_per_request(), 10_000, "before any row is seen");
         budget.observe(1_000 * 400, 1_000);
         assert_eq!(budget.rows_per_request(), 1_310);
@@ -172,7 +178,7 @@ mod tests {
 
     #[test]
     fn room_is_bounded_and_given_back() {
-        let budget = Budget::new(1024 * 1024, 4, 10_000);
+        let budget = Budget::new(1024 * 1024, 4, 10_000, PEAK_PER_BODY_BYTE);
         budget.observe(100 * 1024, 100);
         let first = budget.try_reserve(256).expect("half the budget is free");
         assert_eq!(first.units(), 512);

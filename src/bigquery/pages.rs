@@ -214,6 +214,7 @@ async fn fetch_pages<T: Weighed + Send + 'static>(
             settings.max_bytes_in_flight,
             settings.fetch_concurrency as usize + PAGES_AHEAD + 1,
             settings.page_rows,
+            PEAK_PER_BODY_BYTE,
         )),
     };
     let mut room = pages.budget.unreserved();
@@ -276,7 +277,7 @@ impl<T: Weighed + Send + 'static> PageFetch<T> {
     ) -> SyncResult<(Held<T>, Option<String>, u64)> {
         let rows = response.rows.len();
         self.budget.observe(body_bytes, rows);
-        room.grow_to(body_bytes * PEAK_PER_BODY_BYTE);
+        room.grow_to(body_bytes * self.budget.peak_per_body_byte);
         let token = response.page_token.clone();
         let page = self.transform.prepare(response.rows)?;
         let room = room.take(page.bytes());

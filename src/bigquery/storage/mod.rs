@@ -9,7 +9,7 @@
 mod arrow_rows;
 pub mod session;
 
-use super::budget::{Budget, PEAK_PER_BODY_BYTE};
+use super::budget::{Budget, PEAK_PER_ARROW_BYTE};
 use super::errors::bad_response;
 use super::pages::{JobSummary, PagePreparer, PageSink, ReadPath, ResultStream};
 use crate::day::SyncDay;
@@ -79,6 +79,7 @@ pub fn start(
                 settings.max_bytes_in_flight,
                 session.streams.len().max(1) * 2,
                 settings.page_rows,
+                PEAK_PER_ARROW_BYTE,
             ),
             sink: sink.clone(),
         });
@@ -182,7 +183,7 @@ impl StreamReading {
             ));
         };
         let body_bytes = batch.serialized_record_batch.len();
-        room.grow_to(body_bytes * PEAK_PER_BODY_BYTE);
+        room.grow_to(body_bytes * PEAK_PER_ARROW_BYTE);
         let mut buffer = arrow_buffer::Buffer::from(batch.serialized_record_batch);
         let mut decoded = 0;
         let mut page = EncodedPage::default();
@@ -205,15 +206,23 @@ impl StreamReading {
         Ok((Some((page, kept)), decoded as u64))
     }
 
+    /// Appends the batch's rows to the page, a slice at a time: the REST-shaped values of a
+    /// slice live only until it is encoded, so a batch's values are never all held at once.
     fn encode(&self, batch: &RecordBatch, page: &mut EncodedPage) -> SyncResult<()> {
-        let rows = arrow_rows::rows(batch, &self.columns)?;
-        let encoded = self.encoder.prepare(rows)?;
-        if page.bytes.is_empty() {
-            *page = encoded;
-        } else {
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            let length = ROWS_PER_SLICE.min(batch.num_rows() - offset);
+            let slice = batch.slice(offset, length);
+            let rows = arrow_rows::rows(&slice, &self.columns)?;
+            let encoded = self.encoder.prepare(rows)?;
+            if page.bytes.is_empty() {
+                page.bytes
+                    .reserve(encoded.bytes.len() * batch.num_rows().div_ceil(length));
+            }
             page.bytes.extend_from_slice(&encoded.bytes);
             page.rows += encoded.rows;
             page.nul_stripped_rows += encoded.nul_stripped_rows;
+            offset += length;
         }
         Ok(())
     }
@@ -230,6 +239,9 @@ async fn messages_next(
             tonic::Status::deadline_exceeded("no ReadRows message within token_sync.http_timeout")
         })?
 }
+
+/// Rows converted and encoded at a time, out of a batch of thousands.
+const ROWS_PER_SLICE: usize = 256;
 
 /// The marker in front of an IPC message's length since Arrow 0.15.
 const CONTINUATION: usize = u32::MAX as usize;

@@ -45,6 +45,10 @@ impl StorageClient {
         let mut endpoint = Endpoint::from_shared(url.as_str().trim_end_matches('/').to_string())
             .map_err(unreachable)?
             .connect_timeout(settings.http_timeout)
+            // Flow-control windows sized to the link's bandwidth-delay product, not a fixed
+            // few megabytes per stream: what the server may send ahead stays small where
+            // the link is fast and near, and grows where it is far.
+            .http2_adaptive_window(true)
             .http2_keep_alive_interval(Duration::from_secs(30))
             .keep_alive_timeout(settings.http_timeout);
         if url.scheme() == "https" {

@@ -4,6 +4,7 @@ what the emulator cannot do: a stream cut mid-way, refusals, retries, an expired
 
 import datetime as dt
 import time
+from decimal import Decimal
 
 import psycopg
 import pyarrow as pa
@@ -191,3 +192,23 @@ def test_a_stalled_stream_can_be_cancelled_within_a_second(db, storage):
     with pytest.raises(psycopg.errors.QueryCanceled):
         db.execute(f"SELECT token_sync_day('{DAY}')")
     assert time.monotonic() - started < 2.5
+
+
+def test_bignumeric_and_geography_which_the_emulator_cannot_serve_read_through_the_storage_api(db, fake_google):
+    # All 76 digits of BigQuery's Arrow type for BIGNUMERIC, decimal256(76, 38).
+    largest = "-99999999999999999999999999999999999999.99999999999999999999999999999999999999"
+    fake_google.schema = [("block_timestamp", "TIMESTAMP"), ("bn", "BIGNUMERIC"), ("g", "GEOGRAPHY")]
+    fake = FakeStorage().start()
+    try:
+        fake.table = pa.table({
+            "block_timestamp": pa.array([dt.datetime(2026, 11, 20, h, tzinfo=dt.timezone.utc) for h in (0, 23)],
+                                        pa.timestamp("us", "UTC")),
+            "bn": pa.array([Decimal(largest), Decimal("1.5")], pa.decimal256(76, 38)),
+            "g": pa.array(["POINT(-0.12 51.5)", None]),
+        })
+        read_through(db, "storage", fake.url)
+        assert db.execute(f"SELECT rows_loaded FROM token_sync_day('{DAY}')").fetchone() == (2,)
+        assert db.execute("SELECT bn::text, g FROM raw_tokens ORDER BY block_timestamp").fetchall() == [
+            (largest, "POINT(-0.12 51.5)"), ("1.5", None)]
+    finally:
+        fake.stop()

@@ -2,7 +2,8 @@
 # The main job on an embedded default, from a fresh Debian 12 machine with Rust:
 # installs what it needs, builds and installs token_sync, starts a local PostgreSQL 15
 # (port 5433, data in target/demo) with pg_cron and token_sync preloaded, and
-#   - with no Google key configured: starts the BigQuery emulator on 127.0.0.1:9050,
+#   - with no Google key configured: starts the BigQuery emulator on 127.0.0.1:9050 (its
+#     Storage Read API on 9051, which the days are read through),
 #     seeded with sample token rows for the last 8 days;
 #   - with GOOGLE_APPLICATION_CREDENTIALS (a service-account key) and
 #     TOKEN_SYNC_BILLING_PROJECT set: uses real BigQuery;
@@ -50,16 +51,18 @@ psql_demo -d postgres -qc "DROP DATABASE IF EXISTS tokens WITH (FORCE)" -c "CREA
 if [ -n "${GOOGLE_APPLICATION_CREDENTIALS:-}" ] && [ -n "${TOKEN_SYNC_BILLING_PROJECT:-}" ]; then
   echo "== using real BigQuery, billing project $TOKEN_SYNC_BILLING_PROJECT"
   api_url=https://bigquery.googleapis.com
+  storage_api_url=
   credentials=$GOOGLE_APPLICATION_CREDENTIALS
   billing=$TOKEN_SYNC_BILLING_PROJECT
 else
   echo "== no Google key configured: starting the BigQuery emulator with sample rows"
-  "$VENV/bin/python" scripts/bq_emulator.py serve --port "$EMULATOR_PORT" --seed-days 8 \
+  "$VENV/bin/python" scripts/bq_emulator.py serve --port "$EMULATOR_PORT" --grpc-port "$((EMULATOR_PORT + 1))" --seed-days 8 \
     --log "$DEMO/emulator.log" > "$DEMO/emulator.out" 2>&1 &
   echo $! > "$DEMO/emulator.pid"
   for _ in $(seq 1 120); do grep -q "sample rows" "$DEMO/emulator.out" 2>/dev/null && break; sleep 1; done
   cat "$DEMO/emulator.out"
   api_url=http://127.0.0.1:$EMULATOR_PORT
+  storage_api_url=http://127.0.0.1:$((EMULATOR_PORT + 1))
   credentials=none
   billing=billing
 fi
@@ -69,6 +72,7 @@ CREATE EXTENSION IF NOT EXISTS pg_cron;
 CREATE EXTENSION IF NOT EXISTS token_sync;
 ALTER SYSTEM SET token_sync.billing_project = '$billing';
 ALTER SYSTEM SET token_sync.api_url = '$api_url';
+ALTER SYSTEM SET token_sync.storage_api_url = '$storage_api_url';
 ALTER SYSTEM SET token_sync.credentials = '$credentials';
 SELECT pg_reload_conf();
 SQL
@@ -86,7 +90,8 @@ FROM token_verify_day((now() AT TIME ZONE 'UTC')::date - 1);
 \echo '== what arrived in raw_tokens'
 SELECT block_timestamp::date AS day, count(*) AS rows, min(block_timestamp), max(block_timestamp)
 FROM raw_tokens GROUP BY 1 ORDER BY 1;
-\echo '== the ledger view'
+\echo '== the ledger: how each day was read, and the view of missing days'
+SELECT day, status, read_api, rows_loaded FROM token_sync.runs ORDER BY run_id;
 SELECT day, last_attempt_status, rows_loaded, missing FROM token_sync.day_status;
 \echo '== scheduled by pg_cron'
 SELECT jobname, schedule, command FROM cron.job ORDER BY jobname;

@@ -54,7 +54,7 @@ fi
 
 [ "$build_only" = 1 ] && exit 0
 
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import bqemulator, numpy, requests, pytest, psycopg, cryptography, helm_python, kubernetes_validate, yaml, google.cloud.bigquery, pandas, sqlalchemy, psycopg2, db_dtypes, podman_compose' 2>/dev/null; then
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import bqemulator, numpy, requests, pytest, psycopg, cryptography, helm_python, kubernetes_validate, yaml, google.cloud.bigquery, pandas, sqlalchemy, psycopg2, db_dtypes, podman_compose, grpc, grpc_status, pyarrow, google.cloud.bigquery_storage_v1' 2>/dev/null; then
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check -r "$ROOT/tests/requirements.txt"
 fi

@@ -150,12 +150,13 @@ fn value_parts(
             ),
         );
     }
-    let (bigquery_text, postgres_text) = canonical(&column.kind);
-    let mut bigquery_text = bigquery_text.replace("{v}", bigquery);
-    let mut postgres_text = postgres_text.replace("{v}", postgres);
-    if json {
-        (bigquery_text, postgres_text) = from_json(&column.kind, bigquery_text, postgres);
-    }
+    let (bigquery_template, postgres_template) = canonical(&column.kind);
+    let bigquery_text = bigquery_template.replace("{v}", bigquery);
+    let (bigquery_text, postgres_text) = if json {
+        from_json(&column.kind, bigquery_text, postgres_template, postgres)
+    } else {
+        (bigquery_text, postgres_template.replace("{v}", postgres))
+    };
     (
         format!(
             "IFNULL(CONCAT(CAST(LENGTH({bigquery_text}) AS STRING), ':', {bigquery_text}), '~')"
@@ -166,8 +167,14 @@ fn value_parts(
 
 /// The canonical texts of a scalar field of a STRUCT (`bigquery_text`, and the jsonb member
 /// `member` on PostgreSQL's side), as `crate::types::record` wrote it: JSON null stands for
-/// NULL, and each other value turns back into the type the column would have on its own.
-fn from_json(kind: &Kind, bigquery_text: String, member: &str) -> (String, String) {
+/// NULL, and each other value turns back into the type the column would have on its own,
+/// then into `postgres_template`'s text.
+fn from_json(
+    kind: &Kind,
+    bigquery_text: String,
+    postgres_template: &str,
+    member: &str,
+) -> (String, String) {
     let text = format!("({member} #>> '{{}}')");
     let value = match kind {
         Kind::String | Kind::Geography => text,
@@ -196,8 +203,7 @@ fn from_json(kind: &Kind, bigquery_text: String, member: &str) -> (String, Strin
         }
         Kind::Record(_) => text,
     };
-    let (_, postgres_text) = canonical(kind);
-    (bigquery_text, postgres_text.replace("{v}", &value))
+    (bigquery_text, postgres_template.replace("{v}", &value))
 }
 
 /// The fingerprint's aggregate in GoogleSQL and in PostgreSQL.

@@ -100,14 +100,13 @@ fn unchanged_day(
 /// Reads the day through the API `token_sync.read_api` chooses and replaces it.
 fn load_day(settings: &Settings, mirror: &mut Mirror, day: SyncDay) -> SyncResult<LoadFigures> {
     let storage_url = match settings.read_api {
-        ReadApi::Query => None,
         ReadApi::Storage => settings.storage_api_url.as_ref(),
-        ReadApi::Auto if mirror.storage_refused => None,
-        ReadApi::Auto => settings.storage_api_url.as_ref(),
+        ReadApi::Auto if !mirror.storage_refused => settings.storage_api_url.as_ref(),
+        ReadApi::Auto | ReadApi::Query => None,
     };
-    let encoder = RowEncoder::new(&mirror.source, &mirror.target.not_null, day);
+    let encoder = |mirror: &Mirror| RowEncoder::new(&mirror.source, &mirror.target.not_null, day);
     if let Some(url) = storage_url {
-        let mut stream = storage::start(settings, url, &mirror.source, day, encoder)?;
+        let mut stream = storage::start(settings, url, &mirror.source, day, encoder(mirror))?;
         match stream.next() {
             Ok(Some(Delivery::Started(summary))) => return copy_day(mirror, day, summary, stream),
             Err(error) if settings.read_api == ReadApi::Auto && storage::falls_back(&error) => {
@@ -126,11 +125,10 @@ fn load_day(settings: &Settings, mirror: &mut Mirror, day: SyncDay) -> SyncResul
             }
         }
     }
-    let encoder = RowEncoder::new(&mirror.source, &mirror.target.not_null, day);
     let mut stream = ResultStream::start(
         settings,
         query::day_rows(settings, &mirror.source, day),
-        encoder,
+        encoder(mirror),
     )?;
     match stream.next()? {
         Some(Delivery::Started(summary)) => copy_day(mirror, day, summary, stream),

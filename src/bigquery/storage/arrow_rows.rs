@@ -28,9 +28,9 @@ use base64::Engine;
 use chrono::{DateTime, NaiveDate, NaiveTime};
 use std::borrow::Cow;
 
-/// The batch's rows, its columns matched to `columns` by position (the session selected
-/// them in this order) and checked by name.
-pub fn rows<'b>(batch: &'b RecordBatch, columns: &[Column]) -> SyncResult<Vec<Row<'b>>> {
+/// Refuses a batch whose columns are not `columns`, by name and in order (the session
+/// selected them in this order).
+pub fn check_columns(batch: &RecordBatch, columns: &[Column]) -> SyncResult<()> {
     let names: Vec<&str> = batch
         .schema_ref()
         .fields()
@@ -43,6 +43,11 @@ pub fn rows<'b>(batch: &'b RecordBatch, columns: &[Column]) -> SyncResult<Vec<Ro
             "the read session's rows have the columns {names:?}, expected {expected:?}"
         )));
     }
+    Ok(())
+}
+
+/// The batch's rows, its columns matched to `columns` by position (see `check_columns`).
+pub fn rows<'b>(batch: &'b RecordBatch, columns: &[Column]) -> SyncResult<Vec<Row<'b>>> {
     let mut rows: Vec<Row<'b>> = (0..batch.num_rows())
         .map(|_| Row {
             f: Vec::with_capacity(columns.len()),
@@ -51,23 +56,25 @@ pub fn rows<'b>(batch: &'b RecordBatch, columns: &[Column]) -> SyncResult<Vec<Ro
     for (column, array) in columns.iter().zip(batch.columns()) {
         for (index, row) in rows.iter_mut().enumerate() {
             row.f.push(Cell {
-                v: value(array.as_ref(), index, column)?,
+                v: value(array.as_ref(), index, column, column.mode)?,
             });
         }
     }
     Ok(rows)
 }
 
-/// Row `index` of `array`, the values of `column`.
-fn value<'b>(array: &'b dyn Array, index: usize, column: &Column) -> SyncResult<Value<'b>> {
+/// Row `index` of `array`, the values of `column` read as of `mode` (an array's elements
+/// as single values).
+fn value<'b>(
+    array: &'b dyn Array,
+    index: usize,
+    column: &Column,
+    mode: Mode,
+) -> SyncResult<Value<'b>> {
     if array.is_null(index) {
         return Ok(Value::Null);
     }
-    if column.mode == Mode::Repeated {
-        let element = Column {
-            mode: Mode::Nullable,
-            ..column.clone()
-        };
+    if mode == Mode::Repeated {
         let items = match array.data_type() {
             DataType::List(_) => array.as_list::<i32>().value(index),
             DataType::LargeList(_) => array.as_list::<i64>().value(index),
@@ -75,7 +82,7 @@ fn value<'b>(array: &'b dyn Array, index: usize, column: &Column) -> SyncResult<
             other => return Err(unexpected(column, other)),
         };
         return (0..items.len())
-            .map(|item| owned(value(items.as_ref(), item, &element)?))
+            .map(|item| value(items.as_ref(), item, column, Mode::Nullable).map(owned))
             .collect::<SyncResult<Vec<_>>>()
             .map(Value::List);
     }
@@ -95,7 +102,7 @@ fn value<'b>(array: &'b dyn Array, index: usize, column: &Column) -> SyncResult<
         return fields
             .iter()
             .zip(record.columns())
-            .map(|(field, values)| owned(value(values.as_ref(), index, field)?))
+            .map(|(field, values)| value(values.as_ref(), index, field, field.mode).map(owned))
             .collect::<SyncResult<Vec<_>>>()
             .map(Value::Record);
     }
@@ -104,15 +111,13 @@ fn value<'b>(array: &'b dyn Array, index: usize, column: &Column) -> SyncResult<
 
 /// A value that outlives the batch's borrow inside a list or STRUCT (`Value` keeps one
 /// lifetime for the whole cell).
-fn owned<'b>(value: Value<'_>) -> SyncResult<Value<'b>> {
-    Ok(match value {
+fn owned<'b>(value: Value<'_>) -> Value<'b> {
+    match value {
         Value::Null => Value::Null,
         Value::Text(text) => Value::Text(Cow::Owned(text.into_owned())),
-        Value::List(items) => Value::List(items.into_iter().map(owned).collect::<SyncResult<_>>()?),
-        Value::Record(fields) => {
-            Value::Record(fields.into_iter().map(owned).collect::<SyncResult<_>>()?)
-        }
-    })
+        Value::List(items) => Value::List(items.into_iter().map(owned).collect()),
+        Value::Record(fields) => Value::Record(fields.into_iter().map(owned).collect()),
+    }
 }
 
 fn scalar<'b>(array: &'b dyn Array, index: usize, column: &Column) -> SyncResult<Cow<'b, str>> {
@@ -436,9 +441,10 @@ mod tests {
                 text("[]"),
             ]
         );
+        assert!(check_columns(&batch, &columns).is_ok());
         let wrong = columns_named_otherwise(&columns);
         assert!(
-            super::rows(&batch, &wrong).is_err(),
+            check_columns(&batch, &wrong).is_err(),
             "columns are checked by name"
         );
     }

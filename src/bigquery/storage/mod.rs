@@ -9,7 +9,7 @@
 mod arrow_rows;
 pub mod session;
 
-use super::budget::{Budget, PEAK_PER_ARROW_BYTE};
+use super::budget::{Budget, Reservation, PEAK_PER_ARROW_BYTE};
 use super::errors::bad_response;
 use super::pages::{JobSummary, PagePreparer, PageSink, ReadPath, ResultStream};
 use crate::day::SyncDay;
@@ -118,7 +118,7 @@ impl StreamReading {
         let mut retries = 0;
         let mut rows_at_last_retry = 0;
         loop {
-            let failure = match self.client.read_rows(stream, offset).await {
+            let failure = match self.client.read_rows(stream, offset).await? {
                 Ok(mut messages) => {
                     let mut decoder = self.decoder()?;
                     loop {
@@ -128,9 +128,8 @@ impl StreamReading {
                             Ok(None) => return Ok(offset),
                             Err(status) => break status,
                         };
-                        let (page, rows) = self.prepare(&mut decoder, message, room)?;
-                        offset += rows;
-                        if let Some((page, room)) = page {
+                        if let Some((page, room)) = self.prepare(&mut decoder, message, room)? {
+                            offset += page.rows;
                             if !self.sink.page(page, room).await {
                                 return Ok(offset);
                             }
@@ -167,16 +166,17 @@ impl StreamReading {
         Ok(decoder)
     }
 
-    /// One message's rows as a page of COPY text, with the room it keeps, and its row count.
+    /// One message's rows as a page of COPY text, with the room it keeps; none for a
+    /// message without rows.
     fn prepare(
         &self,
         decoder: &mut StreamDecoder,
         message: ReadRowsResponse,
-        mut room: super::budget::Reservation,
-    ) -> SyncResult<(Option<(EncodedPage, super::budget::Reservation)>, u64)> {
+        mut room: Reservation,
+    ) -> SyncResult<Option<(EncodedPage, Reservation)>> {
         let Some(read_rows_response::Rows::ArrowRecordBatch(batch)) = message.rows else {
             if message.row_count == 0 {
-                return Ok((None, 0));
+                return Ok(None);
             }
             return Err(bad_response(
                 "a ReadRows response carries rows that are not Arrow",
@@ -185,30 +185,29 @@ impl StreamReading {
         let body_bytes = batch.serialized_record_batch.len();
         room.grow_to(body_bytes * PEAK_PER_ARROW_BYTE);
         let mut buffer = arrow_buffer::Buffer::from(batch.serialized_record_batch);
-        let mut decoded = 0;
         let mut page = EncodedPage::default();
         while !buffer.is_empty() {
             let Some(record_batch) = decoder.decode(&mut buffer).map_err(arrow_error)? else {
                 break;
             };
-            decoded += record_batch.num_rows();
             self.encode(&record_batch, &mut page)?;
         }
-        let reported = u64::try_from(message.row_count).unwrap_or(0);
-        if decoded as u64 != reported {
+        let (reported, decoded) = (u64::try_from(message.row_count).unwrap_or(0), page.rows);
+        if decoded != reported {
             return Err(SyncError::bad_source_data(
                 format!("a ReadRows response reports {reported} rows but holds {decoded}"),
                 "Nothing was written for the day. Run it again; if it persists, set token_sync.read_api = 'query'.",
             ));
         }
-        self.budget.observe(body_bytes, decoded);
+        self.budget.observe(body_bytes, decoded as usize);
         let kept = room.take(page.bytes.capacity());
-        Ok((Some((page, kept)), decoded as u64))
+        Ok(Some((page, kept)))
     }
 
     /// Appends the batch's rows to the page, a slice at a time: the REST-shaped values of a
     /// slice live only until it is encoded, so a batch's values are never all held at once.
     fn encode(&self, batch: &RecordBatch, page: &mut EncodedPage) -> SyncResult<()> {
+        arrow_rows::check_columns(batch, &self.columns)?;
         let mut offset = 0;
         while offset < batch.num_rows() {
             let length = ROWS_PER_SLICE.min(batch.num_rows() - offset);

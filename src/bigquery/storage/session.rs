@@ -138,27 +138,29 @@ impl StorageClient {
         }
     }
 
-    /// `ReadRows` on `stream` from row `offset` on.
+    /// `ReadRows` on `stream` from row `offset` on: the stream, or the status it failed
+    /// with (for the caller to retry); an error of our own (no access token) as such.
     pub async fn read_rows(
         &self,
         stream: &str,
         offset: u64,
-    ) -> Result<Streaming<ReadRowsResponse>, Status> {
+    ) -> SyncResult<Result<Streaming<ReadRowsResponse>, Status>> {
         let message = ReadRowsRequest {
             read_stream: stream.to_string(),
             offset: offset as i64,
         };
         let mut request = self
             .request(message, &format!("read_stream={stream}"))
-            .await
-            .map_err(|error| Status::unauthenticated(error.message))?;
+            .await?;
         // A stream runs as long as it has rows; each message has its own deadline instead.
         request.metadata_mut().remove("grpc-timeout");
         let mut client = self.client.clone();
-        with_timeout(self.timeout, client.read_rows(request))
-            .await
-            .map_err(|error| Status::deadline_exceeded(error.message))?
-            .map(tonic::Response::into_inner)
+        Ok(
+            match with_timeout(self.timeout, client.read_rows(request)).await {
+                Ok(answer) => answer.map(tonic::Response::into_inner),
+                Err(timeout) => Err(Status::deadline_exceeded(timeout.message)),
+            },
+        )
     }
 
     /// Waits before retry number `retries + 1` of a transient `error` and returns the new

@@ -17,9 +17,11 @@ GRANT EXECUTE ON FUNCTION token_sync.sync_day(text, date), token_sync.backfill(t
       token_sync.verify_day(text, date), token_sync.sync_all(date) TO token_sync_runner;
 GRANT USAGE ON SCHEMA token_sync TO token_sync_runner;
 GRANT SELECT ON token_sync.tables TO token_sync_runner;
--- The ledger: attempts are opened (INSERT) and closed (UPDATE, or under REPEATABLE READ an
--- INSERT of the attempt's end).
-GRANT SELECT, INSERT, UPDATE ON token_sync.runs TO token_sync_runner;
+-- The ledger: read only. token_sync writes it itself, as the ledger's owner, so that a
+-- runner can sync days but not write their history (0.4.0 and earlier granted INSERT and
+-- UPDATE: taken back here).
+REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON token_sync.runs FROM token_sync_runner;
+GRANT SELECT ON token_sync.runs TO token_sync_runner;
 GRANT SELECT ON token_sync.attempts, token_sync.day_status TO token_sync_runner;
 -- The target tables: token_sync.target_table's, and each registered table's that exists.
 SELECT format('GRANT SELECT, INSERT, DELETE ON %s TO token_sync_runner',

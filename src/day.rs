@@ -2,8 +2,9 @@
 //! DATE) falls in [day 00:00:00 UTC, day+1 00:00:00 UTC), whatever the session's TimeZone.
 
 use crate::error::{SyncError, SyncResult};
+use crate::quote;
 use crate::types::value::Value;
-use crate::types::{bigquery_quoted, postgres_quoted, temporal, Column, Kind, Mode, SourceSchema};
+use crate::types::{temporal, Column, Kind, Mode, SourceSchema};
 use chrono::{Datelike, Days, NaiveDate, Utc};
 use pgrx::datum::{Date, TimestampWithTimeZone};
 use pgrx::PgSqlErrorCode;
@@ -158,7 +159,7 @@ impl TimeColumn {
     /// GoogleSQL selecting the day given as the DATE parameter `@day`; a range on the
     /// column, so that BigQuery prunes to the day's partition.
     pub fn bigquery_filter(&self) -> String {
-        let column = bigquery_quoted(&self.name);
+        let column = quote::bigquery_ident(&self.name);
         match self.kind {
             TimeKind::Timestamp => format!(
                 "{column} >= TIMESTAMP(@day) AND {column} < TIMESTAMP(DATE_ADD(@day, INTERVAL 1 DAY))"
@@ -173,7 +174,7 @@ impl TimeColumn {
     /// The same range as a read session's row restriction, which takes no parameters:
     /// literals only, the day's own text (a validated date) spliced in.
     pub fn bigquery_restriction(&self, day: SyncDay) -> String {
-        let column = bigquery_quoted(&self.name);
+        let column = quote::bigquery_ident(&self.name);
         let next = day.next().unwrap_or(day);
         match self.kind {
             TimeKind::Timestamp => format!(
@@ -188,7 +189,7 @@ impl TimeColumn {
 
     /// The column's value as microseconds since the Unix epoch, in GoogleSQL.
     pub fn bigquery_unix_micros(&self) -> String {
-        let expression = bigquery_quoted(&self.name);
+        let expression = quote::bigquery_ident(&self.name);
         match self.kind {
             TimeKind::Timestamp => format!("UNIX_MICROS({expression})"),
             TimeKind::Datetime | TimeKind::Date => format!("UNIX_MICROS(TIMESTAMP({expression}))"),
@@ -197,7 +198,7 @@ impl TimeColumn {
 
     /// The column's name quoted for PostgreSQL.
     pub fn postgres_name(&self) -> String {
-        postgres_quoted(&self.name)
+        quote::pg_ident(&self.name)
     }
 
     /// PostgreSQL selecting the day between the timestamptz parameters `$first` (the day's

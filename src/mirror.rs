@@ -71,8 +71,8 @@ pub struct Mirror {
 pub struct MirrorPlan {
     table: TableRef,
     time_column: Option<String>,
-    target_table: String,
-    /// The target as the ledger names it, known before the table exists.
+    /// The target as `schema.table`, resolved with the caller's search_path before the
+    /// sync pins it (see `crate::restricted`); the ledger names it so.
     pub ledger_name: String,
     prepared: Option<Mirror>,
 }
@@ -88,7 +88,6 @@ impl MirrorPlan {
         Ok(Self {
             table: table.clone(),
             time_column: time_column.map(str::to_string),
-            target_table: target_table.to_string(),
             ledger_name: TargetTable::ledger_name(target_table)?,
             prepared: None,
         })
@@ -100,8 +99,7 @@ impl MirrorPlan {
             Some(mirror) => mirror,
             None => {
                 let source = Source::read(settings, &self.table, self.time_column.as_deref())?;
-                let target =
-                    TargetTable::prepare(&self.target_table, &source.schema, &source.time)?;
+                let target = TargetTable::prepare(&self.ledger_name, &source.schema, &source.time)?;
                 Mirror {
                     source,
                     target,

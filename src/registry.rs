@@ -44,8 +44,8 @@ pub fn find(source_table: &str) -> SyncResult<Registered> {
                 PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
                 format!("the table {} is not registered", source.display()),
                 format!(
-                    "Register it first: SELECT * FROM token_sync.add_table('{}');",
-                    source.display()
+                    "Register it first: SELECT * FROM token_sync.add_table({});",
+                    crate::quote::pg_literal(&source.display())
                 ),
             )
         })
@@ -84,6 +84,26 @@ fn all_where(source_table: Option<&str>) -> SyncResult<Vec<Registered>> {
         })
     })
     .collect()
+}
+
+/// Refuses to register `source` into a target that another registered source already
+/// fills: each sync of a day would delete the other's rows of that day.
+pub fn check_one_source_per_target(source: &TableRef, target_table: &str) -> SyncResult<()> {
+    let other = all()?.into_iter().find(|registered| {
+        registered.target_table == target_table && registered.source.display() != source.display()
+    });
+    match other {
+        None => Ok(()),
+        Some(other) => Err(SyncError::new(
+            PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT,
+            format!(
+                "the target table {target_table} already mirrors {}",
+                other.source.display()
+            ),
+            "Each source needs a target of its own: a sync replaces the whole day of its target. \
+             Pass another target_table.",
+        )),
+    }
 }
 
 /// A row of `token_sync.tables`: source, target, time column, added, updated.

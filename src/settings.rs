@@ -263,9 +263,9 @@ impl TableRef {
         format!("{}.{}.{}", self.project, self.dataset, self.table)
     }
 
-    /// The reference as GoogleSQL text. Safe to splice: `parse` admits no backtick.
+    /// The reference as GoogleSQL text: one quoted path.
     pub fn to_sql(&self) -> String {
-        format!("`{}.{}.{}`", self.project, self.dataset, self.table)
+        crate::quote::bigquery_ident(&self.display())
     }
 }
 

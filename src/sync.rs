@@ -7,11 +7,14 @@ use crate::day::SyncDay;
 use crate::error::{SyncError, SyncResult};
 use crate::ledger::{Attempt, LoadFigures};
 use crate::load::copy_text::{EncodedPage, RowEncoder};
-use crate::load::day_replace::{lock_day, replace_day};
+use crate::load::day_replace::{lock_day, replace_day, rows_in_day};
+use crate::load::target::Access;
 use crate::mirror::{Mirror, MirrorPlan};
+use crate::restricted::Restricted;
 use crate::settings::{ReadApi, Settings};
 use crate::subtransaction::{self, UnitFailure};
 use crate::verify;
+use pgrx::PgSqlErrorCode;
 use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Instant;
@@ -31,14 +34,19 @@ pub fn sync_day(
     day: SyncDay,
 ) -> Result<DayOutcome, UnitFailure> {
     let started = Instant::now();
+    let _pinned = Restricted::search_path();
     let attempt = Attempt::open(day, &plan.ledger_name, &plan.source_name());
     let loaded = subtransaction::run(|| {
         let mirror = plan.prepare(settings)?;
         let added = std::mem::take(&mut mirror.target.added_columns);
         lock_day(mirror, day)?;
-        let mut figures = match unchanged_day(settings, mirror, day)? {
-            Some(figures) => figures,
-            None => load_day(settings, mirror, day)?,
+        mirror.target.check_caller_may(Access::Replace)?;
+        let mut figures = {
+            let _owner = Restricted::as_owner_of(mirror.target.oid)?;
+            match unchanged_day(settings, mirror, day)? {
+                Some(figures) => figures,
+                None => load_day(settings, mirror, day)?,
+            }
         };
         if !added.is_empty() {
             let added = added.join(", ");
@@ -169,24 +177,38 @@ fn copy_day(
         }),
     )?;
     let (received, nul_stripped, reported) = counts.get();
-    let whole = reported == Some(received) && stored == received;
-    if !whole {
+    let read = format!(
+        "{} {}",
+        match summary.read_path {
+            ReadPath::Query => "job",
+            ReadPath::Storage => "read session",
+        },
+        summary.job_id
+    );
+    if reported != Some(received) {
         let reported = reported.map_or("no count of".to_string(), |rows| rows.to_string());
         return Err(SyncError::bad_source_data(
             format!("BigQuery reported {reported} rows for {day} but {received} arrived"),
             "Nothing was written for the day. Run it again; if it persists, the source is changing under the query.",
         )
-        .with_detail(format!(
-            "{} {}, {stored} rows stored",
-            match summary.read_path {
-                ReadPath::Query => "job",
-                ReadPath::Storage => "read session",
-            },
-            summary.job_id
-        )));
+        .with_detail(format!("{read}, {stored} rows stored")));
+    }
+    let held = rows_in_day(mirror, day)?;
+    if stored != received || held != received as i64 {
+        return Err(SyncError::new(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!(
+                "{received} rows of {day} arrived and COPY stored {stored}, but the target table {} holds {held} rows of the day",
+                mirror.target.qualified_name
+            ),
+            "Nothing was written for the day. Something on the target (a trigger that skips or moves rows, or an \
+             extension that routes COPY elsewhere) keeps the rows from where queries read them; remove it, or \
+             mirror into a plain table.",
+        )
+        .with_detail(read));
     }
     Ok(LoadFigures {
-        rows_loaded: stored as i64,
+        rows_loaded: held,
         rows_reported: received as i64,
         rows_nul_stripped: nul_stripped as i64,
         bytes_billed: summary.bytes_billed,

@@ -12,8 +12,10 @@ use crate::bigquery::pages::{self, SingleRow};
 use crate::bigquery::query;
 use crate::day::SyncDay;
 use crate::error::SyncResult;
-use crate::load::target::{spi_error, NewColumns, TargetTable};
+use crate::load::target::{spi_error, Access, NewColumns, TargetTable};
 use crate::mirror::Source;
+use crate::quote;
+use crate::restricted::Restricted;
 use crate::settings::Settings;
 use crate::types::integer::parse as parse_integer;
 use crate::types::{Column, Kind, Mode};
@@ -131,7 +133,7 @@ fn value_parts(
             let (field_bigquery, field_postgres) = value_parts(
                 field,
                 &format!("{bigquery}.{}", field.bigquery_name()),
-                &format!("({postgres} -> '{}')", field.name),
+                &format!("({postgres} -> {})", quote::pg_literal(&field.name)),
                 true,
                 depth,
             );
@@ -264,7 +266,11 @@ pub fn compare_day(
     let fingerprint = Fingerprint::of(source);
     // A check changes nothing: a target that does not exist yet holds no rows.
     let local = match TargetTable::find(target_table, &source.schema, NewColumns::Refuse)? {
-        Some(target) => local_summary(source, &fingerprint, &target, day)?,
+        Some(target) => {
+            target.check_caller_may(Access::Read)?;
+            let _owner = Restricted::as_owner_of(target.oid)?;
+            local_summary(source, &fingerprint, &target, day)?
+        }
         None => {
             pgrx::notice!(
                 "token_sync: the target table {} does not exist yet; it holds no rows",
@@ -335,4 +341,27 @@ pub fn local_summary(
         })
     })
     .map_err(spi_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::tests::field;
+    use crate::types::FieldSchema;
+
+    #[test]
+    fn struct_field_names_are_quoted_in_both_languages() {
+        let mut record = field("st", "RECORD", "NULLABLE");
+        record.fields = vec![FieldSchema {
+            name: "it's `odd` \\".into(),
+            ..field("x", "INTEGER", "NULLABLE")
+        }];
+        let column = Column::from_field(&record).expect("maps");
+        let (bigquery, postgres) = column_parts(&column);
+        assert!(bigquery.contains(r"`st`.`it's \`odd\` \\`"), "{bigquery}");
+        assert!(
+            postgres.contains(r#"("st" -> E'it''s `odd` \\')"#),
+            "{postgres}"
+        );
+    }
 }

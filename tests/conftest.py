@@ -50,13 +50,17 @@ def emulator(tmp_path_factory):
     emulator.stop()
 
 
-@pytest.fixture(scope="session", autouse=True)
-def database_defaults(cluster, emulator):
+def set_database_defaults(cluster, emulator):
     """What every session (pg_cron's too) starts with: the emulator, no auth."""
     with cluster.connect() as conn:
         for name, value in [("billing_project", "billing"), ("api_url", emulator.base_url),
                             ("credentials", "none"), ("http_timeout", "20"), ("retry_delay", "10ms")]:
             conn.execute(f"ALTER DATABASE {DATABASE} SET token_sync.{name} = '{value}'")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def database_defaults(cluster, emulator):
+    set_database_defaults(cluster, emulator)
 
 
 @pytest.fixture

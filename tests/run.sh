@@ -6,9 +6,11 @@
 #      unit and in-database tests, install (tests/pgrx.sh, inside the root), then the
 #      black-box suite from here against a server started in the root, less the deployment,
 #      container and benchmark files, which do not depend on the host's server;
-#   4. PostgreSQL 15, this system's own: the same, and the whole black-box suite (pytest):
-#      a real cluster with pg_cron, the bqemulator emulator, a fake Google server, and the
-#      images built from the Dockerfiles and run with podman (tests/test_containers.py).
+#   4. PostgreSQL 15, this system's own: the same, Citus and TimescaleDB built from their
+#      release sources in ../shared/vendor (scripts/build-engines.sh), and the whole
+#      black-box suite (pytest): a real cluster with pg_cron, the bqemulator emulator, a fake
+#      Google server, Citus and TimescaleDB servers, and the images built from the
+#      Dockerfiles and run with podman (tests/test_containers.py).
 # TOKEN_SYNC_PG_VERSIONS picks the newer versions (default "17 18"; empty for 15 alone).
 # Arguments are passed to the last pytest run.
 set -euo pipefail
@@ -35,5 +37,7 @@ done
 
 step "PostgreSQL 15: build, unit and in-database tests, install"
 bash tests/pgrx.sh 15
+step "PostgreSQL 15: Citus and TimescaleDB, for the targets they make (kept once built)"
+bash scripts/build-engines.sh 15
 step "PostgreSQL 15: black-box tests"
 "$VENV/bin/pytest" -q "$@"

@@ -1,11 +1,14 @@
 //! Autonomous ledger writes: one statement run and committed by a short-lived background
 //! worker, so that it survives the caller's rollback, an ERROR, a cancel, or the backend
 //! being killed. The statement and its text arguments travel in a dynamic shared memory
-//! segment; the worker connects as the calling user, so it has that user's privileges.
+//! segment; the worker connects as the ledger's owner (the role that created the
+//! extension), with search_path pinned, so that a caller needs no right to write the
+//! ledger, and cannot forge it: the ledger is written through these functions only.
 //!
 //! Segment layout: status (u32) | result (i64) | payload length (u32) | payload (JSON).
 
 use crate::error::{SyncError, SyncResult};
+use crate::restricted::PINNED_SEARCH_PATH;
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode};
@@ -36,6 +39,7 @@ pub fn run(sql: &str, args: Vec<Option<String>>) -> SyncResult<Option<i64>> {
         args,
     })
     .map_err(|error| failed(error.to_string()))?;
+    let owner = super::owner()?;
     // SAFETY: the segment is created, written and read only here, and by the worker we
     // wait for; it is detached before returning.
     unsafe {
@@ -57,7 +61,7 @@ pub fn run(sql: &str, args: Vec<Option<String>>) -> SyncResult<Option<i64>> {
             .set_extra(&format!(
                 "{} {}",
                 pg_sys::MyDatabaseId.to_u32(),
-                pg_sys::GetUserId().to_u32()
+                owner.to_u32()
             ))
             .set_notify_pid(pg_sys::MyProcPid)
             .load_dynamic()
@@ -106,6 +110,11 @@ pub extern "C-unwind" fn token_sync_ledger_worker(argument: pg_sys::Datum) {
                     let args: Vec<pgrx::datum::DatumWithOid> =
                         statement.args.iter().cloned().map(Into::into).collect();
                     Spi::connect_mut(|client| {
+                        client.update(
+                            "SELECT pg_catalog.set_config('search_path', $1, true)",
+                            None,
+                            &[PINNED_SEARCH_PATH.into()],
+                        )?;
                         let table = client.update(statement.sql.as_str(), Some(1), &args)?;
                         // An UPDATE or DELETE without RETURNING counts the rows it processed
                         // but has no tuple table to read a result from.

@@ -8,6 +8,7 @@ mod autonomous;
 use crate::day::{SyncDay, PG_EPOCH_OFFSET_MICROS};
 use crate::error::SyncResult;
 use crate::load::target::spi_error;
+use crate::restricted::Restricted;
 use pgrx::prelude::*;
 
 pgrx::extension_sql!(
@@ -140,6 +141,23 @@ impl LoadFigures {
     }
 }
 
+fn runs_table() -> SyncResult<pgrx::pg_sys::Oid> {
+    Spi::get_one::<pgrx::pg_sys::Oid>(
+        "SELECT 'token_sync.runs'::pg_catalog.regclass::pg_catalog.oid",
+    )
+    .map_err(spi_error)
+    .map(Option::unwrap_or_default)
+}
+
+/// The role the ledger's own writes run as: the owner of `token_sync.runs`.
+fn owner() -> SyncResult<pgrx::pg_sys::Oid> {
+    Spi::get_one::<pgrx::pg_sys::Oid>(
+        "SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = 'token_sync.runs'::pg_catalog.regclass",
+    )
+    .map_err(spi_error)
+    .map(Option::unwrap_or_default)
+}
+
 /// The columns that identify an attempt, in the order `Attempt::identity` gives them.
 const IDENTITY_COLUMNS: &str =
     "day, target_table, started_at, backend_pid, backend_start, source_table";
@@ -203,8 +221,10 @@ impl Attempt {
         ]
     }
 
-    /// Marks the attempt succeeded (or unchanged), in the caller's transaction.
+    /// Marks the attempt succeeded (or unchanged), in the caller's transaction, as the
+    /// ledger's owner: the caller may not write the ledger itself.
     pub fn record_success(&self, figures: &LoadFigures) -> SyncResult<()> {
+        let _owner = Restricted::as_owner_of(runs_table()?)?;
         let mut args: Vec<pgrx::datum::DatumWithOid<'static>> = vec![
             figures.status().into(),
             figures.rows_loaded.into(),

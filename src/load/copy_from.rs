@@ -114,30 +114,28 @@ pub fn copy_into(
     }
 }
 
-/// What the COPY command checks before it writes and `CopyFrom` does not: the INSERT
-/// privilege, and that no row-level security policy applies to the current role (COPY
-/// cannot apply policies, so the COPY command refuses such a table).
+/// What the COPY command checks before it writes and `CopyFrom` does not, for the role
+/// that writes (the table's owner, see `crate::restricted`): that no row-level security
+/// policy applies to it (COPY cannot apply policies, so the COPY command refuses such a
+/// table). The caller's own rights are checked before, by `TargetTable::check_caller_may`.
 fn check_copy_allowed(relation: pg_sys::Oid, shown: &str) -> SyncResult<()> {
-    let (may_insert, row_security) = Spi::get_two_with_args::<bool, bool>(
-        "SELECT pg_catalog.has_table_privilege($1, 'INSERT'), pg_catalog.row_security_active($1::regclass)",
+    let row_security = Spi::get_one_with_args::<bool>(
+        "SELECT pg_catalog.row_security_active($1::pg_catalog.regclass)",
         &[relation.into()],
     )
     .map_err(spi_error)?;
-    if may_insert != Some(true) {
-        return Err(SyncError::new(
-            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!("permission denied to insert into {shown}"),
-            "Grant INSERT and DELETE on the target table (see sql/grant_runner_role.sql).",
-        ));
-    }
     if row_security != Some(false) {
-        return Err(SyncError::new(
-            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-            format!("row-level security applies to {shown} for the current role, and token_sync loads through COPY, which cannot apply its policies"),
-            "Run the sync as a role that bypasses row security (the table owner, unless FORCE ROW LEVEL SECURITY is set, or a role with BYPASSRLS), or ALTER TABLE ... DISABLE ROW LEVEL SECURITY on the target.",
-        ));
+        return Err(row_security_refused(shown));
     }
     Ok(())
+}
+
+pub fn row_security_refused(shown: &str) -> SyncError {
+    SyncError::new(
+        PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+        format!("row-level security applies to {shown} for the current role, and token_sync loads through COPY, which cannot apply its policies"),
+        "Run the sync as a role that bypasses row security (the table owner, unless FORCE ROW LEVEL SECURITY is set, or a role with BYPASSRLS), or ALTER TABLE ... DISABLE ROW LEVEL SECURITY on the target.",
+    )
 }
 
 /// COPY's data source: copies up to `maxread` bytes into `outbuf`; 0 means the end.

@@ -50,3 +50,18 @@ pub fn replace_day(
         next_chunk,
     )
 }
+
+/// The rows the day holds in the target, read back through a query: what every reader of
+/// the table sees, whatever COPY reported.
+pub fn rows_in_day(mirror: &Mirror, day: SyncDay) -> SyncResult<i64> {
+    Spi::get_one_with_args::<i64>(
+        &format!(
+            "SELECT pg_catalog.count(*) FROM {} WHERE {}",
+            mirror.target.qualified_name,
+            mirror.source.time.postgres_filter(1)
+        ),
+        &[day.start().into(), day.end().into()],
+    )
+    .map_err(spi_error)
+    .map(Option::unwrap_or_default)
+}

@@ -3,8 +3,11 @@
 //! column), outside the extension's membership, so that `DROP EXTENSION token_sync` never
 //! drops the user's data.
 
+use super::copy_from::row_security_refused;
 use crate::day::TimeColumn;
 use crate::error::{SyncError, SyncResult};
+use crate::quote;
+use crate::restricted::Restricted;
 use crate::types::{Column, SourceSchema};
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
@@ -24,6 +27,15 @@ pub struct TargetTable {
 /// How a target column says it mirrors a source column (its comment), so that a column the
 /// source dropped can be told from a column of the user's own.
 const MIRROR_COMMENT: &str = "token_sync: mirrors the source column";
+
+/// What a call does to the target table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Reads the day (token_verify_day).
+    Read,
+    /// Reads the day, deletes it and COPYs the new rows in (a sync).
+    Replace,
+}
 
 /// Whether a source column the target lacks is added (a sync) or refused (a check).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +89,50 @@ impl TargetTable {
                 "Check that the schema exists and the calling role may create tables in it.",
             )
         })?;
+        refuse_unloadable(oid, &quoted)?;
         Self::checked(oid, quoted, schema, NewColumns::Add)
+    }
+
+    /// Refuses a table whose rows PostgreSQL's own COPY would not put where queries read
+    /// them (see `refuse_unloadable`), before anything is written.
+    pub fn check_loadable(&self) -> SyncResult<()> {
+        refuse_unloadable(self.oid, &self.qualified_name)
+    }
+
+    /// Checks, as the calling role, what it needs to do `access` to the table: token_sync
+    /// then reads and writes it as the table's owner (see `crate::restricted`).
+    pub fn check_caller_may(&self, access: Access) -> SyncResult<()> {
+        let privileges: &[(&str, &str)] = match access {
+            Access::Read => &[("SELECT", "read")],
+            Access::Replace => &[
+                ("SELECT", "read"),
+                ("DELETE", "delete from"),
+                ("INSERT", "insert into"),
+            ],
+        };
+        for (privilege, verb) in privileges {
+            let granted = Spi::get_one_with_args::<bool>(
+                "SELECT pg_catalog.has_table_privilege($1, $2)",
+                &[self.oid.into(), (*privilege).into()],
+            )
+            .map_err(spi_error)?;
+            if granted != Some(true) {
+                return Err(SyncError::new(
+                    PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                    format!("permission denied to {verb} {}", self.qualified_name),
+                    "Grant SELECT, INSERT and DELETE on the target table (see sql/grant_runner_role.sql).",
+                ));
+            }
+        }
+        let row_security = Spi::get_one_with_args::<bool>(
+            "SELECT pg_catalog.row_security_active($1::pg_catalog.regclass)",
+            &[self.oid.into()],
+        )
+        .map_err(spi_error)?;
+        if access == Access::Replace && row_security != Some(false) {
+            return Err(row_security_refused(&self.qualified_name));
+        }
+        Ok(())
     }
 
     /// Resolves the target table's name and checks its columns, changing nothing: `None`
@@ -95,19 +150,54 @@ impl TargetTable {
 
     /// The table's `schema.table` as the ledger records it, also before the table exists:
     /// an unqualified name is the one CREATE TABLE would make, in `current_schema()`.
+    /// Resolved with the caller's search_path; everything after uses this name. A name
+    /// token_sync must never write to is refused: a table of a system or temporary schema,
+    /// of token_sync's own schema or of any extension, or a relation that is not a table.
     pub fn ledger_name(setting: &str) -> SyncResult<String> {
         let quoted = quoted_name(setting)?;
-        Spi::get_one_with_args::<String>(
-            "SELECT coalesce((SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) \
-             FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-             WHERE c.oid = pg_catalog.to_regclass($1)), \
-             CASE WHEN pg_catalog.cardinality(p) = 2 THEN pg_catalog.format('%I.%I', p[1], p[2]) \
-             ELSE pg_catalog.format('%I.%I', pg_catalog.current_schema(), p[1]) END) \
-             FROM pg_catalog.parse_ident($2) AS p",
-            &[quoted.clone().into(), setting.into()],
+        // The caller's search_path resolves the name, in a statement of qualified function
+        // calls only: the rest runs with the path pinned.
+        let (relation, current_schema) = Spi::get_two_with_args::<pg_sys::Oid, String>(
+            "SELECT pg_catalog.to_regclass($1)::pg_catalog.oid, pg_catalog.current_schema()::pg_catalog.text",
+            &[quoted.clone().into()],
         )
-        .map_err(spi_error)
-        .map(|name| name.unwrap_or(quoted))
+        .map_err(spi_error)?;
+        let _pinned = Restricted::search_path();
+        let (name, refusal) = Spi::get_two_with_args::<String, String>(
+            "WITH named AS ( \
+               SELECT coalesce((SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) \
+                 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.oid = $1), \
+                 CASE WHEN pg_catalog.cardinality(p) = 2 THEN pg_catalog.format('%I.%I', p[1], p[2]) \
+                 ELSE pg_catalog.format('%I.%I', $3::text, p[1]) END) AS name \
+               FROM pg_catalog.parse_ident($2) AS p) \
+             SELECT name, CASE \
+               WHEN schema IN ('pg_catalog', 'information_schema', 'pg_toast', 'token_sync') \
+                 THEN 'is in the schema ' || schema || ', where token_sync writes no rows of its own' \
+               WHEN schema ~ '^pg_(toast_)?temp' THEN 'is a temporary table, which the next session would not see' \
+               WHEN extension IS NOT NULL THEN 'belongs to the extension ' || extension \
+               WHEN relkind NOT IN ('r', 'p') THEN 'is a ' || CASE relkind WHEN 'v' THEN 'view' \
+                 WHEN 'm' THEN 'materialized view' WHEN 'f' THEN 'foreign table' WHEN 'S' THEN 'sequence' \
+                 ELSE 'relation of another kind' END || ', not a table' \
+             END \
+             FROM named, LATERAL (SELECT (pg_catalog.parse_ident(name))[1] AS schema, \
+               (SELECT c.relkind::text FROM pg_catalog.pg_class c WHERE c.oid = $1) AS relkind, \
+               (SELECT e.extname::text FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid \
+                 WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = $1 \
+                 AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass AND d.deptype = 'e' LIMIT 1) AS extension) AS facts",
+            &[relation.into(), setting.into(), current_schema.into()],
+        )
+        .map_err(spi_error)?;
+        let name = name.unwrap_or(quoted);
+        match refusal {
+            None => Ok(name),
+            Some(why) => Err(SyncError::new(
+                PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
+                format!("the target table {name} {why}"),
+                "Name a table of your own in a schema of your own (token_sync.target_table, or add_table's target_table); \
+                 token_sync creates it on the first sync.",
+            )),
+        }
     }
 
     fn checked(
@@ -129,12 +219,19 @@ impl TargetTable {
                     ))
                     .map_err(spi_error)?;
                     comment_mirrored(&quoted, column)?;
-                    added_columns.push(format!("{} ({})", column.name, column.pg_type()));
+                    added_columns.push(format!(
+                        "{} ({})",
+                        quote::shown(&column.name),
+                        column.pg_type()
+                    ));
                 }
                 NewColumns::Add | NewColumns::Refuse => {
                     return Err(SyncError::new(
                         PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
-                        format!("the target table {quoted} has no column {}", column.name),
+                        format!(
+                            "the target table {quoted} has no column {}",
+                            quote::shown(&column.name)
+                        ),
                         if new_columns == NewColumns::Refuse {
                             "The source gained the column: the next sync of a day adds it to the target.".to_string()
                         } else {
@@ -194,15 +291,149 @@ fn lookup(quoted: &str) -> SyncResult<Option<pg_sys::Oid>> {
     .map_err(spi_error)
 }
 
+/// What a target table is, as far as loading it goes.
+enum TableKind {
+    /// A heap table or a partitioned table whose partitions are all heap tables: COPY
+    /// stores the rows where every query reads them.
+    Loadable,
+    /// Anything else, named as the error shows it, with what to do instead.
+    Refused { what: String, hint: &'static str },
+}
+
+const CITUS_HINT: &str = "token_sync writes through PostgreSQL's own COPY inside the backend, which Citus does not \
+     route to the shards: the day's rows would be stored in the coordinator's shell table, where no query reads them. \
+     Mirror into a plain or natively partitioned table instead (another target_table); support for Citus tables is \
+     planned for a later version of token_sync.";
+const TIMESCALEDB_HINT: &str = "token_sync writes through PostgreSQL's own COPY inside the backend, which TimescaleDB \
+     does not route to the chunks: the day's rows would be stored in the hypertable's root, where no query reads them. \
+     Mirror into a plain or natively partitioned table instead (another target_table); support for hypertables is \
+     planned for a later version of token_sync.";
+const ACCESS_METHOD_HINT: &str = "token_sync loads heap tables (PostgreSQL's default access method), and has not been \
+     tested with others. Mirror into a heap table, or convert this one: ALTER TABLE ... SET ACCESS METHOD heap.";
+const RULE_HINT: &str = "COPY, through which token_sync loads, ignores rules, so rows the rule would redirect or \
+     rewrite would be stored as they are. Drop the rule (DROP RULE ... ON ...), or mirror into another table.";
+const FOREIGN_HINT: &str =
+    "token_sync loads the rows into the table's own storage, and has not been tested with \
+     foreign tables. Make the partition a heap table, or mirror into another table.";
+
+/// Refuses, with an error naming the table's kind, a target whose rows PostgreSQL's own
+/// COPY (with which token_sync writes, inside the backend) would not put into that table's
+/// own heap: a Citus distributed, reference or local table, a TimescaleDB hypertable (both
+/// route COPY in hooks this path skips), a table or partition with an access method other
+/// than heap, or a foreign partition, and a table with rules on INSERT (COPY ignores rules).
+/// Read from the catalogs; an extension's own catalog is read only when the extension is
+/// installed, so a plain server pays one lookup of pg_extension.
+fn refuse_unloadable(oid: pg_sys::Oid, quoted: &str) -> SyncResult<()> {
+    match table_kind(oid)? {
+        TableKind::Loadable => Ok(()),
+        TableKind::Refused { what, hint } => Err(SyncError::new(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!("the target table {quoted} is {what}, which token_sync cannot load"),
+            hint,
+        )),
+    }
+}
+
+fn table_kind(oid: pg_sys::Oid) -> SyncResult<TableKind> {
+    let refused = |what: String, hint| Ok(TableKind::Refused { what, hint });
+    let (citus, timescaledb) = Spi::get_two::<bool, bool>(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus'), \
+         EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'timescaledb')",
+    )
+    .map_err(spi_error)?;
+    if citus == Some(true) {
+        let method = Spi::get_one_with_args::<String>(
+            "SELECT (SELECT p.partmethod::text || p.repmodel::text FROM pg_catalog.pg_dist_partition p \
+             WHERE p.logicalrelid = $1)",
+            &[oid.into()],
+        )
+        .map_err(spi_error)?;
+        if let Some(method) = method {
+            let what = match method.as_str() {
+                "nt" => "a Citus reference table",
+                "ns" => "a Citus local table",
+                _ => "a Citus distributed table",
+            };
+            return refused(what.to_string(), CITUS_HINT);
+        }
+    }
+    if timescaledb == Some(true) {
+        let hypertable = Spi::get_one_with_args::<bool>(
+            "SELECT EXISTS (SELECT FROM _timescaledb_catalog.hypertable h \
+             JOIN pg_catalog.pg_namespace n ON n.nspname = h.schema_name \
+             JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = h.table_name \
+             WHERE c.oid = $1)",
+            &[oid.into()],
+        )
+        .map_err(spi_error)?;
+        if hypertable == Some(true) {
+            return refused("a TimescaleDB hypertable".to_string(), TIMESCALEDB_HINT);
+        }
+    }
+    let insert_rule = Spi::get_one_with_args::<String>(
+        "SELECT (SELECT pg_catalog.quote_ident(r.rulename) FROM pg_catalog.pg_rewrite r \
+         WHERE r.ev_class = $1 AND r.ev_type = '3' ORDER BY r.rulename LIMIT 1)",
+        &[oid.into()],
+    )
+    .map_err(spi_error)?;
+    if let Some(rule) = insert_rule {
+        return refused(format!("a table with a rule on INSERT ({rule})"), RULE_HINT);
+    }
+    // The table itself, or each partition a partitioned table stores its rows in.
+    let odd_storage = Spi::connect(|client| {
+        let rows = client.select(
+            "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), \
+             CASE WHEN c.relkind = 'f' THEN NULL ELSE coalesce(a.amname::text, '') END, c.oid = $1 \
+             FROM (SELECT t.relid, t.level FROM pg_catalog.pg_partition_tree($1) t WHERE t.isleaf \
+                   UNION ALL SELECT $1, 0 WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_partition_tree($1))) t \
+             JOIN pg_catalog.pg_class c ON c.oid = t.relid \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             LEFT JOIN pg_catalog.pg_am a ON a.oid = c.relam \
+             WHERE c.relkind = 'f' OR a.amname IS DISTINCT FROM 'heap' \
+             ORDER BY t.level, c.relname LIMIT 1",
+            None,
+            &[oid.into()],
+        )?;
+        rows.map(|row| {
+            Ok((
+                row.get::<String>(1)?.unwrap_or_default(),
+                row.get::<String>(2)?,
+                row.get::<bool>(3)?.unwrap_or_default(),
+            ))
+        })
+        .next()
+        .transpose()
+    })
+    .map_err(spi_error)?;
+    match odd_storage {
+        None => Ok(TableKind::Loadable),
+        Some((partition, None, _)) => refused(
+            format!("a table with the foreign partition {partition}"),
+            FOREIGN_HINT,
+        ),
+        Some((_, Some(method), true)) => refused(
+            format!("a table of the access method {method}"),
+            ACCESS_METHOD_HINT,
+        ),
+        Some((partition, Some(method), false)) => refused(
+            format!("a table whose partition {partition} has the access method {method}"),
+            ACCESS_METHOD_HINT,
+        ),
+    }
+}
+
 /// Marks a target column as the mirror of a source column.
 fn comment_mirrored(quoted: &str, column: &Column) -> SyncResult<()> {
     Spi::run(&format!(
-        "COMMENT ON COLUMN {quoted}.{} IS '{MIRROR_COMMENT} {} ({})'",
+        "COMMENT ON COLUMN {quoted}.{} IS {}",
         column.postgres_name(),
-        column.name,
-        column.pg_type()
+        quote::pg_literal(&mirror_comment(column))
     ))
     .map_err(spi_error)
+}
+
+fn mirror_comment(column: &Column) -> String {
+    format!("{MIRROR_COMMENT} {} ({})", column.name, column.pg_type())
 }
 
 /// A column of the target as PostgreSQL has it.
@@ -244,15 +475,35 @@ fn check_columns<'s>(
     })
     .map_err(spi_error)?;
     let mut missing = Vec::new();
+    // A table made by token_sync marks each column it mirrors; one made before 0.3.0 (or by
+    // hand) marks none, and all its columns count as mirrors.
+    let marks_mirrors = present.iter().any(|target| target.mirrored);
     for column in &schema.columns {
         let (name, expected) = (&column.name, column.pg_type());
         match present.iter().find(|present| present.name == *name) {
+            Some(target) if marks_mirrors && !target.mirrored => {
+                return Err(SyncError::new(
+                    PgSqlErrorCode::ERRCODE_DUPLICATE_COLUMN,
+                    format!(
+                        "the source gained a column {}, and the target table {quoted} has a column of that name of its own",
+                        quote::shown(name)
+                    ),
+                    format!(
+                        "token_sync leaves columns it did not make alone. Rename yours (ALTER TABLE {quoted} RENAME COLUMN {0} TO ...) \
+                         and the next sync adds the source's; or let token_sync fill yours from now on: \
+                         COMMENT ON COLUMN {quoted}.{0} IS {1}.",
+                        column.postgres_name(),
+                        quote::pg_literal(&mirror_comment(column))
+                    ),
+                ))
+            }
             Some(target) if target.pg_type == expected => {}
             Some(target) => {
                 return Err(SyncError::new(
                     PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
                     format!(
-                        "column {name} of the target table {quoted} is {}, but the source's is {expected}",
+                        "column {} of the target table {quoted} is {}, but the source's is {expected}",
+                        quote::shown(name),
                         target.pg_type
                     ),
                     format!(
@@ -274,12 +525,12 @@ fn check_columns<'s>(
             PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
             format!(
                 "the source no longer has the column {}, which the target table {quoted} mirrors",
-                dropped.name
+                quote::shown(&dropped.name)
             ),
             format!(
-                "To drop it with the old days' values: ALTER TABLE {quoted} DROP COLUMN \"{0}\"; to keep them: \
-                 COMMENT ON COLUMN {quoted}.\"{0}\" IS NULL (then new days leave it NULL).",
-                dropped.name
+                "To drop it with the old days' values: ALTER TABLE {quoted} DROP COLUMN {0}; to keep them: \
+                 COMMENT ON COLUMN {quoted}.{0} IS NULL (then new days leave it NULL).",
+                quote::pg_ident(&dropped.name)
             ),
         ));
     }
@@ -291,11 +542,11 @@ fn check_columns<'s>(
             PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
             format!(
                 "the source has no column {}, which the target table {quoted} requires (NOT NULL)",
-                orphan.name
+                quote::shown(&orphan.name)
             ),
             format!(
                 "If the source dropped it, run ALTER TABLE {quoted} ALTER COLUMN {} DROP NOT NULL to keep the old days' values.",
-                orphan.name
+                quote::pg_ident(&orphan.name)
             ),
         ));
     }

@@ -9,6 +9,7 @@ use crate::day::SyncDay;
 use crate::error::{OrRaise, SyncError};
 use crate::load::target::TargetTable;
 use crate::mirror::{MirrorPlan, Source};
+use crate::restricted::Restricted;
 use crate::settings::{Settings, TableRef};
 use crate::sync::{self, DayOutcome};
 use crate::verify;
@@ -262,9 +263,10 @@ pub(crate) fn verify_one_day(
     target_table: &str,
     day: SyncDay,
 ) -> VerifyRow {
-    TargetTable::ledger_name(target_table).or_raise();
+    let target_table = TargetTable::ledger_name(target_table).or_raise();
+    let _pinned = Restricted::search_path();
     let source = Source::read(settings, source, time_column).or_raise();
-    let comparison = verify::compare_day(settings, &source, target_table, day).or_raise();
+    let comparison = verify::compare_day(settings, &source, &target_table, day).or_raise();
     let timestamp = |micros: Option<i64>| micros.map(crate::day::timestamptz_from_unix_micros);
     let (remote, local) = (&comparison.bigquery, &comparison.local);
     (

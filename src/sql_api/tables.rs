@@ -8,9 +8,11 @@ use pgrx::prelude::*;
 mod token_sync {
     use crate::day::SyncDay;
     use crate::error::{OrRaise, SyncError};
-    use crate::load::target::{spi_error, NewColumns, TargetTable};
+    use crate::load::target::{NewColumns, TargetTable};
     use crate::mirror::{MirrorPlan, Source};
+    use crate::quote;
     use crate::registry::{self, Registered};
+    use crate::restricted::Restricted;
     use crate::settings::{Settings, TableRef};
     use crate::sql_api::{
         backfill_days, backfill_range, backfill_row, failed_row, past_day, sync_one_day,
@@ -53,17 +55,20 @@ mod token_sync {
             TableRef::parse_as(given(source_table, "source_table"), "source_table").or_raise();
         let target = match target_table {
             Some(target) => target.to_string(),
-            None => Spi::get_one_with_args::<String>(
-                "SELECT 'public.' || pg_catalog.quote_ident('raw_' || $1)",
-                &[table.table.clone().into()],
-            )
-            .map_err(spi_error)
-            .or_raise()
-            .unwrap_or_default(),
+            None => format!(
+                "public.{}",
+                quote::pg_ident(&format!("raw_{}", table.table))
+            ),
         };
         let target = TargetTable::ledger_name(&target).or_raise();
+        let _pinned = Restricted::search_path();
+        registry::check_one_source_per_target(&table, &target).or_raise();
         let source = Source::read(&settings, &table, time_column).or_raise();
-        TargetTable::find(&target, &source.schema, NewColumns::Allow).or_raise();
+        if let Some(existing) =
+            TargetTable::find(&target, &source.schema, NewColumns::Allow).or_raise()
+        {
+            existing.check_loadable().or_raise();
+        }
         let row = registry::upsert(&Registered {
             source: table,
             target_table: target,

@@ -20,6 +20,7 @@ pub mod text;
 pub mod value;
 
 use crate::error::{SyncError, SyncResult};
+use crate::quote;
 use pgrx::PgSqlErrorCode;
 use serde::Deserialize;
 use std::borrow::Cow;
@@ -74,11 +75,18 @@ impl Column {
     /// The column a BigQuery field describes; a type with no exact PostgreSQL counterpart
     /// is an error naming the column.
     pub fn from_field(field: &FieldSchema) -> SyncResult<Self> {
+        check_column_name(&field.name)?;
         Self::from_field_in(field, "")
     }
 
     fn from_field_in(field: &FieldSchema, parent: &str) -> SyncResult<Self> {
         let path = format!("{parent}{}", field.name);
+        if field.name.is_empty() || field.name.contains('\0') {
+            return Err(unusable_name(
+                &path,
+                "is empty or holds a NUL character, which no PostgreSQL name or jsonb key can",
+            ));
+        }
         let kind = match field.field_type.to_ascii_uppercase().as_str() {
             "STRING" => Kind::String,
             "BYTES" => Kind::Bytes,
@@ -104,23 +112,30 @@ impl Column {
             other => {
                 return Err(SyncError::new(
                     PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-                    format!("the source column \"{path}\" is {other}, which token_sync cannot mirror exactly"),
+                    format!("the source column {} is {other}, which token_sync cannot mirror exactly", quote::shown_quoted(&path)),
                     "Mirror a view of the table that casts the column to a supported type (see the README's type mapping).",
                 ))
             }
         };
-        let mode = match field.mode.as_deref().map(str::to_ascii_uppercase).as_deref() {
-            None | Some("NULLABLE") => Mode::Nullable,
-            Some("REQUIRED") => Mode::Required,
-            Some("REPEATED") => Mode::Repeated,
-            Some(other) => {
-                return Err(SyncError::new(
+        let mode =
+            match field
+                .mode
+                .as_deref()
+                .map(str::to_ascii_uppercase)
+                .as_deref()
+            {
+                None | Some("NULLABLE") => Mode::Nullable,
+                Some("REQUIRED") => Mode::Required,
+                Some("REPEATED") => Mode::Repeated,
+                Some(other) => return Err(SyncError::new(
                     PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-                    format!("the source column \"{path}\" has the mode {other}, which token_sync does not know"),
+                    format!(
+                        "the source column {} has the mode {other}, which token_sync does not know",
+                        quote::shown_quoted(&path)
+                    ),
                     "Report the table's schema to token_sync's maintainers.",
-                ))
-            }
-        };
+                )),
+            };
         Ok(Self {
             name: field.name.clone(),
             kind,
@@ -161,11 +176,11 @@ impl Column {
     }
 
     pub fn postgres_name(&self) -> String {
-        postgres_quoted(&self.name)
+        quote::pg_ident(&self.name)
     }
 
     pub fn bigquery_name(&self) -> String {
-        bigquery_quoted(&self.name)
+        quote::bigquery_ident(&self.name)
     }
 }
 
@@ -225,15 +240,40 @@ impl Column {
     }
 }
 
-/// A BigQuery column name quoted for PostgreSQL: double quotes, which a BigQuery column
-/// name (letters, digits, underscores) never contains, so that its case is kept.
-pub fn postgres_quoted(name: &str) -> String {
-    format!("\"{name}\"")
+/// The longest name PostgreSQL keeps whole (NAMEDATALEN - 1 bytes); a longer one is cut.
+const MAX_NAME_BYTES: usize = 63;
+
+/// Names PostgreSQL gives every table's system columns, which no user column may take.
+const SYSTEM_COLUMNS: [&str; 6] = ["tableoid", "xmin", "cmin", "xmax", "cmax", "ctid"];
+
+/// A source column's name must become the target column's name as it is: PostgreSQL would
+/// cut a longer name (two such names could then collide), and refuses a system column's.
+fn check_column_name(name: &str) -> SyncResult<()> {
+    if name.len() > MAX_NAME_BYTES {
+        return Err(unusable_name(
+            name,
+            &format!(
+                "is {} bytes long, and PostgreSQL keeps {MAX_NAME_BYTES} bytes of a name",
+                name.len()
+            ),
+        ));
+    }
+    if SYSTEM_COLUMNS.contains(&name) {
+        return Err(unusable_name(
+            name,
+            "is the name of a PostgreSQL system column",
+        ));
+    }
+    Ok(())
 }
 
-/// A BigQuery column name quoted for GoogleSQL: backticks, which it never contains.
-pub fn bigquery_quoted(name: &str) -> String {
-    format!("`{name}`")
+fn unusable_name(name: &str, why: &str) -> SyncError {
+    SyncError::new(
+        PgSqlErrorCode::ERRCODE_INVALID_NAME,
+        format!("the source column {} {why}", quote::shown_quoted(name)),
+        "Mirror a view of the table that renames the column (SELECT ... AS a_shorter_name), \
+         and register the view as the source.",
+    )
 }
 
 /// The day's rows of one source table as BigQuery describes it.

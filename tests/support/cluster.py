@@ -57,7 +57,9 @@ class Cluster:
         self.data = self.root / "data"
         self.log = self.root / "server.log"
 
-    def start(self, *settings, preload="pg_cron,token_sync"):
+    def start(self, *settings, preload="pg_cron,token_sync", extensions=()):
+        """Starts the server with `settings` (name=value) and makes the test database, with
+        pg_cron, token_sync and `extensions` (created first) in it."""
         as_postgres([str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
                      "--no-sync", "-E", "UTF8", "--locale", "C"])
         options = " ".join([
@@ -70,6 +72,8 @@ class Cluster:
         with self.connect("postgres") as conn:
             conn.execute(f"CREATE DATABASE {DATABASE}")
         with self.connect() as conn:
+            for extension in extensions:
+                conn.execute(f"CREATE EXTENSION {extension}")
             conn.execute("CREATE EXTENSION pg_cron")
             conn.execute("CREATE EXTENSION token_sync")
         return self

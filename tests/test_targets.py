@@ -1,0 +1,136 @@
+"""Target tables COPY would not fill where queries read: refused before any row is written,
+with the table's kind named; and the rows a sync reports are the rows the day holds,
+read back through a query, so a write that went astray is never reported as loaded.
+Citus and TimescaleDB targets are in test_engines.py."""
+
+import datetime as dt
+
+import psycopg
+import pytest
+
+from helpers import UTC, notices, to_fake, token
+
+DAY = dt.datetime(2026, 11, 20, tzinfo=UTC)
+BEFORE = DAY - dt.timedelta(days=1)
+
+
+def rows_of(moment, count):
+    return [to_fake(token(n, moment + dt.timedelta(minutes=n))) for n in range(1, count + 1)]
+
+
+@pytest.fixture
+def loaded(db, fake_google):
+    """raw_tokens made by a first sync, holding 2 rows of the day before."""
+    fake_google.rows = rows_of(BEFORE, 2) + rows_of(DAY, 3)
+    db.execute("SELECT token_sync_day('2026-11-19')")
+    yield db
+    for statement in ("DROP TABLE IF EXISTS public.raw_tokens, public.raw_parted, public.raw_elsewhere CASCADE",
+                      "DROP SERVER IF EXISTS token_sync_loopback CASCADE",
+                      "DROP ACCESS METHOD IF EXISTS heap_twin CASCADE",
+                      "DROP FUNCTION IF EXISTS public.token_sync_test_trigger() CASCADE"):
+        db.execute(statement)
+
+
+def day_counts(db, table="public.raw_tokens"):
+    return db.execute(f"SELECT count(*) FILTER (WHERE block_timestamp < '2026-11-20'), "
+                      f"count(*) FILTER (WHERE block_timestamp >= '2026-11-20') FROM {table}").fetchone()
+
+
+def refused(db, sql, kind):
+    """Runs `sql`, which must fail as a refused target of `kind`; returns the error."""
+    with pytest.raises(psycopg.errors.FeatureNotSupported) as error:
+        db.execute(sql)
+    diag = error.value.diag
+    assert diag.message_primary.endswith(f" is {kind}, which token_sync cannot load"), diag.message_primary
+    return diag
+
+
+def last_run(db):
+    return db.execute("SELECT day::text, status, rows_loaded, error FROM token_sync.runs "
+                      "ORDER BY run_id DESC LIMIT 1").fetchone()
+
+
+def test_a_table_of_another_access_method_is_refused_before_any_row_is_written(loaded):
+    db = loaded
+    db.execute("CREATE ACCESS METHOD heap_twin TYPE TABLE HANDLER heap_tableam_handler")
+    db.execute("ALTER TABLE raw_tokens SET ACCESS METHOD heap_twin")
+    seen = notices(db)
+    diag = refused(db, "SELECT * FROM token_sync_day('2026-11-20')", "a table of the access method heap_twin")
+    assert diag.message_primary.startswith("the target table public.raw_tokens ")
+    assert "ALTER TABLE ... SET ACCESS METHOD heap" in diag.message_hint
+    assert seen == []
+    assert day_counts(db) == (2, 0)
+    assert last_run(db) == ("2026-11-20", "failed", None, diag.message_primary)
+    # A backfill reports the day failed and goes on; registering the target is refused too.
+    (status, error), = db.execute("SELECT status, error FROM token_backfill('2026-11-20', '2026-11-20')").fetchall()
+    assert (status, error) == ("failed", diag.message_primary)
+    assert [s for s, _ in seen] == ["WARNING"]
+    refused(db, "SELECT * FROM token_sync.add_table('bigquery-public-data.crypto_ethereum.tokens', 'public.raw_tokens')",
+            "a table of the access method heap_twin")
+    assert db.execute("SELECT count(*) FROM token_sync.tables").fetchone() == (0,)
+    # Back on heap, the day loads.
+    db.execute("ALTER TABLE raw_tokens SET ACCESS METHOD heap")
+    assert db.execute("SELECT rows_loaded FROM token_sync_day('2026-11-20')").fetchone() == (3,)
+
+
+def test_a_natively_partitioned_target_loads_and_one_with_an_odd_partition_is_refused(loaded):
+    db = loaded
+    db.execute("CREATE TABLE public.raw_parted (LIKE public.raw_tokens INCLUDING ALL) PARTITION BY RANGE (block_timestamp)")
+    db.execute("CREATE TABLE public.raw_parted_19 PARTITION OF public.raw_parted "
+               "FOR VALUES FROM ('2026-11-19') TO ('2026-11-20')")
+    db.execute("CREATE TABLE public.raw_parted_20 PARTITION OF public.raw_parted "
+               "FOR VALUES FROM ('2026-11-20') TO ('2026-11-21')")
+    db.execute("SET token_sync.target_table = 'public.raw_parted'")
+    assert db.execute("SELECT rows_loaded FROM token_sync_day('2026-11-20')").fetchone() == (3,)
+    assert db.execute("SELECT count(*) FROM ONLY public.raw_parted_20").fetchone() == (3,)
+    assert db.execute("SELECT matches FROM token_verify_day('2026-11-20')").fetchone() == (True,)
+
+    db.execute("CREATE ACCESS METHOD heap_twin TYPE TABLE HANDLER heap_tableam_handler")
+    db.execute("CREATE TABLE public.raw_parted_21 PARTITION OF public.raw_parted "
+               "FOR VALUES FROM ('2026-11-21') TO ('2026-11-22') USING heap_twin")
+    diag = refused(db, "SELECT * FROM token_sync_day('2026-11-19')",
+                   "a table whose partition public.raw_parted_21 has the access method heap_twin")
+    assert diag.message_primary.startswith("the target table public.raw_parted ")
+    assert day_counts(db, "public.raw_parted") == (0, 3)
+    db.execute("DROP TABLE public.raw_parted_21")
+
+    db.execute("CREATE EXTENSION IF NOT EXISTS postgres_fdw")
+    db.execute("CREATE SERVER token_sync_loopback FOREIGN DATA WRAPPER postgres_fdw")
+    db.execute("CREATE FOREIGN TABLE public.raw_parted_21 PARTITION OF public.raw_parted "
+               "FOR VALUES FROM ('2026-11-21') TO ('2026-11-22') SERVER token_sync_loopback")
+    refused(db, "SELECT * FROM token_sync_day('2026-11-19')",
+            "a table with the foreign partition public.raw_parted_21")
+    assert db.execute("SELECT count(*) FROM public.raw_parted_19").fetchone() == (0,)
+
+
+def test_a_table_with_a_rule_on_insert_is_refused(loaded):
+    db = loaded
+    db.execute("CREATE TABLE public.raw_elsewhere (LIKE public.raw_tokens)")
+    db.execute('CREATE RULE "to elsewhere" AS ON INSERT TO public.raw_tokens '
+               "DO INSTEAD INSERT INTO public.raw_elsewhere VALUES (NEW.*)")
+    diag = refused(db, "SELECT * FROM token_sync_day('2026-11-20')",
+                   'a table with a rule on INSERT ("to elsewhere")')
+    assert "DROP RULE" in diag.message_hint
+    assert day_counts(db) == (2, 0)
+    assert db.execute("SELECT count(*) FROM public.raw_elsewhere").fetchone() == (0,)
+    assert last_run(db)[1] == "failed"
+
+
+@pytest.mark.parametrize("body, stored", [
+    ("NEW.block_timestamp := NEW.block_timestamp + interval '1 day'; RETURN NEW;", 3),  # moves the rows
+    ("RETURN NULL;", 0),                                                                 # skips them
+])
+def test_rows_that_do_not_end_up_in_the_day_fail_it(loaded, body, stored):
+    db = loaded
+    db.execute(f"CREATE FUNCTION public.token_sync_test_trigger() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN {body} END$$")
+    db.execute("CREATE TRIGGER astray BEFORE INSERT ON public.raw_tokens "
+               "FOR EACH ROW EXECUTE FUNCTION public.token_sync_test_trigger()")
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState) as error:
+        db.execute("SELECT * FROM token_sync_day('2026-11-20')")
+    assert error.value.diag.message_primary == (
+        f"3 rows of 2026-11-20 arrived and COPY stored {stored}, "
+        "but the target table public.raw_tokens holds 0 rows of the day")
+    assert "a trigger that skips or moves rows" in error.value.diag.message_hint
+    assert error.value.diag.message_detail == "job fake_job_2"
+    assert db.execute("SELECT count(*) FROM public.raw_tokens").fetchone() == (2,)
+    assert last_run(db) == ("2026-11-20", "failed", None, f"{error.value.diag.message_primary} (job fake_job_2)")

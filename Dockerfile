@@ -1,6 +1,6 @@
 # token_sync: PostgreSQL with pg_cron and token_sync, the nightly D-1 sync scheduled.
-#   docker build -t token-sync:0.4.0-pg18 .
-#   docker build --build-arg PG_MAJOR=17 --build-arg DEBIAN_SUITE=trixie -t token-sync:0.4.0-pg17 .
+#   docker build -t token-sync:0.5.0-pg18 .
+#   docker build --build-arg PG_MAJOR=17 --build-arg DEBIAN_SUITE=trixie -t token-sync:0.5.0-pg17 .
 # PostgreSQL and pg_cron are Debian's own packages: 18 from sid (unstable), 17 from trixie,
 # 15 from bookworm. The container contract is the official postgres image's (POSTGRES_*
 # variables, PGDATA, /docker-entrypoint-initdb.d), kept by docker/postgres-entrypoint.sh.

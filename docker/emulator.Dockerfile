@@ -1,6 +1,6 @@
 # The BigQuery emulator seeded with sample token rows, for offline use (compose profile
 # "offline", the chart's emulator.enabled). Same launcher and seeder as the demo and tests.
-#   docker build -f docker/emulator.Dockerfile -t token-sync-emulator:0.4.0 .
+#   docker build -f docker/emulator.Dockerfile -t token-sync-emulator:0.5.0 .
 FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \

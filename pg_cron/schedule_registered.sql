@@ -3,6 +3,8 @@
 --   token-sync-all-d1  every night at 03:45 UTC, yesterday (D-1);
 --   token-sync-all-d2  every night at 04:45 UTC, the day before (D-2) again, for rows that
 --                      reach BigQuery late. Re-syncing a day replaces it: nothing is doubled.
+--   token-sync-all-catch-up  every night at 05:45 UTC, every registered table's stale days
+--                      (token_sync.catch_up; see pg_cron/schedule.sql).
 -- Each table-day is its own subtransaction: one failing table does not stop the others,
 -- and each outcome is in token_sync.runs. The day is computed in UTC.
 --
@@ -19,8 +21,14 @@
 \else
   \set d2_schedule '45 4 * * *'
 \endif
+\if :{?catch_up_schedule}
+\else
+  \set catch_up_schedule '45 5 * * *'
+\endif
 
 SELECT cron.schedule('token-sync-all-d1', :'d1_schedule',
        $$SELECT * FROM token_sync.sync_all((now() AT TIME ZONE 'UTC')::date - 1)$$) AS d1_job_id;
 SELECT cron.schedule('token-sync-all-d2', :'d2_schedule',
        $$SELECT * FROM token_sync.sync_all((now() AT TIME ZONE 'UTC')::date - 2)$$) AS d2_job_id;
+SELECT cron.schedule('token-sync-all-catch-up', :'catch_up_schedule',
+       $$SELECT * FROM token_sync.catch_up((now() AT TIME ZONE 'UTC')::date)$$) AS catch_up_job_id;

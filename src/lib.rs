@@ -10,6 +10,7 @@
 use pgrx::prelude::*;
 
 mod bigquery;
+mod catch_up;
 mod day;
 mod error;
 mod ledger;

@@ -23,6 +23,9 @@ static MAX_BYTES_BILLED_MB: GucSetting<i32> = GucSetting::<i32>::new(10 * 1024);
 static PAGE_ROWS: GucSetting<i32> = GucSetting::<i32>::new(10_000);
 static HTTP_TIMEOUT_S: GucSetting<i32> = GucSetting::<i32>::new(120);
 static MAX_BACKFILL_DAYS: GucSetting<i32> = GucSetting::<i32>::new(366);
+static CATCH_UP_WINDOW_DAYS: GucSetting<i32> = GucSetting::<i32>::new(30);
+static CATCH_UP_MAX_DAYS: GucSetting<i32> = GucSetting::<i32>::new(7);
+static CATCH_UP_TRIES: GucSetting<i32> = GucSetting::<i32>::new(5);
 static FETCH_CONCURRENCY: GucSetting<i32> = GucSetting::<i32>::new(4);
 static MAX_RETRIES: GucSetting<i32> = GucSetting::<i32>::new(5);
 static RETRY_DELAY_MS: GucSetting<i32> = GucSetting::<i32>::new(1000);
@@ -210,6 +213,36 @@ fn define_settings() {
         GucContext::Suset,
         flags,
     );
+    GucRegistry::define_int_guc(
+        c"token_sync.catch_up_window_days",
+        c"How many days before the night the nightly catch-up looks back for stale days.",
+        c"",
+        &CATCH_UP_WINDOW_DAYS,
+        1,
+        3_660,
+        GucContext::Suset,
+        flags,
+    );
+    GucRegistry::define_int_guc(
+        c"token_sync.catch_up_max_days",
+        c"Most stale days of one table the catch-up retries in one night.",
+        c"A long outage is caught up over the following nights.",
+        &CATCH_UP_MAX_DAYS,
+        1,
+        366,
+        GucContext::Suset,
+        flags,
+    );
+    GucRegistry::define_int_guc(
+        c"token_sync.catch_up_tries",
+        c"Failed catch-up tries after which a day is given up.",
+        c"The tries are 1, 2, 4, 8, ... nights apart.",
+        &CATCH_UP_TRIES,
+        1,
+        30,
+        GucContext::Suset,
+        flags,
+    );
 }
 
 /// A validated `project.dataset.table` BigQuery reference.
@@ -300,6 +333,7 @@ pub struct Settings {
     pub page_rows: u32,
     pub http_timeout: Duration,
     pub max_backfill_days: i32,
+    pub catch_up: CatchUpPolicy,
     pub max_retries: u32,
     pub retry_delay: Duration,
     pub fetch_concurrency: u32,
@@ -325,6 +359,11 @@ impl Settings {
             page_rows: PAGE_ROWS.get(),
             http_timeout_s: HTTP_TIMEOUT_S.get(),
             max_backfill_days: MAX_BACKFILL_DAYS.get(),
+            catch_up: CatchUpPolicy {
+                window_days: CATCH_UP_WINDOW_DAYS.get(),
+                max_days: CATCH_UP_MAX_DAYS.get(),
+                tries: CATCH_UP_TRIES.get(),
+            },
             max_retries: MAX_RETRIES.get(),
             retry_delay_ms: RETRY_DELAY_MS.get(),
             fetch_concurrency: FETCH_CONCURRENCY.get(),
@@ -358,6 +397,17 @@ fn string_setting(setting: &GucSetting<Option<CString>>) -> String {
         .unwrap_or_default()
 }
 
+/// The nightly catch-up's bounds (`token_sync.catch_up_*`; PostgreSQL enforces each range).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CatchUpPolicy {
+    /// Stale days are looked for in [night - window_days, night - 1].
+    pub window_days: i32,
+    /// Most days of one table retried in one night.
+    pub max_days: i32,
+    /// Failed catch-up tries after which a day is given up.
+    pub tries: i32,
+}
+
 /// The settings as PostgreSQL holds them, before validation.
 #[derive(Debug, Clone)]
 pub struct RawSettings {
@@ -371,6 +421,7 @@ pub struct RawSettings {
     pub page_rows: i32,
     pub http_timeout_s: i32,
     pub max_backfill_days: i32,
+    pub catch_up: CatchUpPolicy,
     pub max_retries: i32,
     pub retry_delay_ms: i32,
     pub fetch_concurrency: i32,
@@ -484,6 +535,7 @@ impl RawSettings {
             page_rows: self.page_rows.clamp(1, 1_000_000) as u32,
             http_timeout: Duration::from_secs(self.http_timeout_s.max(1) as u64),
             max_backfill_days: self.max_backfill_days,
+            catch_up: self.catch_up,
             max_retries: self.max_retries.clamp(0, 20) as u32,
             retry_delay: Duration::from_millis(self.retry_delay_ms.max(0) as u64),
             fetch_concurrency: self.fetch_concurrency.clamp(1, 32) as u32,
@@ -565,6 +617,11 @@ mod tests {
             page_rows: 100,
             http_timeout_s: 30,
             max_backfill_days: 366,
+            catch_up: CatchUpPolicy {
+                window_days: 30,
+                max_days: 7,
+                tries: 5,
+            },
             max_retries: 5,
             retry_delay_ms: 1000,
             fetch_concurrency: 4,

@@ -161,7 +161,8 @@ def test_compose_offline_flow_loads_backfills_verifies_and_survives_a_restart(im
                                   " token_verify_day(d::date) v").fetchone()
             assert verified[:2] == (True, 7) and verified[2] > rows_loaded
             before = snapshot(db)
-            assert before["jobs"] == [("token-sync-d1", "30 3 * * *"), ("token-sync-d2", "30 4 * * *")]
+            assert before["jobs"] == [("token-sync-catch-up", "30 5 * * *"), ("token-sync-d1", "30 3 * * *"),
+                                      ("token-sync-d2", "30 4 * * *")]
         with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
             connect(port, password="wrong")
         first_logs = compose("logs", "db", port=port).stdout + compose("logs", "db", port=port).stderr

@@ -22,7 +22,8 @@ def test_scheduled_d1_jobs_run_through_pg_cron_and_load_yesterday(db, emulator, 
         psql("pg_cron/schedule.sql", d1_schedule="* * * * *")
         psql("pg_cron/schedule_registered.sql", d1_schedule="* * * * *")
         jobs = db.execute("SELECT jobname, schedule FROM cron.job ORDER BY jobname").fetchall()
-        assert jobs == [("token-sync-all-d1", "* * * * *"), ("token-sync-all-d2", "45 4 * * *"),
+        assert jobs == [("token-sync-all-catch-up", "45 5 * * *"), ("token-sync-all-d1", "* * * * *"),
+                        ("token-sync-all-d2", "45 4 * * *"), ("token-sync-catch-up", "30 5 * * *"),
                         ("token-sync-d1", "* * * * *"), ("token-sync-d2", "30 4 * * *")]
 
         def finished_runs():

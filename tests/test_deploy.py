@@ -204,7 +204,7 @@ def test_image_init_script_creates_the_extensions_and_schedules_the_jobs(cluster
     try:
         subprocess.run(["bash", str(ROOT / "docker" / "initdb.sh")], env=env, check=True, capture_output=True)
         assert db.execute("SELECT jobname, schedule FROM cron.job ORDER BY 1").fetchall() == [
-            ("token-sync-d1", "15 2 * * *"), ("token-sync-d2", "30 4 * * *")]
+            ("token-sync-catch-up", "30 5 * * *"), ("token-sync-d1", "15 2 * * *"), ("token-sync-d2", "30 4 * * *")]
         assert db.execute("SELECT count(*) FROM pg_extension WHERE extname IN ('pg_cron', 'token_sync')"
                           ).fetchone() == (2,)
     finally:

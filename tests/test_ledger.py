@@ -58,7 +58,7 @@ def extension_dir():
     return server_path(pg_config("--sharedir")) / "extension"
 
 
-@pytest.mark.parametrize("old", ["0.1.0", "0.2.0", "0.3.0"])
+@pytest.mark.parametrize("old", ["0.1.0", "0.2.0", "0.3.0", "0.4.0"])
 def test_an_older_install_upgrades_in_place_with_its_data_and_ledger(cluster, extension_dir, old):
     installed = extension_dir / f"token_sync--{old}.sql"
     shutil.copy(ROOT / "tests" / "fixtures" / f"token_sync--{old}.sql", installed)

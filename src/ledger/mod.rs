@@ -141,12 +141,15 @@ impl LoadFigures {
     }
 }
 
-fn runs_table() -> SyncResult<pgrx::pg_sys::Oid> {
-    Spi::get_one::<pgrx::pg_sys::Oid>(
+/// Becomes the ledger's owner (under SECURITY_RESTRICTED_OPERATION) until dropped: the
+/// ledger's tables are written by token_sync only, never with the caller's rights.
+pub fn as_owner() -> SyncResult<Restricted> {
+    let runs = Spi::get_one::<pgrx::pg_sys::Oid>(
         "SELECT 'token_sync.runs'::pg_catalog.regclass::pg_catalog.oid",
     )
-    .map_err(spi_error)
-    .map(Option::unwrap_or_default)
+    .map_err(spi_error)?
+    .unwrap_or_default();
+    Restricted::as_owner_of(runs)
 }
 
 /// The role the ledger's own writes run as: the owner of `token_sync.runs`.
@@ -224,7 +227,7 @@ impl Attempt {
     /// Marks the attempt succeeded (or unchanged), in the caller's transaction, as the
     /// ledger's owner: the caller may not write the ledger itself.
     pub fn record_success(&self, figures: &LoadFigures) -> SyncResult<()> {
-        let _owner = Restricted::as_owner_of(runs_table()?)?;
+        let _owner = as_owner()?;
         let mut args: Vec<pgrx::datum::DatumWithOid<'static>> = vec![
             figures.status().into(),
             figures.rows_loaded.into(),

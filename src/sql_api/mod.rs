@@ -5,8 +5,10 @@
 mod fingerprint;
 mod tables;
 
+use crate::catch_up;
 use crate::day::SyncDay;
 use crate::error::{OrRaise, SyncError};
+use crate::ledger;
 use crate::load::target::TargetTable;
 use crate::mirror::{MirrorPlan, Source};
 use crate::restricted::Restricted;
@@ -177,6 +179,61 @@ pub(crate) fn backfill_days(
     rows
 }
 
+/// Tries again the stale days of the tokens mirror in the window before `night` (the
+/// nightly job passes today's UTC date), oldest first, each in its own subtransaction; see
+/// `crate::catch_up`. One row per day tried, as `token_backfill`'s, with the status
+/// `given_up` for a day that failed its last try.
+#[allow(clippy::type_complexity)]
+#[pg_extern(volatile, parallel_unsafe)]
+fn token_catch_up(
+    night: Option<Date>,
+) -> TableIterator<
+    'static,
+    (
+        name!(day, Date),
+        name!(status, String),
+        name!(rows_loaded, Option<i64>),
+        name!(rows_reported, Option<i64>),
+        name!(seconds, f64),
+        name!(bytes_billed, Option<i64>),
+        name!(job_id, Option<String>),
+        name!(error, Option<String>),
+    ),
+> {
+    let settings = Settings::load().or_raise();
+    let night = past_day(night, "night");
+    TableIterator::new(catch_up_days(&settings, &mut tokens(&settings), night, ""))
+}
+
+/// The catch-up of `night` for one mirror: its due days, each tried as a backfill's, and
+/// each try recorded.
+pub(crate) fn catch_up_days(
+    settings: &Settings,
+    plan: &mut MirrorPlan,
+    night: SyncDay,
+    context: &str,
+) -> Vec<BackfillRow> {
+    let _pinned = Restricted::search_path();
+    let policy = &settings.catch_up;
+    let due = {
+        let _ledger = ledger::as_owner().or_raise();
+        catch_up::due_days(&plan.ledger_name, night, policy).or_raise()
+    };
+    due.into_iter()
+        .map(|day| {
+            let mut row = backfill_row(settings, plan, day, context);
+            let _ledger = ledger::as_owner().or_raise();
+            let given_up =
+                catch_up::record_try(&plan.ledger_name, day, night, row.7.as_deref(), policy)
+                    .or_raise();
+            if given_up {
+                row.1 = "given_up".to_string();
+            }
+            row
+        })
+        .collect()
+}
+
 /// One day as a backfill reports it; `context` goes before the day in the WARNING.
 pub(crate) fn backfill_row(
     settings: &Settings,
@@ -289,12 +346,14 @@ pgrx::extension_sql!(
 REVOKE ALL ON FUNCTION token_sync_day(date) FROM PUBLIC;
 REVOKE ALL ON FUNCTION token_backfill(date, date) FROM PUBLIC;
 REVOKE ALL ON FUNCTION token_verify_day(date) FROM PUBLIC;
+REVOKE ALL ON FUNCTION token_catch_up(date) FROM PUBLIC;
 REVOKE ALL ON FUNCTION token_sync.add_table(text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION token_sync.remove_table(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION token_sync.sync_day(text, date) FROM PUBLIC;
 REVOKE ALL ON FUNCTION token_sync.backfill(text, date, date) FROM PUBLIC;
 REVOKE ALL ON FUNCTION token_sync.verify_day(text, date) FROM PUBLIC;
 REVOKE ALL ON FUNCTION token_sync.sync_all(date) FROM PUBLIC;
+REVOKE ALL ON FUNCTION token_sync.catch_up(date) FROM PUBLIC;
 "#,
     name = "revoke_public_execute",
     finalize

@@ -15,8 +15,8 @@ mod token_sync {
     use crate::restricted::Restricted;
     use crate::settings::{Settings, TableRef};
     use crate::sql_api::{
-        backfill_days, backfill_range, backfill_row, failed_row, past_day, sync_one_day,
-        verify_one_day,
+        backfill_days, backfill_range, backfill_row, catch_up_days, failed_row, past_day,
+        sync_one_day, verify_one_day,
     };
     use pgrx::datum::{Date, TimestampWithTimeZone};
     use pgrx::prelude::*;
@@ -234,6 +234,52 @@ mod token_sync {
                 )
             })
             .collect();
+        TableIterator::new(rows)
+    }
+
+    /// `token_catch_up` for every registered table, in name order: one row per day tried.
+    #[allow(clippy::type_complexity)]
+    #[pg_extern(volatile, parallel_unsafe)]
+    fn catch_up(
+        night: Option<Date>,
+    ) -> TableIterator<
+        'static,
+        (
+            name!(source_table, String),
+            name!(day, Date),
+            name!(status, String),
+            name!(rows_loaded, Option<i64>),
+            name!(rows_reported, Option<i64>),
+            name!(seconds, f64),
+            name!(bytes_billed, Option<i64>),
+            name!(job_id, Option<String>),
+            name!(error, Option<String>),
+        ),
+    > {
+        let settings = Settings::load().or_raise();
+        let night = past_day(night, "night");
+        let mut rows = Vec::new();
+        for table in registry::all().or_raise() {
+            let name = table.source.display();
+            match plan(&table) {
+                Ok(mut plan) => rows.extend(
+                    catch_up_days(&settings, &mut plan, night, &format!("{name} "))
+                        .into_iter()
+                        .map(
+                            |(day, status, loaded, reported, seconds, billed, job, error)| {
+                                let name = name.clone();
+                                (
+                                    name, day, status, loaded, reported, seconds, billed, job,
+                                    error,
+                                )
+                            },
+                        ),
+                ),
+                Err(failure) => {
+                    pgrx::warning!("token_sync: {name} catch-up failed: {}", failure.message)
+                }
+            }
+        }
         TableIterator::new(rows)
     }
 }

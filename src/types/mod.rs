@@ -117,25 +117,26 @@ impl Column {
                 ))
             }
         };
-        let mode =
-            match field
-                .mode
-                .as_deref()
-                .map(str::to_ascii_uppercase)
-                .as_deref()
-            {
-                None | Some("NULLABLE") => Mode::Nullable,
-                Some("REQUIRED") => Mode::Required,
-                Some("REPEATED") => Mode::Repeated,
-                Some(other) => return Err(SyncError::new(
+        let mode = match field
+            .mode
+            .as_deref()
+            .map(str::to_ascii_uppercase)
+            .as_deref()
+        {
+            None | Some("NULLABLE") => Mode::Nullable,
+            Some("REQUIRED") => Mode::Required,
+            Some("REPEATED") => Mode::Repeated,
+            Some(other) => {
+                return Err(SyncError::new(
                     PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
                     format!(
                         "the source column {} has the mode {other}, which token_sync does not know",
                         quote::shown_quoted(&path)
                     ),
                     "Report the table's schema to token_sync's maintainers.",
-                )),
-            };
+                ))
+            }
+        };
         Ok(Self {
             name: field.name.clone(),
             kind,

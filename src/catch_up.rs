@@ -1,0 +1,124 @@
+//! The nightly catch-up: after the D-1 and D-2 jobs, every stale day of a window before
+//! the night is tried again, oldest first, each in its own subtransaction, at most
+//! `catch_up_max_days` of a table in one night. A day is stale when its last attempt failed
+//! or was abandoned, or when it never loaded although days around it did
+//! (`token_sync.day_status`). A day that keeps failing is tried 1, 2, 4, 8, ... nights
+//! apart, and given up after `catch_up_tries` failed tries; `token_sync.catch_up` keeps
+//! that state, `token_sync.stale_days` shows it.
+//!
+//! The night is an argument (the jobs pass today's UTC date), never the clock: the spacing
+//! is counted in nights, so it holds whenever the job runs.
+
+use crate::day::SyncDay;
+use crate::error::SyncResult;
+use crate::load::target::spi_error;
+use crate::settings::CatchUpPolicy;
+use pgrx::prelude::*;
+
+pgrx::extension_sql!(
+    r#"
+CREATE TABLE token_sync.catch_up (
+    target_table  text    NOT NULL,
+    day           date    NOT NULL,
+    tries         integer NOT NULL,
+    last_tried_on date    NOT NULL,
+    next_try_on   date,
+    last_error    text,
+    PRIMARY KEY (target_table, day)
+);
+COMMENT ON TABLE token_sync.catch_up IS 'The nightly catch-up''s failed tries of stale days: next_try_on is NULL once a day is given up.';
+SELECT pg_catalog.pg_extension_config_dump('token_sync.catch_up', '');
+
+CREATE VIEW token_sync.stale_days AS
+SELECT s.target_table,
+       s.day,
+       s.source_table,
+       s.last_attempt_status,
+       coalesce(c.last_error, s.last_error) AS last_error,
+       coalesce(c.tries, 0)                 AS catch_up_tries,
+       c.last_tried_on,
+       c.next_try_on,
+       CASE WHEN c.day IS NOT NULL AND c.next_try_on IS NULL THEN 'given_up'
+            WHEN c.next_try_on > (pg_catalog.now() AT TIME ZONE 'UTC')::date THEN 'waiting'
+            ELSE 'due' END                  AS state
+FROM token_sync.day_status s
+LEFT JOIN token_sync.catch_up c ON c.target_table = s.target_table AND c.day = s.day
+WHERE s.missing OR s.last_attempt_status IN ('failed', 'abandoned');
+COMMENT ON VIEW token_sync.stale_days IS 'Days whose last attempt failed or was abandoned, or that never loaded between days that did: due (the next catch-up tries it), waiting (until next_try_on) or given_up.';
+"#,
+    name = "catch_up",
+    requires = ["ledger"]
+);
+
+/// The stale days of `target_table` the catch-up of `night` tries, oldest first; forgets
+/// the tries of days no longer stale.
+pub fn due_days(
+    target_table: &str,
+    night: SyncDay,
+    policy: &CatchUpPolicy,
+) -> SyncResult<Vec<SyncDay>> {
+    Spi::run_with_args(
+        "DELETE FROM token_sync.catch_up c WHERE c.target_table = $1 AND NOT EXISTS \
+         (SELECT FROM token_sync.stale_days s WHERE s.target_table = c.target_table AND s.day = c.day)",
+        &[target_table.into()],
+    )
+    .map_err(spi_error)?;
+    let days = Spi::connect(|client| {
+        client
+            .select(
+                "SELECT s.day FROM token_sync.stale_days s \
+                 WHERE s.target_table = $1 AND s.day >= $2 - $3 AND s.day < $2 \
+                 AND (s.last_tried_on IS NULL OR s.next_try_on <= $2) \
+                 ORDER BY s.day LIMIT $4",
+                None,
+                &[
+                    target_table.into(),
+                    night.to_pg().into(),
+                    policy.window_days.into(),
+                    i64::from(policy.max_days).into(),
+                ],
+            )?
+            .map(|row| row.get::<pgrx::datum::Date>(1))
+            .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+    })
+    .map_err(spi_error)?;
+    days.into_iter()
+        .map(|day| SyncDay::from_pg(day, "day"))
+        .collect()
+}
+
+/// Records a try of the catch-up of `night`: a success forgets the day, a failure counts
+/// one more try and sets the next one 2^(tries - 1) nights on, or gives the day up.
+/// Whether the day is given up.
+pub fn record_try(
+    target_table: &str,
+    day: SyncDay,
+    night: SyncDay,
+    error: Option<&str>,
+    policy: &CatchUpPolicy,
+) -> SyncResult<bool> {
+    let Some(error) = error else {
+        Spi::run_with_args(
+            "DELETE FROM token_sync.catch_up WHERE target_table = $1 AND day = $2",
+            &[target_table.into(), day.to_pg().into()],
+        )
+        .map_err(spi_error)?;
+        return Ok(false);
+    };
+    let given_up = Spi::get_one_with_args::<bool>(
+        "INSERT INTO token_sync.catch_up AS c (target_table, day, tries, last_tried_on, next_try_on, last_error) \
+         VALUES ($1, $2, 1, $3, CASE WHEN $5 > 1 THEN $3 + 1 END, $4) \
+         ON CONFLICT (target_table, day) DO UPDATE SET tries = c.tries + 1, last_tried_on = $3, \
+           next_try_on = CASE WHEN c.tries + 1 < $5 THEN $3 + (2 ^ c.tries)::integer END, last_error = $4 \
+         RETURNING next_try_on IS NULL",
+        &[
+            target_table.into(),
+            day.to_pg().into(),
+            night.to_pg().into(),
+            error.into(),
+            policy.tries.into(),
+        ],
+    )
+    .map_err(spi_error)?;
+    Ok(given_up == Some(true))
+}

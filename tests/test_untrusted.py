@@ -120,13 +120,23 @@ def test_planted_operators_and_functions_on_the_search_path_are_never_called(db,
     mallory.execute("CREATE OPERATOR public.* (LEFTARG = numeric, RIGHTARG = integer, FUNCTION = public.times)")
     mallory.execute("""CREATE FUNCTION public.md5(text) RETURNS text LANGUAGE sql AS
                        $$ INSERT INTO mallory.calls VALUES (current_user, 'md5') RETURNING pg_catalog.md5($1) $$""")
+    mallory.execute("""CREATE FUNCTION public.text_equals(text, text) RETURNS boolean LANGUAGE sql AS
+                       $$ INSERT INTO mallory.calls VALUES (current_user, '=') RETURNING $1 OPERATOR(pg_catalog.=) $2 $$""")
+    mallory.execute("CREATE OPERATOR public.= (LEFTARG = text, RIGHTARG = text, FUNCTION = public.text_equals)")
     db.execute("SET search_path = public, pg_catalog")
+    tokens = "bigquery-public-data.crypto_ethereum.tokens"
     assert db.execute(f"SELECT rows_loaded FROM token_sync_day('{DAY}')").fetchone() == (2,)
     assert db.execute(f"SELECT status FROM token_backfill('{DAY}', '{DAY}')").fetchone() == ("unchanged",)
     assert db.execute(f"SELECT matches FROM token_verify_day('{DAY}')").fetchone() == (True,)
-    db.execute("SELECT * FROM token_sync.add_table('bigquery-public-data.crypto_ethereum.tokens')")
-    db.execute(f"SELECT * FROM token_sync.verify_day('bigquery-public-data.crypto_ethereum.tokens', '{DAY}')")
-    db.execute("TRUNCATE token_sync.tables")
+    db.execute(f"SELECT * FROM token_sync.add_table('{tokens}', 'public.raw_registered')")
+    db.execute(f"SELECT * FROM token_sync.sync_day('{tokens}', '{DAY}')")
+    db.execute(f"SELECT * FROM token_sync.verify_day('{tokens}', '{DAY}')")
+    db.execute(f"SELECT * FROM token_sync.sync_all('{DAY}')")
+    db.execute(f"SELECT * FROM token_sync.catch_up('{DAY}')")
+    db.execute(f"SELECT * FROM token_catch_up('{DAY}')")
+    db.execute(f"SELECT token_sync.remove_table('{tokens}')")
+    db.execute("RESET search_path")
+    db.execute("DROP TABLE public.raw_registered")
     # The planted objects work where they are called: they were only never called by token_sync.
     assert db.execute("SELECT 2.0 * 3").fetchone()[0] == 6
     assert mallory.execute("SELECT who, what FROM mallory.calls").fetchall() == [("postgres", "times")]

@@ -275,7 +275,8 @@ fn quoted_name(setting: &str) -> SyncResult<String> {
         ));
     }
     Spi::get_one_with_args::<String>(
-        "SELECT pg_catalog.array_to_string(ARRAY(SELECT pg_catalog.quote_ident(p) FROM pg_catalog.unnest($1::text[]) AS p), '.')",
+        "SELECT pg_catalog.array_to_string(ARRAY(SELECT pg_catalog.quote_ident(p) \
+         FROM pg_catalog.unnest($1::pg_catalog.text[]) AS p), '.')",
         &[parts.into()],
     )
     .map_err(spi_error)

@@ -82,6 +82,7 @@ mod token_sync {
     /// registered (a NOTICE says so when it was not).
     #[pg_extern(volatile, parallel_unsafe)]
     fn remove_table(source_table: Option<&str>) -> bool {
+        let _pinned = Restricted::search_path();
         let table =
             TableRef::parse_as(given(source_table, "source_table"), "source_table").or_raise();
         let removed = registry::remove(&table).or_raise();
@@ -116,6 +117,8 @@ mod token_sync {
         ),
     > {
         let settings = Settings::load().or_raise();
+        // Registered targets are stored schema-qualified: nothing needs the caller's path.
+        let _pinned = Restricted::search_path();
         let registered = registry::find(given(source_table, "source_table")).or_raise();
         let day = past_day(day, "day");
         let mut plan = plan(&registered).or_raise();
@@ -143,6 +146,8 @@ mod token_sync {
         ),
     > {
         let settings = Settings::load().or_raise();
+        // Registered targets are stored schema-qualified: nothing needs the caller's path.
+        let _pinned = Restricted::search_path();
         let registered = registry::find(given(source_table, "source_table")).or_raise();
         let (from, to) = backfill_range(
             &settings,
@@ -177,6 +182,8 @@ mod token_sync {
         ),
     > {
         let settings = Settings::load().or_raise();
+        // Registered targets are stored schema-qualified: nothing needs the caller's path.
+        let _pinned = Restricted::search_path();
         let registered = registry::find(given(source_table, "source_table")).or_raise();
         let day = past_day(day, "day");
         TableIterator::once(verify_one_day(
@@ -209,6 +216,8 @@ mod token_sync {
         ),
     > {
         let settings = Settings::load().or_raise();
+        // Registered targets are stored schema-qualified: nothing needs the caller's path.
+        let _pinned = Restricted::search_path();
         let day: SyncDay = past_day(day, "day");
         let registered = registry::all().or_raise();
         if registered.is_empty() {
@@ -257,6 +266,8 @@ mod token_sync {
         ),
     > {
         let settings = Settings::load().or_raise();
+        // Registered targets are stored schema-qualified: nothing needs the caller's path.
+        let _pinned = Restricted::search_path();
         let night = past_day(night, "night");
         let mut rows = Vec::new();
         for table in registry::all().or_raise() {

@@ -253,3 +253,23 @@ def test_a_column_of_the_users_own_is_not_taken_over_by_a_source_column_of_its_n
     db.execute("COMMENT ON COLUMN public.raw_tokens.fee IS 'token_sync: mirrors the source column fee (text)'")
     assert db.execute(f"SELECT rows_loaded FROM token_sync_day('{DAY}')").fetchone() == (1,)
     assert db.execute("SELECT fee FROM public.raw_tokens").fetchall() == [("theirs",)]
+
+
+def test_no_sql_text_in_src_puts_a_name_between_quotes_by_hand():
+    """The guard behind "every name goes through src/quote.rs": a string literal of SQL
+    (it has an SQL keyword) that opens a quote of either language right before a format
+    placeholder ('{x}, \\"{x}, `{x}) pastes a value between quotes by hand."""
+    import pathlib
+    import re
+    keyword = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|ALTER|CREATE|COMMENT|FROM|WHERE|DROP|GRANT)\b")
+    by_hand = re.compile(r"""('\{[^}]*\}|\\"\{[^}]*\}|"\{[^}]*\}|`\{[^}]*\})""")
+    literal = re.compile(r'r#"(?:.|\n)*?"#|r"[^"]*"|"(?:[^"\\]|\\.)*"')
+    found = []
+    for path in sorted((pathlib.Path(__file__).resolve().parent.parent / "src").rglob("*.rs")):
+        text = path.read_text()
+        for match in literal.finditer(text):
+            if keyword.search(match.group(0)) and by_hand.search(match.group(0)):
+                found.append(f"{path.name}:{text[:match.start()].count(chr(10)) + 1}")
+    assert found == []
+    # The guard sees what it guards against.
+    assert by_hand.search(r'"COMMENT ON COLUMN {t}.{c} IS \'{comment}\'"'.replace("\\'", "'"))

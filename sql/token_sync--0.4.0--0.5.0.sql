@@ -1,7 +1,18 @@
 -- token_sync 0.4.0 -> 0.5.0
 -- The nightly catch-up (src/catch_up.rs): the state of its tries, the view of stale days,
--- and its two functions, as a new install makes them.
+-- and its two functions, as a new install makes them. A day is read and written as its
+-- target's owner, who may call the fingerprint's spellings: USAGE on the schema for
+-- PUBLIC (every object in it keeps its own privileges). The ledger is written by
+-- token_sync only: the runner role of sql/grant_runner_role.sql loses INSERT and UPDATE.
 \echo Use "ALTER EXTENSION token_sync UPDATE" to load this file. \quit
+
+GRANT USAGE ON SCHEMA token_sync TO PUBLIC;
+DO $$
+BEGIN
+    IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'token_sync_runner') THEN
+        REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON token_sync.runs FROM token_sync_runner;
+    END IF;
+END $$;
 
 CREATE TABLE token_sync.catch_up (
     target_table  text    NOT NULL,

@@ -11,6 +11,7 @@
 
 use crate::day::SyncDay;
 use crate::error::SyncResult;
+use crate::ledger::autonomous;
 use crate::load::target::spi_error;
 use crate::settings::CatchUpPolicy;
 use pgrx::prelude::*;
@@ -87,38 +88,46 @@ pub fn due_days(
         .collect()
 }
 
-/// Records a try of the catch-up of `night`: a success forgets the day, a failure counts
-/// one more try and sets the next one 2^(tries - 1) nights on, or gives the day up.
-/// Whether the day is given up.
-pub fn record_try(
+/// Counts a try of the catch-up of `night` before it is made, on its own (committed by the
+/// ledger's worker), so that a try a cancel, a timeout or a killed backend ends counts too:
+/// one more try, the next one 2^(tries - 1) nights on, or the day given up. Whether this
+/// is the day's last try.
+pub fn count_try(
     target_table: &str,
     day: SyncDay,
     night: SyncDay,
-    error: Option<&str>,
     policy: &CatchUpPolicy,
 ) -> SyncResult<bool> {
-    let Some(error) = error else {
-        Spi::run_with_args(
+    let last = autonomous::run(
+        "INSERT INTO token_sync.catch_up AS c (target_table, day, tries, last_tried_on, next_try_on, last_error) \
+         VALUES ($1, $2::date, 1, $3::date, CASE WHEN $4::integer > 1 THEN $3::date + 1 END, $5) \
+         ON CONFLICT (target_table, day) DO UPDATE SET tries = c.tries + 1, last_tried_on = $3::date, \
+           next_try_on = CASE WHEN c.tries + 1 < $4::integer THEN $3::date + (2 ^ c.tries)::integer END, \
+           last_error = $5 \
+         RETURNING (next_try_on IS NULL)::integer::bigint",
+        vec![
+            Some(target_table.to_string()),
+            Some(day.to_string()),
+            Some(night.to_string()),
+            Some(policy.tries.to_string()),
+            Some("the try did not end (cancelled, timed out or killed)".to_string()),
+        ],
+    )?;
+    Ok(last == Some(1))
+}
+
+/// Settles a counted try in the caller's transaction: a success forgets the day, a failure
+/// keeps its error.
+pub fn settle_try(target_table: &str, day: SyncDay, error: Option<&str>) -> SyncResult<()> {
+    match error {
+        None => Spi::run_with_args(
             "DELETE FROM token_sync.catch_up WHERE target_table = $1 AND day = $2",
             &[target_table.into(), day.to_pg().into()],
-        )
-        .map_err(spi_error)?;
-        return Ok(false);
-    };
-    let given_up = Spi::get_one_with_args::<bool>(
-        "INSERT INTO token_sync.catch_up AS c (target_table, day, tries, last_tried_on, next_try_on, last_error) \
-         VALUES ($1, $2, 1, $3, CASE WHEN $5 > 1 THEN $3 + 1 END, $4) \
-         ON CONFLICT (target_table, day) DO UPDATE SET tries = c.tries + 1, last_tried_on = $3, \
-           next_try_on = CASE WHEN c.tries + 1 < $5 THEN $3 + (2 ^ c.tries)::integer END, last_error = $4 \
-         RETURNING next_try_on IS NULL",
-        &[
-            target_table.into(),
-            day.to_pg().into(),
-            night.to_pg().into(),
-            error.into(),
-            policy.tries.into(),
-        ],
-    )
-    .map_err(spi_error)?;
-    Ok(given_up == Some(true))
+        ),
+        Some(error) => Spi::run_with_args(
+            "UPDATE token_sync.catch_up SET last_error = $3 WHERE target_table = $1 AND day = $2",
+            &[target_table.into(), day.to_pg().into(), error.into()],
+        ),
+    }
+    .map_err(spi_error)
 }

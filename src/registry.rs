@@ -87,21 +87,32 @@ fn all_where(source_table: Option<&str>) -> SyncResult<Vec<Registered>> {
 }
 
 /// Refuses to register `source` into a target that another registered source already
-/// fills: each sync of a day would delete the other's rows of that day.
+/// fills, or that is above or below such a target in a partition or inheritance tree:
+/// each sync of a day would delete the other's rows of that day. Holds a lock on the
+/// registry until the end of the transaction, so that two registrations cannot both pass.
 pub fn check_one_source_per_target(source: &TableRef, target_table: &str) -> SyncResult<()> {
-    let other = all()?.into_iter().find(|registered| {
-        registered.target_table == target_table && registered.source.display() != source.display()
-    });
+    Spi::run("LOCK TABLE token_sync.tables IN SHARE ROW EXCLUSIVE MODE").map_err(spi_error)?;
+    let other = Spi::get_one_with_args::<String>(
+        "WITH RECURSIVE up(relid) AS ( \
+           SELECT pg_catalog.to_regclass($2)::pg_catalog.oid \
+           UNION SELECT i.inhparent FROM pg_catalog.pg_inherits i JOIN up ON i.inhrelid = up.relid), \
+         down(relid) AS ( \
+           SELECT pg_catalog.to_regclass($2)::pg_catalog.oid \
+           UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN down ON i.inhparent = down.relid) \
+         SELECT (SELECT t.source_table || ' (into ' || t.target_table || ')' FROM token_sync.tables t \
+           WHERE t.source_table <> $1 AND (t.target_table = $2 \
+             OR pg_catalog.to_regclass(t.target_table)::pg_catalog.oid IN (SELECT relid FROM up UNION SELECT relid FROM down)) \
+           ORDER BY t.source_table LIMIT 1)",
+        &[source.display().into(), target_table.into()],
+    )
+    .map_err(spi_error)?;
     match other {
         None => Ok(()),
         Some(other) => Err(SyncError::new(
             PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT,
-            format!(
-                "the target table {target_table} already mirrors {}",
-                other.source.display()
-            ),
-            "Each source needs a target of its own: a sync replaces the whole day of its target. \
-             Pass another target_table.",
+            format!("the target table {target_table} would share its rows with {other}"),
+            "Each source needs a target of its own, outside the other targets' partition and inheritance trees: \
+             a sync replaces the whole day of its target. Pass another target_table.",
         )),
     }
 }

@@ -170,3 +170,25 @@ def test_a_long_outage_is_caught_up_a_bounded_number_of_days_a_night(registered,
     assert stale(db) == []
     for day in [FIRST_NIGHT - dt.timedelta(days=1) + dt.timedelta(days=n) for n in range(28)]:
         assert exact(db, day), day
+
+
+def test_a_try_that_a_timeout_ends_counts_and_waits_like_any_other(registered, fake_google):
+    db = registered
+    upstream = Upstream(fake_google)
+    night = FIRST_NIGHT
+    upstream.night(night, 1)
+    fake_google.fault = lambda kind, n: {"status": 500}
+    for back in (1, 2):  # the night's D-1 and D-2 fail; its catch-up has not run yet
+        db.execute("SELECT * FROM token_sync.sync_all(%s)", (night - dt.timedelta(days=back),))
+    assert [day for day, _, _ in stale(db)] == [night - dt.timedelta(days=2), night - dt.timedelta(days=1)]
+    fake_google.fault = lambda kind, n: {"delay": 5} if kind == "table" else None
+    db.execute("SET statement_timeout = '1s'")
+    with pytest.raises(psycopg.errors.QueryCanceled):
+        db.execute("SELECT * FROM token_sync.catch_up(%s)", (night,))
+    db.execute("RESET statement_timeout")
+    fake_google.fault = lambda kind, n: None
+    # The first day's try was under way when the statement ended: it counts, and waits.
+    first = night - dt.timedelta(days=2)
+    assert db.execute("SELECT day, tries, next_try_on, last_error FROM token_sync.catch_up").fetchall() == [
+        (first, 1, night + dt.timedelta(days=1), "the try did not end (cancelled, timed out or killed)")]
+    assert run_night(db, night + dt.timedelta(days=1)) == [(first, "succeeded")]

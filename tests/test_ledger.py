@@ -68,11 +68,19 @@ def test_an_older_install_upgrades_in_place_with_its_data_and_ledger(cluster, ex
             admin.execute("CREATE DATABASE upgraded")
         with cluster.connect("upgraded") as conn:
             conn.execute(f"CREATE EXTENSION token_sync VERSION '{old}'")
+            # A runner as 0.4.0's sql/grant_runner_role.sql made it may write the ledger:
+            # the upgrade takes that back.
+            conn.execute("DO $$ BEGIN CREATE ROLE token_sync_runner NOLOGIN; "
+                         "EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+            conn.execute("GRANT INSERT, UPDATE ON token_sync.runs TO token_sync_runner")
             conn.execute("CREATE TABLE raw_tokens AS SELECT 'x'::text AS address")
             conn.execute("INSERT INTO token_sync.runs (day, target_table, status, started_at, finished_at, rows_loaded) "
                          "VALUES ('2026-11-19', 'public.raw_tokens', 'succeeded', now(), now(), 1), "
                          "('2026-11-20', 'public.raw_tokens', 'running', now(), NULL, NULL)")
             conn.execute("ALTER EXTENSION token_sync UPDATE")
+            assert conn.execute("SELECT has_table_privilege('token_sync_runner', 'token_sync.runs', 'INSERT'), "
+                                "has_table_privilege('token_sync_runner', 'token_sync.runs', 'UPDATE')"
+                                ).fetchone() == (False, False)
             assert conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'token_sync'").fetchone() == (
                 cargo_version(),)
             assert conn.execute("SELECT day::text, last_attempt_status, missing FROM token_sync.day_status"

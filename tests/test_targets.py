@@ -94,6 +94,14 @@ def test_a_natively_partitioned_target_loads_and_one_with_an_odd_partition_is_re
     assert day_counts(db, "public.raw_parted") == (0, 3)
     db.execute("DROP TABLE public.raw_parted_21")
 
+    # Inheritance children are reached by the day's DELETE and count as partitions are.
+    db.execute("CREATE TABLE public.raw_elsewhere () INHERITS (public.raw_tokens) USING heap_twin")
+    db.execute("SET token_sync.target_table = 'public.raw_tokens'")
+    refused(db, "SELECT * FROM token_sync_day('2026-11-20')",
+            "a table whose child table public.raw_elsewhere has the access method heap_twin")
+    db.execute("DROP TABLE public.raw_elsewhere")
+    db.execute("SET token_sync.target_table = 'public.raw_parted'")
+
     db.execute("CREATE EXTENSION IF NOT EXISTS postgres_fdw")
     db.execute("CREATE SERVER token_sync_loopback FOREIGN DATA WRAPPER postgres_fdw")
     db.execute("CREATE FOREIGN TABLE public.raw_parted_21 PARTITION OF public.raw_parted "

@@ -195,18 +195,32 @@ def test_the_registry_and_the_sync_refuse_targets_they_must_not_write(db, fake_g
 def test_two_sources_cannot_share_a_target(db, fake_google):
     db.execute("TRUNCATE token_sync.tables")
     db.execute("SELECT * FROM token_sync.add_table('bigquery-public-data.crypto_ethereum.blocks', 'public.raw_shared')")
+    db.execute("SELECT token_sync_day('2026-11-19')")
+    db.execute("CREATE TABLE public.raw_shared (LIKE public.raw_tokens) PARTITION BY RANGE (block_timestamp)")
+    db.execute("CREATE TABLE public.raw_shared_20 PARTITION OF public.raw_shared "
+               "FOR VALUES FROM ('2026-11-20') TO ('2026-11-21')")
+    blocks = "bigquery-public-data.crypto_ethereum.blocks (into public.raw_shared)"
     try:
-        for source in ["bigquery-public-data.crypto_ethereum.logs", "bigquery-public-data.crypto_ethereum.traces"]:
+        for source, target in [("bigquery-public-data.crypto_ethereum.logs", "public.raw_shared"),
+                               ("bigquery-public-data.crypto_ethereum.traces", "raw_shared"),
+                               ("bigquery-public-data.crypto_ethereum.traces", "public.raw_shared_20")]:
             with pytest.raises(psycopg.errors.DuplicateObject) as error:
-                db.execute(f"SELECT * FROM token_sync.add_table('{source}', 'public.raw_shared')")
+                db.execute(f"SELECT * FROM token_sync.add_table('{source}', '{target}')")
             assert error.value.diag.message_primary == (
-                "the target table public.raw_shared already mirrors bigquery-public-data.crypto_ethereum.blocks")
+                f"the target table {'public.raw_shared_20' if target.endswith('20') else 'public.raw_shared'} "
+                f"would share its rows with {blocks}")
+        # A name PostgreSQL would cut could become another registered table's: refused.
+        with pytest.raises(psycopg.errors.InvalidParameterValue) as error:
+            db.execute(f"SELECT * FROM token_sync.add_table('bigquery-public-data.crypto_ethereum.logs', "
+                       f"'public.{'x' * 64}')")
+        assert "has a name part of 64 bytes, and PostgreSQL keeps 63" in error.value.diag.message_primary
         # The same source again updates its row.
         db.execute("SELECT * FROM token_sync.add_table('bigquery-public-data.crypto_ethereum.blocks', 'public.raw_shared')")
         assert db.execute("SELECT source_table FROM token_sync.tables").fetchall() == [
             ("bigquery-public-data.crypto_ethereum.blocks",)]
     finally:
         db.execute("TRUNCATE token_sync.tables")
+        db.execute("DROP TABLE IF EXISTS public.raw_shared")
 
 
 def test_the_runner_cannot_write_the_ledger_yet_its_syncs_are_recorded(db, fake_google, psql, cluster):
@@ -273,3 +287,49 @@ def test_no_sql_text_in_src_puts_a_name_between_quotes_by_hand():
     assert found == []
     # The guard sees what it guards against.
     assert by_hand.search(r'"COMMENT ON COLUMN {t}.{c} IS \'{comment}\'"'.replace("\\'", "'"))
+
+
+def test_verify_refuses_a_caller_that_row_security_restricts(db, fake_google, cluster):
+    fake_google.rows = [to_fake(token(n, MOMENT + dt.timedelta(minutes=n))) for n in (1, 2, 3)]
+    db.execute(f"SELECT token_sync_day('{DAY}')")
+    db.execute("DROP ROLE IF EXISTS reader")
+    db.execute("CREATE ROLE reader LOGIN")
+    db.execute(f"ALTER ROLE reader SET token_sync.api_url = '{fake_google.base_url}'")
+    db.execute("ALTER ROLE reader SET token_sync.source_table = 'bigquery-public-data.crypto_ethereum.tokens'")
+    db.execute("GRANT EXECUTE ON FUNCTION token_verify_day(date) TO reader")
+    db.execute("GRANT SELECT ON public.raw_tokens TO reader")
+    db.execute("ALTER TABLE public.raw_tokens ENABLE ROW LEVEL SECURITY")
+    db.execute("CREATE POLICY one_block ON public.raw_tokens TO reader USING (block_number = 1)")
+    try:
+        with cluster.connect(user="reader") as reader:
+            assert reader.execute("SELECT count(*) FROM public.raw_tokens").fetchone() == (1,)
+            with pytest.raises(psycopg.errors.FeatureNotSupported) as error:
+                reader.execute(f"SELECT * FROM token_verify_day('{DAY}')")
+            assert error.value.diag.message_primary.startswith("row-level security applies to public.raw_tokens")
+    finally:
+        db.execute("ALTER TABLE public.raw_tokens DISABLE ROW LEVEL SECURITY")
+        db.execute("DROP OWNED BY reader")
+        db.execute("DROP ROLE reader")
+
+
+def test_a_target_of_another_role_with_json_verifies_and_one_whose_owner_cannot_use_its_schema_is_refused(
+        db, emulator, mallory):
+    source = TypedSource(emulator, db, [field("block_timestamp", "TIMESTAMP", "REQUIRED"), field("j", "JSON")])
+    source.insert([{"block_timestamp": f"{DAY} 10:00:00.000000 UTC", "j": '{"a":[1,2.5]}'}])
+    assert db.execute(f"SELECT rows_loaded FROM token_sync_day('{DAY}')").fetchone() == (1,)
+    db.execute("ALTER TABLE public.raw_typed OWNER TO mallory")
+    # Read as mallory, the fingerprint calls token_sync.canonical_json, which anyone may.
+    assert db.execute(f"SELECT matches FROM token_verify_day('{DAY}')").fetchone() == (True,)
+    assert db.execute(f"SELECT status FROM token_backfill('{DAY}', '{DAY}')").fetchone() == ("unchanged",)
+    db.execute("CREATE SCHEMA private_schema")
+    db.execute("ALTER TABLE public.raw_typed SET SCHEMA private_schema")
+    db.execute("SET token_sync.target_table = 'private_schema.raw_typed'")
+    try:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege) as error:
+            db.execute(f"SELECT * FROM token_sync_day('{DAY}')")
+        assert error.value.diag.message_primary == (
+            "the owner of private_schema.raw_typed may not use its schema, and token_sync reads and writes "
+            "the table as its owner")
+    finally:
+        db.execute("DROP SCHEMA private_schema CASCADE")
+        db.execute("RESET token_sync.target_table")

@@ -3,7 +3,7 @@
 //! `token_sync.day_status` that shows, per day of the synced range, the last successful
 //! load and whether the day is missing.
 
-mod autonomous;
+pub mod autonomous;
 
 use crate::day::{SyncDay, PG_EPOCH_OFFSET_MICROS};
 use crate::error::SyncResult;
@@ -14,6 +14,9 @@ use pgrx::prelude::*;
 pgrx::extension_sql!(
     r#"
 CREATE SCHEMA token_sync;
+-- Each object in it keeps its own privileges (none for PUBLIC but the fingerprint's two
+-- spellings): a target's owner, as whom a day is read, may call those.
+GRANT USAGE ON SCHEMA token_sync TO PUBLIC;
 
 CREATE TABLE token_sync.runs (
     run_id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

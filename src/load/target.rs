@@ -124,15 +124,27 @@ impl TargetTable {
                 ));
             }
         }
-        let row_security = Spi::get_one_with_args::<bool>(
-            "SELECT pg_catalog.row_security_active($1::pg_catalog.regclass)",
+        let (row_security, owner_may_use_schema) = Spi::get_two_with_args::<bool, bool>(
+            "SELECT pg_catalog.row_security_active($1::pg_catalog.regclass), \
+             pg_catalog.has_schema_privilege(c.relowner, c.relnamespace, 'USAGE') \
+             FROM pg_catalog.pg_class c WHERE c.oid = $1",
             &[self.oid.into()],
         )
         .map_err(spi_error)?;
-        if access == Access::Replace && row_security != Some(false) {
-            return Err(row_security_refused(&self.qualified_name));
+        match access {
+            // The day is read and written as the table's owner, who would see rows the
+            // policies hide from the caller.
+            _ if row_security != Some(false) => Err(row_security_refused(&self.qualified_name)),
+            _ if owner_may_use_schema != Some(true) => Err(SyncError::new(
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!(
+                    "the owner of {} may not use its schema, and token_sync reads and writes the table as its owner",
+                    self.qualified_name
+                ),
+                "GRANT USAGE ON SCHEMA ... TO the table's owner, or make a role that may use the schema its owner.",
+            )),
+            Access::Read | Access::Replace => Ok(()),
         }
-        Ok(())
     }
 
     /// Resolves the target table's name and checks its columns, changing nothing: `None`
@@ -274,6 +286,16 @@ fn quoted_name(setting: &str) -> SyncResult<String> {
             "Name it as [schema.]table, e.g. public.raw_tokens (in token_sync.target_table, or add_table's target_table).",
         ));
     }
+    // PostgreSQL would cut a longer name, and two names could then be one table.
+    if let Some(long) = parts.iter().find(|part| part.len() > 63) {
+        return Err(SyncError::config(
+            format!(
+                "the target table \"{setting}\" has a name part of {} bytes, and PostgreSQL keeps 63",
+                long.len()
+            ),
+            "Name the target table with at most 63 bytes a part.",
+        ));
+    }
     Spi::get_one_with_args::<String>(
         "SELECT pg_catalog.array_to_string(ARRAY(SELECT pg_catalog.quote_ident(p) \
          FROM pg_catalog.unnest($1::pg_catalog.text[]) AS p), '.')",
@@ -380,17 +402,19 @@ fn table_kind(oid: pg_sys::Oid) -> SyncResult<TableKind> {
     if let Some(rule) = insert_rule {
         return refused(format!("a table with a rule on INSERT ({rule})"), RULE_HINT);
     }
-    // The table itself, or each partition a partitioned table stores its rows in.
+    // The table itself and every table below it, partitions and inheritance children,
+    // which the day's DELETE and the read-back count reach too.
     let odd_storage = Spi::connect(|client| {
         let rows = client.select(
-            "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), \
-             CASE WHEN c.relkind = 'f' THEN NULL ELSE coalesce(a.amname::text, '') END, c.oid = $1 \
-             FROM (SELECT t.relid, t.level FROM pg_catalog.pg_partition_tree($1) t WHERE t.isleaf \
-                   UNION ALL SELECT $1, 0 WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_partition_tree($1))) t \
-             JOIN pg_catalog.pg_class c ON c.oid = t.relid \
+            "WITH RECURSIVE tree(relid, level) AS (SELECT $1::pg_catalog.oid, 0 UNION ALL \
+               SELECT i.inhrelid, t.level + 1 FROM pg_catalog.pg_inherits i JOIN tree t ON i.inhparent = t.relid) \
+             SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), \
+             CASE WHEN c.relkind = 'f' THEN NULL ELSE coalesce(a.amname::text, '') END, \
+             CASE WHEN c.oid = $1 THEN 'table' WHEN c.relispartition THEN 'partition' ELSE 'child table' END \
+             FROM pg_catalog.pg_class c JOIN tree t ON t.relid = c.oid \
              JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
              LEFT JOIN pg_catalog.pg_am a ON a.oid = c.relam \
-             WHERE c.relkind = 'f' OR a.amname IS DISTINCT FROM 'heap' \
+             WHERE c.relkind = 'f' OR (c.relkind = 'r' AND a.amname IS DISTINCT FROM 'heap') \
              ORDER BY t.level, c.relname LIMIT 1",
             None,
             &[oid.into()],
@@ -399,7 +423,7 @@ fn table_kind(oid: pg_sys::Oid) -> SyncResult<TableKind> {
             Ok((
                 row.get::<String>(1)?.unwrap_or_default(),
                 row.get::<String>(2)?,
-                row.get::<bool>(3)?.unwrap_or_default(),
+                row.get::<String>(3)?.unwrap_or_default(),
             ))
         })
         .next()
@@ -408,16 +432,16 @@ fn table_kind(oid: pg_sys::Oid) -> SyncResult<TableKind> {
     .map_err(spi_error)?;
     match odd_storage {
         None => Ok(TableKind::Loadable),
-        Some((partition, None, _)) => refused(
-            format!("a table with the foreign partition {partition}"),
+        Some((name, None, below)) => refused(
+            format!("a table with the foreign {below} {name}"),
             FOREIGN_HINT,
         ),
-        Some((_, Some(method), true)) => refused(
+        Some((_, Some(method), below)) if below == "table" => refused(
             format!("a table of the access method {method}"),
             ACCESS_METHOD_HINT,
         ),
-        Some((partition, Some(method), false)) => refused(
-            format!("a table whose partition {partition} has the access method {method}"),
+        Some((name, Some(method), below)) => refused(
+            format!("a table whose {below} {name} has the access method {method}"),
             ACCESS_METHOD_HINT,
         ),
     }
@@ -459,7 +483,7 @@ fn check_columns<'s>(
         client
             .select(
                 "SELECT attname::text, pg_catalog.format_type(atttypid, atttypmod), attnotnull AND NOT atthasdef, \
-                 coalesce(pg_catalog.col_description(attrelid, attnum) LIKE $2 || '%', false) \
+                 coalesce(pg_catalog.starts_with(pg_catalog.col_description(attrelid, attnum), $2), false) \
                  FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped",
                 None,
                 &[oid.into(), MIRROR_COMMENT.into()],

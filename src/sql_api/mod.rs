@@ -221,12 +221,11 @@ pub(crate) fn catch_up_days(
     };
     due.into_iter()
         .map(|day| {
+            let last_try = catch_up::count_try(&plan.ledger_name, day, night, policy).or_raise();
             let mut row = backfill_row(settings, plan, day, context);
             let _ledger = ledger::as_owner().or_raise();
-            let given_up =
-                catch_up::record_try(&plan.ledger_name, day, night, row.7.as_deref(), policy)
-                    .or_raise();
-            if given_up {
+            catch_up::settle_try(&plan.ledger_name, day, row.7.as_deref()).or_raise();
+            if last_try && row.7.is_some() {
                 row.1 = "given_up".to_string();
             }
             row

@@ -58,9 +58,18 @@ pub fn shown(name: &str) -> String {
     }
 }
 
-/// A name in double quotes, quotes and control characters escaped.
+/// A name in double quotes, double quotes, backslashes and control characters escaped.
 pub fn shown_quoted(name: &str) -> String {
-    format!("\"{}\"", name.escape_debug())
+    let mut out = String::with_capacity(name.len() + 2);
+    out.push('"');
+    for c in name.chars() {
+        match c {
+            '\'' => out.push(c),
+            c => out.extend(c.escape_debug()),
+        }
+    }
+    out.push('"');
+    out
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ ROOTS=${TOKEN_SYNC_ROOTS:-/var/tmp/token_sync-roots}
 dir=$ROOTS/$suite
 mirror=${TOKEN_SYNC_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 packages=(postgresql-"$major" postgresql-server-dev-"$major" postgresql-"$major"-cron
-          clang libclang-dev gcc libc6-dev pkg-config sudo python3-venv procps)
+          clang libclang-dev gcc libc6-dev dpkg-dev pkg-config sudo python3-venv procps)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 

@@ -10,8 +10,10 @@ ARG DEBIAN_SUITE=sid
 # Only the Rust toolchain is taken from the official Rust image.
 FROM rust:1.95-slim AS rust
 
-# Build stage: the same install script CI uses (--build-only), then `cargo pgrx package`,
-# on the runtime's own Debian so that the extension links against the same libraries.
+# Build stage: the same install script CI uses (--build-only), then the Debian package
+# (scripts/package.sh), on the runtime's own Debian so that it links against the same
+# libraries. A package built elsewhere for the same suite can stand in for this stage:
+#   podman build --build-context build=DIR .    (DIR/packages/ holding the .deb)
 FROM debian:${DEBIAN_SUITE}-slim AS build
 ARG PG_MAJOR
 ENV RUSTUP_HOME=/usr/local/rustup CARGO_HOME=/usr/local/cargo \
@@ -21,12 +23,14 @@ COPY --from=rust /usr/local/cargo /usr/local/cargo
 WORKDIR /src
 COPY scripts/install-deps.sh scripts/
 RUN bash scripts/install-deps.sh --build-only "$PG_MAJOR"
-COPY Cargo.toml Cargo.lock token_sync.control ./
+COPY Cargo.toml Cargo.lock token_sync.control LICENSE ./
 COPY src ./src
+COPY sql ./sql
+COPY pg_cron ./pg_cron
+COPY scripts/package.sh scripts/
 # The caches keep crates and compiled dependencies between builds on the same machine.
 RUN --mount=type=cache,target=/usr/local/cargo/registry --mount=type=cache,target=/src/target \
-    cargo pgrx package --pg-config "/usr/lib/postgresql/$PG_MAJOR/bin/pg_config" \
- && cp -a "target/release/token_sync-pg$PG_MAJOR" /package
+    bash scripts/package.sh "$PG_MAJOR" --out /packages
 
 FROM debian:${DEBIAN_SUITE}-slim
 ARG PG_MAJOR
@@ -42,13 +46,16 @@ RUN groupadd --system --gid 999 postgres \
  && rm -rf /var/lib/apt/lists/* \
  && mkdir -p /var/lib/postgresql/data /var/run/postgresql /docker-entrypoint-initdb.d \
  && chown postgres:postgres /var/lib/postgresql/data /var/run/postgresql
-COPY --from=build /package/usr/ /usr/
-COPY pg_cron/ /opt/token_sync/pg_cron/
-COPY sql/ /opt/token_sync/sql/
+# token_sync from its package, as on a server (its dependencies are all installed above).
+COPY --from=build /packages/ /tmp/token_sync-packages/
+RUN DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      "/tmp/token_sync-packages/postgresql-$PG_MAJOR-token-sync_"*.deb \
+ && rm -rf /tmp/token_sync-packages
 COPY docker/postgres-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
 COPY docker/entrypoint.sh /usr/local/bin/token-sync-entrypoint.sh
 COPY docker/initdb.sh /docker-entrypoint-initdb.d/50-token-sync.sh
-ENV PATH=/usr/lib/postgresql/${PG_MAJOR}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+ENV TOKEN_SYNC_SHARE=/usr/share/postgresql/${PG_MAJOR}/contrib/token_sync \
+    PATH=/usr/lib/postgresql/${PG_MAJOR}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     PGDATA=/var/lib/postgresql/data \
     LANG=C.UTF-8 \
     POSTGRES_DB=tokens

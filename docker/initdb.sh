@@ -3,7 +3,7 @@
 # schedules the nightly jobs with the project's own pg_cron/schedule.sql.
 #   TOKEN_SYNC_D1_SCHEDULE (default 30 3 * * *), TOKEN_SYNC_D2_SCHEDULE (default 30 4 * * *)
 set -euo pipefail
-share=${TOKEN_SYNC_SHARE:-/opt/token_sync}
+share=${TOKEN_SYNC_SHARE:?TOKEN_SYNC_SHARE must name the directory holding the package scripts}
 database=${POSTGRES_DB:-tokens}
 
 psql -X -v ON_ERROR_STOP=1 --username "${POSTGRES_USER:-postgres}" --dbname "$database" <<'SQL'

@@ -11,7 +11,7 @@
 #   rust:1.95-slim     this machine's Rust 1.95 toolchain where the official image keeps
 #                      its own (RUSTUP_HOME=/usr/local/rustup, CARGO_HOME=/usr/local/cargo);
 #                      the Dockerfile copies only those two directories from it
-#   bash tests/base-images.sh [SUITE ...]     (default: bookworm sid)
+#   bash tests/base-images.sh [SUITE ...] [rust]     (default: bookworm sid rust)
 set -euo pipefail
 
 mirror=${TOKEN_SYNC_DEBIAN_MIRROR:-http://deb.debian.org/debian}
@@ -19,8 +19,12 @@ rust_version=1.95
 work=$(mktemp -d /var/tmp/token_sync-bases.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
-suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(bookworm sid)
+[ $# -gt 0 ] || set -- bookworm sid rust
+suites=()
+want_rust=0
+for name in "$@"; do
+  if [ "$name" = rust ]; then want_rust=1; else suites+=("$name"); fi
+done
 
 debian_image() {
   local suite=$1 root=$work/$1
@@ -66,7 +70,7 @@ for suite in "${suites[@]}"; do
     pids+=($!)
   fi
 done
-if ! podman image exists "rust:$rust_version-slim"; then
+if [ "$want_rust" = 1 ] && ! podman image exists "rust:$rust_version-slim"; then
   echo "base-images: rust:$rust_version-slim (this machine's toolchain)"
   rust_image
 fi

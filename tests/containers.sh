@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Builds the images from the shipped Dockerfiles with podman, as a user would, on local
 # stand-ins for their official base images (tests/base-images.sh): the database at the
-# Dockerfile's default PostgreSQL version, and the emulator. Layers and caches stay for the
-# next run on the same machine. tests/test_containers.py runs it before it starts anything.
-#   bash tests/containers.sh
+# Dockerfile's default PostgreSQL version, and the emulator. Where scripts/package.sh has
+# already built that version's package (in its root, of the same Debian suite), it stands in
+# for the Dockerfile's build stage, which would otherwise build the same package a second
+# time. Layers and caches stay for the next run on the same machine.
+# tests/test_containers.py runs it before it starts anything.
+#   bash tests/containers.sh             both images
+#   bash tests/containers.sh emulator    the emulator's alone (tests/run.sh makes it early:
+#                                        its build is mostly downloads)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -27,6 +32,24 @@ build() {
   fi
 }
 
-bash tests/base-images.sh bookworm "$suite"
+package=$ROOT/target/packages/postgresql-$major-token-sync_$version-1_$(dpkg --print-architecture).deb
+if [ "${1:-}" = emulator ]; then
+  bases=(bookworm)
+elif [ -f "$package" ]; then
+  bases=(bookworm "$suite")
+else
+  bases=(bookworm "$suite" rust)  # only the Dockerfile's build stage needs the toolchain
+fi
+bash tests/base-images.sh "${bases[@]}"
 build "token-sync-emulator:$version" -f docker/emulator.Dockerfile
-build "token-sync:$version-pg$major"
+[ "${1:-}" = emulator ] && exit 0
+if [ -f "$package" ]; then
+  context=$ROOT/target/image-build
+  rm -rf "$context"
+  mkdir -p "$context/packages"
+  cp "$package" "$context/packages/"
+  echo "containers: the package for PostgreSQL $major stands in for the build stage ($package)"
+  build "token-sync:$version-pg$major" --build-context "build=$context"
+else
+  build "token-sync:$version-pg$major"
+fi

@@ -81,8 +81,11 @@ def test_the_image_holds_postgresql_pg_cron_and_token_sync_and_no_build_tools(im
     major = images["major"]
     out = podman("run", "--rm", images["db"], "bash", "-c",
                  f"postgres --version; ls /usr/share/postgresql/{major}/extension;"
+                 f" dpkg-query -W -f='${{Package}} ${{Version}}\\n' postgresql-{major}-token-sync;"
                  " command -v cargo gcc clang || echo no build tools").stdout
     assert f"postgres (PostgreSQL) {major}." in out
+    # Installed from its package, as on a server: one install path for both.
+    assert f"postgresql-{major}-token-sync {cargo_version()}-1" in out
     assert "pg_cron.control" in out and "token_sync.control" in out
     assert f"token_sync--{cargo_version()}.sql" in out
     assert out.rstrip().endswith("no build tools")

@@ -161,7 +161,13 @@ def test_dockerfile_compose_chart_and_code_agree():
     # The default version is one CI builds and tests in a root of the same Debian suite.
     assert f"{dockerfile_arg('PG_MAJOR')}) suite={dockerfile_arg('DEBIAN_SUITE')} ;;" in \
         (ROOT / "scripts" / "pg-root.sh").read_text()
-    assert "COPY pg_cron/ /opt/token_sync/pg_cron/" in dockerfile
+    # One install path: the image installs the package its build stage made, as a server does,
+    # and the init script schedules with the schedule the package ships.
+    assert 'bash scripts/package.sh "$PG_MAJOR" --out /packages' in dockerfile
+    assert '"/tmp/token_sync-packages/postgresql-$PG_MAJOR-token-sync_"*.deb' in dockerfile
+    assert "TOKEN_SYNC_SHARE=/usr/share/postgresql/${PG_MAJOR}/contrib/token_sync" in dockerfile
+    assert 'contrib=$tree$sharedir/contrib/token_sync' in (ROOT / "scripts" / "package.sh").read_text()
+    assert '-f "$share/pg_cron/schedule.sql"' in (ROOT / "docker" / "initdb.sh").read_text()
     pgrx = tomllib.loads((ROOT / "Cargo.toml").read_text())["dependencies"]["pgrx"]
     assert f'PGRX_VERSION={pgrx.lstrip("=")}' in (ROOT / "scripts" / "install-deps.sh").read_text()
     emulator_image = (ROOT / "docker" / "emulator.Dockerfile").read_text()

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Builds token_sync for one PostgreSQL major version, runs its unit and in-database tests
-# (`cargo pgrx test`, a throwaway cluster run as postgres) and installs it into that
-# server. tests/run.sh runs it here for 15, and inside each newer version's root
-# (scripts/pg-root.sh) for 17 and 18.
+# token_sync's unit and in-database tests (`cargo pgrx test`: a throwaway cluster of one
+# PostgreSQL major version, run as postgres). tests/run.sh runs them once, against 15: they
+# test the library's own code, which the packages' black-box runs then exercise on each
+# version. The same in a newer version's root:
 #   bash tests/pgrx.sh 15
+#   bash scripts/pg-root.sh 18 run bash tests/pgrx.sh 18
 set -euo pipefail
 
 major=${1:?usage: pgrx.sh MAJOR}
@@ -13,8 +14,9 @@ PG_CONFIG=/usr/lib/postgresql/$major/bin/pg_config
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# A root's build scripts link against its newer libc: each major keeps its own build.
-[ "$major" = 15 ] || export CARGO_TARGET_DIR="$ROOT/target/pg$major"
+# Build scripts compiled in a root need its newer libc: the roots share a build of their own
+# (scripts/package.sh says why).
+[ "$major" = 15 ] || export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target/roots}
 if ! grep -qs "pg$major *= *\"$PG_CONFIG\"" "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
   cargo pgrx init "--pg$major" "$PG_CONFIG"
 fi
@@ -22,8 +24,5 @@ fi
 PGRX_DATA=$(mktemp -d /tmp/token_sync_pgrx.XXXXXX)
 as_root chown postgres "$PGRX_DATA"
 trap 'as_root rm -rf "$PGRX_DATA"' EXIT
-CARGO_PGRX_TEST_RUNAS=postgres CARGO_PGRX_TEST_PGDATA="$PGRX_DATA/pgdata" cargo pgrx test "pg$major"
-
-install_flags=()
-[ "$(id -u)" = 0 ] || install_flags+=(--sudo)
-cargo pgrx install --pg-config "$PG_CONFIG" "${install_flags[@]}"
+# In release mode, as the package is built: its dependencies are compiled once for both.
+CARGO_PGRX_TEST_RUNAS=postgres CARGO_PGRX_TEST_PGDATA="$PGRX_DATA/pgdata" cargo pgrx test --release "pg$major"

@@ -2,15 +2,18 @@
 # The whole test suite, from a fresh Debian 12 machine with Rust:
 #   1. installs what it needs (scripts/install-deps.sh);
 #   2. checks formatting and clippy;
-#   3. PostgreSQL 17 and 18, each in a Debian root of its own (scripts/pg-root.sh): build,
-#      unit and in-database tests, install (tests/pgrx.sh, inside the root), then the
+#   3. PostgreSQL 17 and 18, each in a Debian root of its own (scripts/pg-root.sh): its
+#      Debian package built there and installed there (scripts/package.sh), then the
 #      black-box suite from here against a server started in the root, less the deployment,
-#      container and benchmark files, which do not depend on the host's server;
-#   4. PostgreSQL 15, this system's own: the same, Citus and TimescaleDB built from their
+#      container, package and benchmark files, which do not depend on the host's server
+#      (in the background, beside the next builds);
+#   4. PostgreSQL 15, this system's own: the unit and in-database tests (tests/pgrx.sh, once
+#      for all versions), its package installed here, Citus and TimescaleDB built from their
 #      release sources in ../shared/vendor (scripts/build-engines.sh), and the whole
 #      black-box suite (pytest): a real cluster with pg_cron, the bqemulator emulator, a fake
-#      Google server, Citus and TimescaleDB servers, and the images built from the
-#      Dockerfiles and run with podman (tests/test_containers.py).
+#      Google server, Citus and TimescaleDB servers, the three packages installed into clean
+#      roots (tests/test_packages.py), and the images built from the Dockerfiles, with the
+#      package built for the image's version, and run with podman (tests/test_containers.py).
 # TOKEN_SYNC_PG_VERSIONS picks the newer versions (default "17 18"; empty for 15 alone).
 # Arguments are passed to the last pytest run.
 set -euo pipefail
@@ -21,34 +24,69 @@ VENV=${TOKEN_SYNC_VENV:-$ROOT/target/venv}
 
 step() { echo "== $(date -u +%H:%M:%S) $*"; }
 
-bash scripts/install-deps.sh
-
-# Citus and TimescaleDB (for PostgreSQL 15's suite) build on their own while the lint and the
-# newer versions run, much of which waits on the network and the servers; kept once built.
+bash scripts/install-deps.sh --system
 mkdir -p target
+# Work that waits on the network and the disk more than on the 2 cores runs beside the rest
+# from the start, each with its log: the Debian roots of the newer versions and the base
+# images of the containers (downloads), and Citus and TimescaleDB for PostgreSQL 15's suite
+# (kept once built).
+export TOKEN_SYNC_PG_VERSIONS=${TOKEN_SYNC_PG_VERSIONS-17 18}
+declare -A suite_of=([17]=trixie [18]=sid)
+prepare_log=$ROOT/target/prepare.log
+export CONTAINERS_CONF=${CONTAINERS_CONF:-$ROOT/tests/containers.conf}
+(
+  suites=(bookworm)
+  for major in $TOKEN_SYNC_PG_VERSIONS; do
+    bash scripts/pg-root.sh "$major"
+    suites+=("${suite_of[$major]}")
+  done
+  bash tests/base-images.sh "${suites[@]}"
+  bash tests/containers.sh emulator
+) >"$prepare_log" 2>&1 &
+prepare=$!
 engines_log=$ROOT/target/build-engines.log
 bash scripts/build-engines.sh 15 >"$engines_log" 2>&1 &
 engines=$!
+finish() {  # waits for a job started above; its log when it failed
+  if ! wait "$1"; then
+    cat "$2" >&2
+    exit 1
+  fi
+}
+
+bash scripts/install-deps.sh
 
 step "lint"
 cargo fmt --check
 cargo clippy --all-targets --features pg_test -- -D warnings
 
-for major in ${TOKEN_SYNC_PG_VERSIONS-17 18}; do
-  step "PostgreSQL $major: build, unit and in-database tests, install (in its root)"
-  bash scripts/pg-root.sh "$major" run bash tests/pgrx.sh "$major"
-  step "PostgreSQL $major: black-box tests"
+step "the newer versions' roots and the base images (made beside the steps above)"
+finish "$prepare" "$prepare_log"
+suites=()
+for major in $TOKEN_SYNC_PG_VERSIONS; do
+  step "PostgreSQL $major: its package, built and installed in its root"
+  bash scripts/package.sh "$major" --install
+  # The suite waits on its servers more than it computes: it runs beside the next builds.
+  step "PostgreSQL $major: black-box tests, beside the next steps (log: target/black-box-$major.log)"
   bash scripts/pg-root.sh "$major" host "$VENV/bin/pytest" -q -p no:cacheprovider \
-    --ignore=tests/test_deploy.py --ignore=tests/test_bench.py --ignore=tests/test_containers.py
+    --ignore=tests/test_deploy.py --ignore=tests/test_bench.py --ignore=tests/test_containers.py \
+    --ignore=tests/test_packages.py >"target/black-box-$major.log" 2>&1 &
+  suites+=("$!:$major")
 done
 
-step "PostgreSQL 15: build, unit and in-database tests, install"
+step "PostgreSQL 15: unit and in-database tests (once for every version)"
 bash tests/pgrx.sh 15
+# After the tests, whose build pgrx installs into the server: the package takes its place.
+step "PostgreSQL 15: its package, built and installed here"
+bash scripts/package.sh 15 --install
+
+for suite in "${suites[@]}"; do
+  step "PostgreSQL ${suite#*:}: black-box tests"
+  finish "${suite%%:*}" "target/black-box-${suite#*:}.log"
+  cat "target/black-box-${suite#*:}.log"
+done
 step "PostgreSQL 15: Citus and TimescaleDB, for the targets they make (built beside the steps above)"
-if ! wait "$engines"; then
-  cat "$engines_log" >&2
-  exit 1
-fi
+finish "$engines" "$engines_log"
 tail -n 1 "$engines_log"
 step "PostgreSQL 15: black-box tests"
 "$VENV/bin/pytest" -q "$@"

@@ -14,7 +14,7 @@
 # DEBFULLNAME and DEBEMAIL, as for Debian's own tools, name the package's maintainer.
 set -euo pipefail
 
-major=${1:?usage: package.sh MAJOR [--out DIR]}
+major=${1:?usage: package.sh MAJOR [--out DIR] [--install]}
 shift
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 out=$ROOT/target/packages
@@ -26,11 +26,27 @@ while [ $# -gt 0 ]; do
     *) echo "package.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
+out=$(realpath -m -- "$out")
 PG_CONFIG=/usr/lib/postgresql/$major/bin/pg_config
+# The package's dates (changelog, file times) are the commit's, so a rebuild is the same package.
+if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
+  SOURCE_DATE_EPOCH=$(git -C "$ROOT" log -1 --format=%ct 2>/dev/null || date +%s)
+fi
+export SOURCE_DATE_EPOCH
 
 if [ ! -x "$PG_CONFIG" ]; then
   if [ "$major" != 15 ] && [ -z "${TOKEN_SYNC_PG_MAJOR:-}" ]; then
-    exec bash "$ROOT/scripts/pg-root.sh" "$major" run bash scripts/package.sh "$major" --out "$out" "${install[@]}"
+    # Only the project and /tmp are mounted into the root.
+    case "$out/" in
+      "$ROOT"/*|/tmp/*) ;;
+      *) echo "package.sh: --out for PostgreSQL $major must be under $ROOT or /tmp (the root sees only those)" >&2; exit 2 ;;
+    esac
+    # The root starts from an empty environment: what the package takes from this one goes in.
+    passed=(SOURCE_DATE_EPOCH="$SOURCE_DATE_EPOCH")
+    [ -z "${DEBFULLNAME:-}" ] || passed+=(DEBFULLNAME="$DEBFULLNAME")
+    [ -z "${DEBEMAIL:-}" ] || passed+=(DEBEMAIL="$DEBEMAIL")
+    exec bash "$ROOT/scripts/pg-root.sh" "$major" run env "${passed[@]}" \
+      bash scripts/package.sh "$major" --out "$out" "${install[@]}"
   fi
   echo "package.sh: no PostgreSQL $major here ($PG_CONFIG)" >&2
   exit 1
@@ -42,17 +58,15 @@ name=postgresql-$major-token-sync
 arch=$(dpkg --print-architecture)
 deb_version=$version-1
 maintainer="${DEBFULLNAME:-token_sync developers} <${DEBEMAIL:-token-sync@example.org}>"
-# The package's dates (changelog, file times) are the commit's, so a rebuild is the same package.
-if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
-  SOURCE_DATE_EPOCH=$(git -C "$ROOT" log -1 --format=%ct 2>/dev/null || date +%s)
-fi
-export SOURCE_DATE_EPOCH
 
 # Build scripts compiled in a root need its newer libc, so the host cannot share the roots'
 # build. The roots share one (target/roots): what differs between their versions (pgrx's
 # bindings, the extension) is built per feature, and the rest is compiled once; tests/run.sh
 # builds in the older suite first (trixie, then sid), whose build scripts run in the newer.
-[ "$major" = 15 ] || export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target/roots}
+[ -z "${TOKEN_SYNC_PG_MAJOR:-}" ] || export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target/roots}
+if ! grep -qs "pg$major *= *\"$PG_CONFIG\"" "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
+  cargo pgrx init "--pg$major" "$PG_CONFIG" >&2
+fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/token_sync-package.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -144,6 +158,8 @@ find "$tree" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 mkdir -p "$out"
 deb=$out/${name}_${deb_version}_$arch.deb
 dpkg-deb --root-owner-group -Zxz --build "$tree" "$deb" >/dev/null
+# Built as root inside a root for a user who ran it with sudo: the package is the user's.
+[ -z "${TOKEN_SYNC_PG_MAJOR:-}" ] || [ "$(id -u)" != 0 ] || chown --reference="$ROOT/Cargo.toml" "$out" "$deb"
 if [ ${#install[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then dpkg -i "$deb" >&2; else sudo dpkg -i "$deb" >&2; fi
 fi

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Builds the images from the shipped Dockerfiles with podman, as a user would, on local
 # stand-ins for their official base images (tests/base-images.sh): the database at the
-# Dockerfile's default PostgreSQL version, and the emulator. Where scripts/package.sh has
-# already built that version's package (in its root, of the same Debian suite), it stands in
-# for the Dockerfile's build stage, which would otherwise build the same package a second
-# time. Layers and caches stay for the next run on the same machine.
+# Dockerfile's default PostgreSQL version, and the emulator. Where TOKEN_SYNC_PACKAGES names
+# a directory of packages scripts/package.sh built from this tree (tests/run.sh sets it), the
+# package of that version (built in its root, of the same Debian suite) stands in for the
+# Dockerfile's build stage, which would otherwise build the same package a second time.
+# Layers and caches stay for the next run on the same machine.
 # tests/test_containers.py runs it before it starts anything.
 #   bash tests/containers.sh             both images
 #   bash tests/containers.sh emulator    the emulator's alone (tests/run.sh makes it early:
@@ -32,10 +33,14 @@ build() {
   fi
 }
 
-package=$ROOT/target/packages/postgresql-$major-token-sync_$version-1_$(dpkg --print-architecture).deb
+package=
+if [ -n "${TOKEN_SYNC_PACKAGES:-}" ] && [ "${1:-}" != emulator ]; then
+  package=$TOKEN_SYNC_PACKAGES/postgresql-$major-token-sync_$version-1_$(dpkg --print-architecture).deb
+  [ -f "$package" ] || { echo "containers.sh: no $package (TOKEN_SYNC_PACKAGES)" >&2; exit 1; }
+fi
 if [ "${1:-}" = emulator ]; then
   bases=(bookworm)
-elif [ -f "$package" ]; then
+elif [ -n "$package" ]; then
   bases=(bookworm "$suite")
 else
   bases=(bookworm "$suite" rust)  # only the Dockerfile's build stage needs the toolchain
@@ -43,7 +48,7 @@ fi
 bash tests/base-images.sh "${bases[@]}"
 build "token-sync-emulator:$version" -f docker/emulator.Dockerfile
 [ "${1:-}" = emulator ] && exit 0
-if [ -f "$package" ]; then
+if [ -n "$package" ]; then
   context=$ROOT/target/image-build
   rm -rf "$context"
   mkdir -p "$context/packages"

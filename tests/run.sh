@@ -47,6 +47,15 @@ prepare=$!
 engines_log=$ROOT/target/build-engines.log
 bash scripts/build-engines.sh 15 >"$engines_log" 2>&1 &
 engines=$!
+# A failed step ends the run: the jobs still running beside it end with it.
+stop_background() {
+  local pid
+  for pid in $(jobs -p); do
+    pkill -TERM -P "$pid" 2>/dev/null || true
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+}
+trap stop_background EXIT
 finish() {  # waits for a job started above; its log when it failed
   if ! wait "$1"; then
     cat "$2" >&2
@@ -89,4 +98,5 @@ step "PostgreSQL 15: Citus and TimescaleDB, for the targets they make (built bes
 finish "$engines" "$engines_log"
 tail -n 1 "$engines_log"
 step "PostgreSQL 15: black-box tests"
-"$VENV/bin/pytest" -q "$@"
+# The image of the containers' tests installs the package built above for its version.
+TOKEN_SYNC_PACKAGES=$ROOT/target/packages "$VENV/bin/pytest" -q "$@"

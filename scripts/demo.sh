@@ -30,9 +30,8 @@ stop() {
 if [ "${1:-}" = stop ]; then stop; echo "demo stopped"; exit 0; fi
 
 bash scripts/install-deps.sh
-install_flags=(--release)
-[ "$(id -u)" = 0 ] || install_flags+=(--sudo)
-cargo pgrx install --pg-config "$PG_BIN/pg_config" "${install_flags[@]}"
+# Built and installed as a server installs it: its Debian package.
+bash scripts/package.sh 15 --install >/dev/null
 
 stop
 mkdir -p "$DEMO"

@@ -6,8 +6,10 @@ version's package, and the package removed with the data left in place. lintian 
 
 The previous version's package is made here from this one: the previous release's SQL
 (tests/fixtures) in place of this version's, and the version numbers. Its library is this
-build's, which is exactly what serves an installed database between `apt install` of the new
-package and `ALTER EXTENSION token_sync UPDATE`."""
+build's. A server keeps the library it preloaded until it restarts, and the upgrade script
+needs the new one, so the upgrade restarts before `ALTER EXTENSION token_sync UPDATE`; from
+that restart on, what serves the database is exactly this build's library under the previous
+release's SQL, as here."""
 
 import datetime as dt
 import os
@@ -86,6 +88,12 @@ def test_the_package_holds_the_extension_its_scripts_and_nothing_of_the_build(ma
     assert f"/usr/share/doc/{name}/copyright" in files and f"/usr/share/doc/{name}/changelog.Debian.gz" in files
     allowed = ("/usr/lib/postgresql/", f"{share}/", f"/usr/share/doc/{name}/", "/usr/share/lintian/overrides/")
     assert [f for f in files if not f.startswith(allowed)] == []
+    # Its dates are the commit's, so a rebuild of one commit is the same package.
+    committed = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%ct"], capture_output=True, text=True,
+                               check=True).stdout.strip()
+    stamp = dt.datetime.fromtimestamp(int(committed)).strftime("%Y-%m-%d %H:%M")
+    listing = subprocess.run(["dpkg-deb", "--contents", str(deb)], capture_output=True, text=True, check=True).stdout
+    assert {" ".join(line.split()[3:5]) for line in listing.splitlines()} == {stamp}
     assert not [f for f in files if re.search(r"\.(rs|toml|rlib|o|d)$|/target/|/src/", f)]
 
 
@@ -215,10 +223,14 @@ def test_a_clean_server_installs_upgrades_and_removes_the_package(major, deb, em
                 (PREVIOUS,)
             sync_and_verify(conn, DAYS[0], rows[DAYS[0]])
 
-        # The new package over the old one: the database keeps the old SQL until it is updated.
+        # The new package over the old one, and the restart that loads its library (Upgrading in
+        # the README): the database keeps the old SQL, served by the new library, until it is updated.
         root.apt_install(f"/packages/{deb.name}")
         assert root_version(root, name) == f"{version}-1"
+        root.sh(f"pg_ctlcluster {major} main restart")
         with connect(port, "upgraded") as conn:
+            (matches,) = conn.execute("SELECT matches FROM token_verify_day(%s)", (DAYS[0],)).fetchone()
+            assert matches is True, "the new library serves the previous version's SQL"
             conn.execute("ALTER EXTENSION token_sync UPDATE")
             assert conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'token_sync'").fetchone() == \
                 (version,)

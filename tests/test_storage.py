@@ -137,6 +137,20 @@ def test_a_stream_cut_midway_is_read_again_from_the_row_it_reached(db, storage):
         "storage", True, "projects/billing/locations/US/sessions/fake")
 
 
+def test_a_stream_cut_after_every_message_is_given_up_after_max_retries(db, storage):
+    # Each cut comes after some progress: the retries are the stream's, not each message's.
+    storage.read_faults = {0: [(row, status("UNAVAILABLE", "connection reset")) for row in (2, 4, 6, 8)]}
+    db.execute("SET token_sync.max_retries = 3")
+    with pytest.raises(psycopg.errors.ConnectionFailure) as error:
+        db.execute(f"SELECT token_sync_day('{DAY}')")
+    assert error.value.diag.message_primary == "BigQuery's Storage Read API refused the request: connection reset"
+    assert error.value.diag.message_detail == ("gRPC status Unavailable (stream projects/billing/locations/US/"
+                                               "sessions/fake/streams/0, at row 8); gave up after 3 retries")
+    assert reads(storage) == [(0, 0), (0, 2), (0, 4), (0, 6)]
+    assert db.execute("SELECT to_regclass('raw_typed')").fetchone() == (None,), "nothing written"
+    assert db.execute("SELECT status FROM token_sync.runs").fetchall() == [("failed",)]
+
+
 def test_retries_wait_as_long_as_bigquery_asks(db, storage):
     storage.create_faults = [status("RESOURCE_EXHAUSTED", "quota", retry_seconds=0.4),
                              status("UNAVAILABLE", "try again")]

@@ -2,6 +2,7 @@
 
 use super::auth::Authorizer;
 use super::errors;
+use super::retry::RetryPolicy;
 use super::wire::{Body, Envelope, JobReference};
 use crate::error::{SyncError, SyncResult};
 use crate::settings::{Settings, TableRef};
@@ -28,8 +29,7 @@ pub struct BigQueryClient {
     location: String,
     auth: Authorizer,
     timeout: Duration,
-    max_retries: u32,
-    retry_delay: Duration,
+    retry: RetryPolicy,
 }
 
 /// The backend's HTTP client, kept from call to call (and day to day of a backfill) so that
@@ -52,9 +52,6 @@ fn http_client(timeout: Duration) -> SyncResult<reqwest::Client> {
     Ok(client)
 }
 
-/// The longest wait between two retries.
-const MAX_RETRY_DELAY: Duration = Duration::from_secs(32);
-
 impl BigQueryClient {
     pub async fn connect(settings: &Settings) -> SyncResult<Self> {
         let auth = Authorizer::for_credentials(&settings.credentials).await?;
@@ -66,8 +63,7 @@ impl BigQueryClient {
             location: settings.location.clone(),
             auth,
             timeout: settings.http_timeout,
-            max_retries: settings.max_retries,
-            retry_delay: settings.retry_delay,
+            retry: RetryPolicy::new(settings),
         })
     }
 
@@ -144,33 +140,16 @@ impl BigQueryClient {
         url
     }
 
-    /// Sends the request, retrying transient failures with exponential backoff and jitter.
-    /// A retry repeats the same request: the same job, the same page.
+    /// Sends the request, retrying transient failures as the retry policy says. A retry
+    /// repeats the same request: the same job, the same page.
     async fn send(&self, request: impl Fn() -> reqwest::RequestBuilder) -> SyncResult<Body> {
         let mut retries = 0;
         loop {
             match self.send_once(request()).await {
-                Err(error) if error.transient && retries < self.max_retries => {
-                    tokio::time::sleep(self.backoff(retries)).await;
-                    retries += 1;
-                }
-                Err(error) if retries > 0 => {
-                    let detail = error.detail.clone().unwrap_or_default();
-                    return Err(
-                        error.with_detail(format!("{detail}; gave up after {retries} retries"))
-                    );
-                }
-                result => return result,
+                Err(error) => retries = self.retry.pause(error, retries, None).await?,
+                body => return body,
             }
         }
-    }
-
-    fn backoff(&self, retries: u32) -> Duration {
-        let exponential = self
-            .retry_delay
-            .saturating_mul(1 << retries.min(16))
-            .min(MAX_RETRY_DELAY);
-        exponential.mul_f64(rand::random_range(0.5..=1.0))
     }
 
     async fn send_once(&self, request: reqwest::RequestBuilder) -> SyncResult<Body> {

@@ -1,6 +1,7 @@
 //! The BigQuery side: credentials (`auth`), the REST calls (`client`), a table's schema
 //! (`schema`), the SQL we send (`query`), and paging through a result (`pages`) within a
 //! memory budget (`budget`); or reading a day through the Storage Read API (`storage`).
+//! Both read paths retry as `retry` says.
 
 pub mod auth;
 pub mod budget;
@@ -8,6 +9,7 @@ pub mod client;
 pub mod errors;
 pub mod pages;
 pub mod query;
+pub mod retry;
 pub mod schema;
 pub mod storage;
 pub mod wire;

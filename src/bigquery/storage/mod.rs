@@ -112,11 +112,11 @@ struct StreamReading {
 
 impl StreamReading {
     /// Reads `stream` to its end, delivering a page per message; returns its row count. A
-    /// transient failure is retried from the row reached, with the REST path's limits.
+    /// transient failure is retried from the row reached, as the retry policy says: the
+    /// stream is one request, whose retries are counted from its start to its end.
     async fn read(&self, stream: &str) -> SyncResult<u64> {
         let mut offset = 0u64;
         let mut retries = 0;
-        let mut rows_at_last_retry = 0;
         loop {
             let failure = match self.client.read_rows(stream, offset).await? {
                 Ok(mut messages) => {
@@ -138,11 +138,6 @@ impl StreamReading {
                 }
                 Err(status) => status,
             };
-            // A stream that moved on since the last failure starts its retries afresh.
-            if offset > rows_at_last_retry {
-                retries = 0;
-                rows_at_last_retry = offset;
-            }
             let error = status_error(&failure, Call::ReadRows);
             let detail = format!(
                 "{} (stream {stream}, at row {offset})",

@@ -3,6 +3,7 @@
 //! errors that name the cause and say what to do.
 
 use crate::bigquery::auth::Authorizer;
+use crate::bigquery::retry::RetryPolicy;
 use crate::error::{SyncError, SyncResult};
 use crate::settings::{is_loopback, Settings, TableRef};
 use googleapis_tonic_google_cloud_bigquery_storage_v1::google::cloud::bigquery::storage::v1::{
@@ -27,8 +28,7 @@ pub struct StorageClient {
     auth: Authorizer,
     billing_project: String,
     pub timeout: Duration,
-    pub max_retries: u32,
-    retry_delay: Duration,
+    retry: RetryPolicy,
 }
 
 impl StorageClient {
@@ -71,8 +71,7 @@ impl StorageClient {
             auth,
             billing_project: settings.billing_project.clone(),
             timeout: settings.http_timeout,
-            max_retries: settings.max_retries,
-            retry_delay: settings.retry_delay,
+            retry: RetryPolicy::new(settings),
         })
     }
 
@@ -163,26 +162,17 @@ impl StorageClient {
         )
     }
 
-    /// Waits before retry number `retries + 1` of a transient `error` and returns the new
-    /// count; the error itself when it is not transient or retries are used up. BigQuery's
-    /// RetryInfo, where it sends one, says how long to wait.
+    /// The retry policy's pause before retry number `retries + 1` of `error`, which
+    /// `status` stands for: BigQuery's RetryInfo, where it sends one, says how long to wait.
     pub async fn pause_before_retry(
         &self,
         error: SyncError,
         status: &Status,
         retries: u32,
     ) -> SyncResult<u32> {
-        if !error.transient || retries >= self.max_retries {
-            return Err(error);
-        }
-        let backoff = self.retry_delay.saturating_mul(1 << retries.min(5));
-        let delay = retry_info(status).unwrap_or(backoff).min(MAX_RETRY_DELAY);
-        tokio::time::sleep(delay).await;
-        Ok(retries + 1)
+        self.retry.pause(error, retries, retry_info(status)).await
     }
 }
-
-const MAX_RETRY_DELAY: Duration = Duration::from_secs(32);
 
 async fn with_timeout<F: std::future::Future>(limit: Duration, future: F) -> SyncResult<F::Output> {
     tokio::time::timeout(limit, future).await.map_err(|_| {

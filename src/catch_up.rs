@@ -10,9 +10,8 @@
 //! is counted in nights, so it holds whenever the job runs.
 
 use crate::day::SyncDay;
-use crate::error::SyncResult;
+use crate::error::{SyncError, SyncResult};
 use crate::ledger::autonomous;
-use crate::load::target::spi_error;
 use crate::settings::CatchUpPolicy;
 use pgrx::prelude::*;
 
@@ -62,8 +61,7 @@ pub fn due_days(
         "DELETE FROM token_sync.catch_up c WHERE c.target_table = $1 AND NOT EXISTS \
          (SELECT FROM token_sync.stale_days s WHERE s.target_table = c.target_table AND s.day = c.day)",
         &[target_table.into()],
-    )
-    .map_err(spi_error)?;
+    )?;
     let days = Spi::connect(|client| {
         client
             .select(
@@ -81,8 +79,7 @@ pub fn due_days(
             )?
             .map(|row| row.get::<pgrx::datum::Date>(1))
             .collect::<Result<Vec<_>, pgrx::spi::Error>>()
-    })
-    .map_err(spi_error)?;
+    })?;
     days.into_iter()
         .map(|day| SyncDay::from_pg(day, "day"))
         .collect()
@@ -129,5 +126,5 @@ pub fn settle_try(target_table: &str, day: SyncDay, error: Option<&str>) -> Sync
             &[target_table.into(), day.to_pg().into(), error.into()],
         ),
     }
-    .map_err(spi_error)
+    .map_err(SyncError::from)
 }

@@ -17,6 +17,18 @@ pub struct SyncError {
 
 pub type SyncResult<T> = Result<T, SyncError>;
 
+/// SPI's own failures (an ERROR a statement raises unwinds past us instead): a statement or
+/// a result token_sync got wrong, so a bug.
+impl From<pgrx::spi::Error> for SyncError {
+    fn from(error: pgrx::spi::Error) -> Self {
+        SyncError::new(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            format!("token_sync's query failed: {error}"),
+            "This is a bug in token_sync; please report it with the statement that failed.",
+        )
+    }
+}
+
 impl SyncError {
     pub fn new(code: PgSqlErrorCode, message: impl Into<String>, hint: impl Into<String>) -> Self {
         Self {

@@ -3,7 +3,6 @@
 //! the `token_sync.source_table` setting instead and need no row here.
 
 use crate::error::{SyncError, SyncResult};
-use crate::load::target::spi_error;
 use crate::settings::TableRef;
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
@@ -73,8 +72,7 @@ fn all_where(source_table: Option<&str>) -> SyncResult<Vec<Registered>> {
                 ))
             })
             .collect::<Result<Vec<_>, pgrx::spi::Error>>()
-    })
-    .map_err(spi_error)?
+    })?
     .into_iter()
     .map(|(source, target_table, time_column)| {
         Ok(Registered {
@@ -91,7 +89,7 @@ fn all_where(source_table: Option<&str>) -> SyncResult<Vec<Registered>> {
 /// each sync of a day would delete the other's rows of that day. Holds a lock on the
 /// registry until the end of the transaction, so that two registrations cannot both pass.
 pub fn check_one_source_per_target(source: &TableRef, target_table: &str) -> SyncResult<()> {
-    Spi::run("LOCK TABLE token_sync.tables IN SHARE ROW EXCLUSIVE MODE").map_err(spi_error)?;
+    Spi::run("LOCK TABLE token_sync.tables IN SHARE ROW EXCLUSIVE MODE")?;
     let other = Spi::get_one_with_args::<String>(
         "WITH RECURSIVE up(relid) AS ( \
            SELECT pg_catalog.to_regclass($2)::pg_catalog.oid \
@@ -104,8 +102,7 @@ pub fn check_one_source_per_target(source: &TableRef, target_table: &str) -> Syn
              OR pg_catalog.to_regclass(t.target_table)::pg_catalog.oid IN (SELECT relid FROM up UNION SELECT relid FROM down)) \
            ORDER BY t.source_table LIMIT 1)",
         &[source.display().into(), target_table.into()],
-    )
-    .map_err(spi_error)?;
+    )?;
     match other {
         None => Ok(()),
         Some(other) => Err(SyncError::new(
@@ -143,7 +140,7 @@ pub fn upsert(registered: &Registered) -> SyncResult<TableRow> {
                 ],
             )?
             .first();
-        Ok((
+        Ok::<_, SyncError>((
             row.get::<String>(1)?.unwrap_or_default(),
             row.get::<String>(2)?.unwrap_or_default(),
             row.get::<String>(3)?.unwrap_or_default(),
@@ -153,7 +150,6 @@ pub fn upsert(registered: &Registered) -> SyncResult<TableRow> {
                 .unwrap_or_else(TimestampWithTimeZone::negative_infinity),
         ))
     })
-    .map_err(spi_error)
 }
 
 /// Unregisters the table; whether it was registered.
@@ -163,6 +159,6 @@ pub fn remove(source: &TableRef) -> SyncResult<bool> {
          SELECT count(*) FROM removed",
         &[source.display().into()],
     )
-    .map_err(spi_error)
+    .map_err(SyncError::from)
     .map(|removed| removed == Some(1))
 }

@@ -12,7 +12,6 @@
 //! them too, as it does for PostgreSQL's own commands.
 
 use crate::error::{SyncError, SyncResult};
-use crate::load::target::spi_error;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
@@ -87,8 +86,7 @@ fn owner_of(relation: pg_sys::Oid) -> SyncResult<pg_sys::Oid> {
     Spi::get_one_with_args::<pg_sys::Oid>(
         "SELECT (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = $1)",
         &[relation.into()],
-    )
-    .map_err(spi_error)?
+    )?
     .ok_or_else(|| {
         SyncError::new(
             PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,

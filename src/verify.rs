@@ -11,8 +11,8 @@
 use crate::bigquery::pages::{self, SingleRow};
 use crate::bigquery::query;
 use crate::day::SyncDay;
-use crate::error::SyncResult;
-use crate::load::target::{spi_error, Access, NewColumns, TargetTable};
+use crate::error::{SyncError, SyncResult};
+use crate::load::target::{Access, NewColumns, TargetTable};
 use crate::mirror::Source;
 use crate::quote;
 use crate::restricted::Restricted;
@@ -333,14 +333,13 @@ pub fn local_summary(
         let row = client
             .select(&sql, Some(1), &[day.start().into(), day.end().into()])?
             .first();
-        Ok(DaySummary {
+        Ok::<_, SyncError>(DaySummary {
             rows: row.get::<i64>(1)?.unwrap_or(0),
             min_timestamp: row.get::<i64>(2)?,
             max_timestamp: row.get::<i64>(3)?,
             fingerprint: row.get::<i64>(4)?.unwrap_or(0),
         })
     })
-    .map_err(spi_error)
 }
 
 #[cfg(test)]

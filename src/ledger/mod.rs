@@ -6,8 +6,7 @@
 pub mod autonomous;
 
 use crate::day::{SyncDay, PG_EPOCH_OFFSET_MICROS};
-use crate::error::SyncResult;
-use crate::load::target::spi_error;
+use crate::error::{SyncError, SyncResult};
 use crate::restricted::Restricted;
 use pgrx::prelude::*;
 
@@ -149,8 +148,7 @@ impl LoadFigures {
 pub fn as_owner() -> SyncResult<Restricted> {
     let runs = Spi::get_one::<pgrx::pg_sys::Oid>(
         "SELECT 'token_sync.runs'::pg_catalog.regclass::pg_catalog.oid",
-    )
-    .map_err(spi_error)?
+    )?
     .unwrap_or_default();
     Restricted::as_owner_of(runs)
 }
@@ -160,7 +158,7 @@ fn owner() -> SyncResult<pgrx::pg_sys::Oid> {
     Spi::get_one::<pgrx::pg_sys::Oid>(
         "SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = 'token_sync.runs'::pg_catalog.regclass",
     )
-    .map_err(spi_error)
+    .map_err(SyncError::from)
     .map(Option::unwrap_or_default)
 }
 
@@ -254,8 +252,7 @@ impl Attempt {
                  read_api = $8, snapshot_time = $9 \
                  WHERE run_id = $10 RETURNING 1) SELECT count(*) FROM updated",
                 &args,
-            )
-            .map_err(spi_error)?;
+            )?;
             if updated == Some(1) {
                 return Ok(());
             }
@@ -278,7 +275,7 @@ impl Attempt {
             ),
             &args,
         )
-        .map_err(spi_error)
+        .map_err(SyncError::from)
     }
 
     /// Marks the attempt failed, on its own: the caller's transaction is rolling back.

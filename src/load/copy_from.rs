@@ -3,7 +3,6 @@
 //! `CopyFrom`. Constraints, defaults, triggers and indexes behave as for `COPY ... FROM`,
 //! and `pg_stat_progress_copy` shows the load while it runs.
 
-use super::target::spi_error;
 use crate::error::{SyncError, SyncResult};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -122,8 +121,7 @@ fn check_copy_allowed(relation: pg_sys::Oid, shown: &str) -> SyncResult<()> {
     let row_security = Spi::get_one_with_args::<bool>(
         "SELECT pg_catalog.row_security_active($1::pg_catalog.regclass)",
         &[relation.into()],
-    )
-    .map_err(spi_error)?;
+    )?;
     if row_security != Some(false) {
         return Err(row_security_refused(shown));
     }

@@ -3,9 +3,8 @@
 //! commit and the new one after it, never a half-loaded day.
 
 use super::copy_from::{copy_into, ChunkSource};
-use super::target::spi_error;
 use crate::day::SyncDay;
-use crate::error::SyncResult;
+use crate::error::{SyncError, SyncResult};
 use crate::mirror::Mirror;
 use pgrx::prelude::*;
 
@@ -17,7 +16,7 @@ pub fn lock_day(mirror: &Mirror, day: SyncDay) -> SyncResult<()> {
         "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('token_sync ' || $1), $2 - DATE '2000-01-01')",
         &[mirror.target.qualified_name.clone().into(), day.to_pg().into()],
     )
-    .map_err(spi_error)
+    .map_err(SyncError::from)
 }
 
 /// Deletes the day's rows and COPYs in what `next_chunk` yields, one line per row with the
@@ -34,8 +33,7 @@ pub fn replace_day(
             mirror.source.time.postgres_filter(1)
         ),
         &[day.start().into(), day.end().into()],
-    )
-    .map_err(spi_error)?;
+    )?;
     let columns: Vec<&str> = mirror
         .source
         .schema
@@ -62,6 +60,6 @@ pub fn rows_in_day(mirror: &Mirror, day: SyncDay) -> SyncResult<i64> {
         ),
         &[day.start().into(), day.end().into()],
     )
-    .map_err(spi_error)
+    .map_err(SyncError::from)
     .map(Option::unwrap_or_default)
 }

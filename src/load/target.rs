@@ -58,8 +58,7 @@ impl TargetTable {
             Spi::run_with_args(
                 "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('token_sync create ' || $1))",
                 &[quoted.clone().into()],
-            )
-            .map_err(spi_error)?;
+            )?;
             oid = lookup(&quoted)?;
         }
         if oid.is_none() {
@@ -71,13 +70,11 @@ impl TargetTable {
                     format!("{} {}{not_null}", column.postgres_name(), column.pg_type())
                 })
                 .collect();
-            Spi::run(&format!("CREATE TABLE {quoted} ({})", columns.join(", ")))
-                .map_err(spi_error)?;
+            Spi::run(&format!("CREATE TABLE {quoted} ({})", columns.join(", ")))?;
             Spi::run(&format!(
                 "CREATE INDEX ON {quoted} ({})",
                 time.postgres_name()
-            ))
-            .map_err(spi_error)?;
+            ))?;
             for column in &schema.columns {
                 comment_mirrored(&quoted, column)?;
             }
@@ -114,8 +111,7 @@ impl TargetTable {
             let granted = Spi::get_one_with_args::<bool>(
                 "SELECT pg_catalog.has_table_privilege($1, $2)",
                 &[self.oid.into(), (*privilege).into()],
-            )
-            .map_err(spi_error)?;
+            )?;
             if granted != Some(true) {
                 return Err(SyncError::new(
                     PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
@@ -129,8 +125,7 @@ impl TargetTable {
              pg_catalog.has_schema_privilege(c.relowner, c.relnamespace, 'USAGE') \
              FROM pg_catalog.pg_class c WHERE c.oid = $1",
             &[self.oid.into()],
-        )
-        .map_err(spi_error)?;
+        )?;
         match access {
             // The day is read and written as the table's owner, who would see rows the
             // policies hide from the caller.
@@ -172,8 +167,7 @@ impl TargetTable {
         let (relation, current_schema) = Spi::get_two_with_args::<pg_sys::Oid, String>(
             "SELECT pg_catalog.to_regclass($1)::pg_catalog.oid, pg_catalog.current_schema()::pg_catalog.text",
             &[quoted.clone().into()],
-        )
-        .map_err(spi_error)?;
+        )?;
         let _pinned = Restricted::search_path();
         let (name, refusal) = Spi::get_two_with_args::<String, String>(
             "WITH named AS ( \
@@ -198,8 +192,7 @@ impl TargetTable {
                  WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = $1 \
                  AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass AND d.deptype = 'e' LIMIT 1) AS extension) AS facts",
             &[relation.into(), setting.into(), current_schema.into()],
-        )
-        .map_err(spi_error)?;
+        )?;
         let name = name.unwrap_or(quoted);
         match refusal {
             None => Ok(name),
@@ -228,8 +221,7 @@ impl TargetTable {
                         "ALTER TABLE {quoted} ADD COLUMN {} {}",
                         column.postgres_name(),
                         column.pg_type()
-                    ))
-                    .map_err(spi_error)?;
+                    ))?;
                     comment_mirrored(&quoted, column)?;
                     added_columns.push(format!(
                         "{} ({})",
@@ -262,8 +254,7 @@ impl TargetTable {
              FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
              WHERE c.oid = $1",
             &[oid.into()],
-        )
-        .map_err(spi_error)?
+        )?
         .unwrap_or(quoted);
         Ok(Self {
             oid,
@@ -277,8 +268,7 @@ impl TargetTable {
 /// The setting as `schema.table` (or `table`), each part quoted: safe to splice into SQL.
 fn quoted_name(setting: &str) -> SyncResult<String> {
     let parts: Vec<String> =
-        Spi::get_one_with_args("SELECT pg_catalog.parse_ident($1)", &[setting.into()])
-            .map_err(spi_error)?
+        Spi::get_one_with_args("SELECT pg_catalog.parse_ident($1)", &[setting.into()])?
             .unwrap_or_default();
     if parts.is_empty() || parts.len() > 2 {
         return Err(SyncError::config(
@@ -301,7 +291,7 @@ fn quoted_name(setting: &str) -> SyncResult<String> {
          FROM pg_catalog.unnest($1::pg_catalog.text[]) AS p), '.')",
         &[parts.into()],
     )
-    .map_err(spi_error)
+    .map_err(SyncError::from)
     .map(Option::unwrap_or_default)
 }
 
@@ -311,7 +301,7 @@ fn lookup(quoted: &str) -> SyncResult<Option<pg_sys::Oid>> {
          WHERE c.oid = pg_catalog.to_regclass($1) AND c.relkind IN ('r', 'p'))",
         &[quoted.into()],
     )
-    .map_err(spi_error)
+    .map_err(SyncError::from)
 }
 
 /// What a target table is, as far as loading it goes.
@@ -362,15 +352,13 @@ fn table_kind(oid: pg_sys::Oid) -> SyncResult<TableKind> {
     let (citus, timescaledb) = Spi::get_two::<bool, bool>(
         "SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus'), \
          EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'timescaledb')",
-    )
-    .map_err(spi_error)?;
+    )?;
     if citus == Some(true) {
         let method = Spi::get_one_with_args::<String>(
             "SELECT (SELECT p.partmethod::text || p.repmodel::text FROM pg_catalog.pg_dist_partition p \
              WHERE p.logicalrelid = $1)",
             &[oid.into()],
-        )
-        .map_err(spi_error)?;
+        )?;
         if let Some(method) = method {
             let what = match method.as_str() {
                 "nt" => "a Citus reference table",
@@ -387,8 +375,7 @@ fn table_kind(oid: pg_sys::Oid) -> SyncResult<TableKind> {
              JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = h.table_name \
              WHERE c.oid = $1)",
             &[oid.into()],
-        )
-        .map_err(spi_error)?;
+        )?;
         if hypertable == Some(true) {
             return refused("a TimescaleDB hypertable".to_string(), TIMESCALEDB_HINT);
         }
@@ -397,8 +384,7 @@ fn table_kind(oid: pg_sys::Oid) -> SyncResult<TableKind> {
         "SELECT (SELECT pg_catalog.quote_ident(r.rulename) FROM pg_catalog.pg_rewrite r \
          WHERE r.ev_class = $1 AND r.ev_type = '3' ORDER BY r.rulename LIMIT 1)",
         &[oid.into()],
-    )
-    .map_err(spi_error)?;
+    )?;
     if let Some(rule) = insert_rule {
         return refused(format!("a table with a rule on INSERT ({rule})"), RULE_HINT);
     }
@@ -420,7 +406,7 @@ fn table_kind(oid: pg_sys::Oid) -> SyncResult<TableKind> {
             &[oid.into()],
         )?;
         rows.map(|row| {
-            Ok((
+            Ok::<_, SyncError>((
                 row.get::<String>(1)?.unwrap_or_default(),
                 row.get::<String>(2)?,
                 row.get::<String>(3)?.unwrap_or_default(),
@@ -428,8 +414,7 @@ fn table_kind(oid: pg_sys::Oid) -> SyncResult<TableKind> {
         })
         .next()
         .transpose()
-    })
-    .map_err(spi_error)?;
+    })?;
     match odd_storage {
         None => Ok(TableKind::Loadable),
         Some((name, None, below)) => refused(
@@ -454,7 +439,7 @@ fn comment_mirrored(quoted: &str, column: &Column) -> SyncResult<()> {
         column.postgres_name(),
         quote::pg_literal(&mirror_comment(column))
     ))
-    .map_err(spi_error)
+    .map_err(SyncError::from)
 }
 
 fn mirror_comment(column: &Column) -> String {
@@ -497,8 +482,7 @@ fn check_columns<'s>(
                 })
             })
             .collect::<Result<Vec<_>, pgrx::spi::Error>>()
-    })
-    .map_err(spi_error)?;
+    })?;
     let mut missing = Vec::new();
     // A table made by token_sync marks each column it mirrors; one made before 0.3.0 (or by
     // hand) marks none, and all its columns count as mirrors.
@@ -581,12 +565,4 @@ fn check_columns<'s>(
         .map(|target| target.name)
         .collect();
     Ok((not_null, missing))
-}
-
-pub fn spi_error(error: pgrx::spi::Error) -> SyncError {
-    SyncError::new(
-        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-        format!("token_sync's query failed: {error}"),
-        "This is a bug in token_sync; please report it with the statement that failed.",
-    )
 }

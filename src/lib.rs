@@ -21,6 +21,7 @@ mod registry;
 mod restricted;
 mod runtime;
 mod settings;
+mod source;
 mod sql_api;
 mod subtransaction;
 mod sync;

@@ -3,58 +3,10 @@
 //! days are cut by, and the PostgreSQL table that receives the rows.
 
 use crate::bigquery::schema;
-use crate::day::TimeColumn;
 use crate::error::SyncResult;
 use crate::load::target::TargetTable;
-use crate::settings::{Settings, TableRef};
-use crate::types::SourceSchema;
-
-pub struct Source {
-    pub table: TableRef,
-    pub schema: SourceSchema,
-    pub time: TimeColumn,
-}
-
-impl Source {
-    /// Reads the table's schema from BigQuery and picks its time column (`time_column`, or
-    /// else the partitioning column).
-    pub fn read(
-        settings: &Settings,
-        table: &TableRef,
-        time_column: Option<&str>,
-    ) -> SyncResult<Self> {
-        let schema = schema::read(settings, table)?;
-        let time = TimeColumn::choose(&schema, time_column, &table.display())?;
-        Ok(Self {
-            table: table.clone(),
-            schema,
-            time,
-        })
-    }
-}
-
-#[cfg(any(test, feature = "pg_test"))]
-impl Source {
-    /// A source as `tables.get` would describe it (its fields as JSON), partitioned on
-    /// `block_timestamp`, for tests.
-    pub fn described(fields_json: &str) -> Self {
-        let fields: Vec<crate::types::FieldSchema> =
-            serde_json::from_str(fields_json).expect("fields parse");
-        let schema = SourceSchema {
-            columns: fields
-                .iter()
-                .map(|field| crate::types::Column::from_field(field).expect("type maps"))
-                .collect(),
-            partitioning_column: Some("block_timestamp".into()),
-        };
-        let time = TimeColumn::choose(&schema, None, "p.d.t").expect("time column");
-        Self {
-            table: TableRef::parse("p.d.t").expect("valid name"),
-            schema,
-            time,
-        }
-    }
-}
+use crate::settings::Settings;
+use crate::source::{Source, TableRef};
 
 pub struct Mirror {
     pub source: Source,
@@ -98,7 +50,8 @@ impl MirrorPlan {
         let mirror = match self.prepared.take() {
             Some(mirror) => mirror,
             None => {
-                let source = Source::read(settings, &self.table, self.time_column.as_deref())?;
+                let source =
+                    schema::read_source(settings, &self.table, self.time_column.as_deref())?;
                 let target = TargetTable::prepare(&self.ledger_name, &source.schema, &source.time)?;
                 Mirror {
                     source,

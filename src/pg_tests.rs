@@ -12,7 +12,7 @@ mod tests {
     use crate::load::copy_from::copy_into;
     use crate::load::copy_text::RowEncoder;
     use crate::load::target::TargetTable;
-    use crate::mirror::Source;
+    use crate::source::Source;
     use crate::subtransaction;
     use pgrx::datum::Date;
     use pgrx::prelude::*;

@@ -3,7 +3,7 @@
 //! the `token_sync.source_table` setting instead and need no row here.
 
 use crate::error::{SyncError, SyncResult};
-use crate::settings::TableRef;
+use crate::source::TableRef;
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;

@@ -3,6 +3,7 @@
 //! `Settings::load` validates them all before any network call is made.
 
 use crate::error::{SyncError, SyncResult};
+use crate::source::{is_project_id, TableRef};
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use std::ffi::CString;
 use std::path::PathBuf;
@@ -243,63 +244,6 @@ fn define_settings() {
         GucContext::Suset,
         flags,
     );
-}
-
-/// A validated `project.dataset.table` BigQuery reference.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableRef {
-    pub project: String,
-    pub dataset: String,
-    pub table: String,
-}
-
-impl TableRef {
-    pub fn parse(text: &str) -> SyncResult<Self> {
-        Self::parse_as(text, "token_sync.source_table")
-    }
-
-    /// `text` as a table name; `what` names it in the error (a setting or an argument).
-    pub fn parse_as(text: &str, what: &str) -> SyncResult<Self> {
-        let invalid = || {
-            SyncError::config(
-                format!("{what} \"{text}\" is not a BigQuery table name"),
-                "Write it as project.dataset.table, e.g. bigquery-public-data.crypto_ethereum.tokens.",
-            )
-        };
-        let parts: Vec<&str> = text.split('.').collect();
-        let [project, dataset, table] = parts.as_slice() else {
-            return Err(invalid());
-        };
-        let valid = is_project_id(project)
-            && !dataset.is_empty()
-            && dataset.len() <= 1024
-            && dataset
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_')
-            && !table.is_empty()
-            && table.len() <= 1024
-            && table
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-        if !valid {
-            return Err(invalid());
-        }
-        Ok(Self {
-            project: project.to_string(),
-            dataset: dataset.to_string(),
-            table: table.to_string(),
-        })
-    }
-
-    /// `project.dataset.table`, as users write it.
-    pub fn display(&self) -> String {
-        format!("{}.{}.{}", self.project, self.dataset, self.table)
-    }
-
-    /// The reference as GoogleSQL text: one quoted path.
-    pub fn to_sql(&self) -> String {
-        crate::quote::bigquery_ident(&self.display())
-    }
 }
 
 /// `token_sync.read_api`.
@@ -545,19 +489,6 @@ impl RawSettings {
             storage_api_url,
         })
     }
-}
-
-fn is_project_id(text: &str) -> bool {
-    // Optionally domain-scoped, as in "example.com:my-project".
-    let id = text.rsplit(':').next().unwrap_or(text);
-    !id.is_empty()
-        && text.len() <= 100
-        && id
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && text
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.' | ':'))
 }
 
 fn parse_api_url(text: &str, setting: &str) -> SyncResult<Url> {

@@ -3,8 +3,8 @@
 //! `TableRef::parse`, and column names from BigQuery's own schema, quoted.
 
 use crate::day::SyncDay;
-use crate::mirror::Source;
 use crate::settings::Settings;
+use crate::source::Source;
 use serde_json::{json, Value};
 
 /// Rows asked for in the first page: until it arrives the width of a row is unknown, so

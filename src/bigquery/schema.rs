@@ -3,9 +3,11 @@
 
 use super::client::BigQueryClient;
 use super::errors::bad_response;
+use crate::day::TimeColumn;
 use crate::error::{SyncError, SyncResult};
 use crate::runtime;
-use crate::settings::{Settings, TableRef};
+use crate::settings::Settings;
+use crate::source::{Source, TableRef};
 use crate::types::{Column, FieldSchema, SourceSchema};
 use pgrx::PgSqlErrorCode;
 use serde::Deserialize;
@@ -42,11 +44,23 @@ pub async fn fetch(client: &BigQueryClient, table: &TableRef) -> SyncResult<Sour
 }
 
 /// Reads the schema from the main thread, interruptibly.
-pub fn read(settings: &Settings, table: &TableRef) -> SyncResult<SourceSchema> {
-    runtime::wait(async {
+/// The source table as BigQuery describes it now, with the column its days are cut by
+/// (`time_column`, or else the partitioning column).
+pub fn read_source(
+    settings: &Settings,
+    table: &TableRef,
+    time_column: Option<&str>,
+) -> SyncResult<Source> {
+    let schema = runtime::wait(async {
         let client = BigQueryClient::connect(settings).await?;
         fetch(&client, table).await
-    })?
+    })??;
+    let time = TimeColumn::choose(&schema, time_column, &table.display())?;
+    Ok(Source {
+        table: table.clone(),
+        schema,
+        time,
+    })
 }
 
 fn parse(resource: TableResource, table: &TableRef) -> SyncResult<SourceSchema> {

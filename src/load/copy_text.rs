@@ -8,7 +8,7 @@ use crate::bigquery::pages::PagePreparer;
 use crate::bigquery::wire::{Row, TableSchema};
 use crate::day::{SyncDay, TimeColumn};
 use crate::error::{SyncError, SyncResult};
-use crate::mirror::Source;
+use crate::source::Source;
 use crate::types::value::Value;
 use crate::types::Column;
 

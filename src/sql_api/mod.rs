@@ -5,14 +5,16 @@
 mod fingerprint;
 mod tables;
 
+use crate::bigquery::schema;
 use crate::catch_up;
 use crate::day::SyncDay;
 use crate::error::{OrRaise, SyncError};
 use crate::ledger;
 use crate::load::target::TargetTable;
-use crate::mirror::{MirrorPlan, Source};
+use crate::mirror::MirrorPlan;
 use crate::restricted::Restricted;
-use crate::settings::{Settings, TableRef};
+use crate::settings::Settings;
+use crate::source::TableRef;
 use crate::sync::{self, DayOutcome};
 use crate::verify;
 use pgrx::datum::{Date, TimestampWithTimeZone};
@@ -321,7 +323,7 @@ pub(crate) fn verify_one_day(
 ) -> VerifyRow {
     let target_table = TargetTable::ledger_name(target_table).or_raise();
     let _pinned = Restricted::search_path();
-    let source = Source::read(settings, source, time_column).or_raise();
+    let source = schema::read_source(settings, source, time_column).or_raise();
     let comparison = verify::compare_day(settings, &source, &target_table, day).or_raise();
     let timestamp = |micros: Option<i64>| micros.map(crate::day::timestamptz_from_unix_micros);
     let (remote, local) = (&comparison.bigquery, &comparison.local);

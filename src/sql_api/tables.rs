@@ -6,14 +6,16 @@ use pgrx::prelude::*;
 
 #[pg_schema]
 mod token_sync {
+    use crate::bigquery::schema;
     use crate::day::SyncDay;
     use crate::error::{OrRaise, SyncError};
     use crate::load::target::{NewColumns, TargetTable};
-    use crate::mirror::{MirrorPlan, Source};
+    use crate::mirror::MirrorPlan;
     use crate::quote;
     use crate::registry::{self, Registered};
     use crate::restricted::Restricted;
-    use crate::settings::{Settings, TableRef};
+    use crate::settings::Settings;
+    use crate::source::TableRef;
     use crate::sql_api::{
         backfill_days, backfill_range, backfill_row, catch_up_days, failed_row, past_day,
         sync_one_day, verify_one_day,
@@ -63,7 +65,7 @@ mod token_sync {
         let target = TargetTable::ledger_name(&target).or_raise();
         let _pinned = Restricted::search_path();
         registry::check_one_source_per_target(&table, &target).or_raise();
-        let source = Source::read(&settings, &table, time_column).or_raise();
+        let source = schema::read_source(&settings, &table, time_column).or_raise();
         if let Some(existing) =
             TargetTable::find(&target, &source.schema, NewColumns::Allow).or_raise()
         {

@@ -5,7 +5,8 @@
 use crate::bigquery::auth::Authorizer;
 use crate::bigquery::retry::RetryPolicy;
 use crate::error::{SyncError, SyncResult};
-use crate::settings::{is_loopback, Settings, TableRef};
+use crate::settings::{is_loopback, Settings};
+use crate::source::TableRef;
 use googleapis_tonic_google_cloud_bigquery_storage_v1::google::cloud::bigquery::storage::v1::{
     big_query_read_client::BigQueryReadClient, read_session, CreateReadSessionRequest, DataFormat,
     ReadRowsRequest, ReadRowsResponse, ReadSession,

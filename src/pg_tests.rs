@@ -5,12 +5,11 @@ use pgrx::prelude::*;
 
 #[pg_schema]
 mod tests {
-    use crate::bigquery::pages::PagePreparer;
+    use crate::bigquery::copy_text::RowEncoder;
     use crate::bigquery::wire::Row;
     use crate::day::SyncDay;
     use crate::error::SyncError;
     use crate::load::copy_from::copy_into;
-    use crate::load::copy_text::RowEncoder;
     use crate::load::target::TargetTable;
     use crate::source::Source;
     use crate::subtransaction;

@@ -1,12 +1,12 @@
 //! One day, end to end: BigQuery's result pages stream into the day replace, and the
 //! attempt goes into the ledger.
 
+use crate::bigquery::copy_text::RowEncoder;
 use crate::bigquery::pages::{Delivery, JobSummary, ReadPath, ResultStream};
 use crate::bigquery::{errors::bad_response, query, storage};
 use crate::day::SyncDay;
 use crate::error::{SyncError, SyncResult};
 use crate::ledger::{Attempt, LoadFigures};
-use crate::load::copy_text::{EncodedPage, RowEncoder};
 use crate::load::day_replace::{lock_day, replace_day, rows_in_day};
 use crate::load::target::Access;
 use crate::mirror::{Mirror, MirrorPlan};
@@ -150,7 +150,7 @@ fn copy_day(
     mirror: &Mirror,
     day: SyncDay,
     summary: JobSummary,
-    mut stream: ResultStream<EncodedPage>,
+    mut stream: ResultStream,
 ) -> SyncResult<LoadFigures> {
     let counts = Rc::new(Cell::new((0u64, 0u64, summary.total_rows)));
     let pages = counts.clone();

@@ -17,11 +17,6 @@ pub const PEAK_PER_BODY_BYTE: usize = 2;
 /// message's buffers are not aligned as Arrow wants), and their COPY text.
 pub const PEAK_PER_ARROW_BYTE: usize = 3;
 
-/// What a prepared page holds in memory.
-pub trait Weighed {
-    fn bytes(&self) -> usize;
-}
-
 pub struct Budget {
     room: Arc<Semaphore>,
     total_units: u32,

@@ -2,15 +2,16 @@
 //! and hands prepared pages to the main thread through a small bounded channel, so the next
 //! pages are on their way while the current one is written. After the first page, the rest
 //! is fetched by position, several ranges at once (`token_sync.fetch_concurrency`), and
-//! delivered in order. Each response is decoded (borrowing from its body) and transformed
+//! delivered in order. Each response is decoded (borrowing from its body) and encoded
 //! as soon as it arrives. Memory is bounded in bytes: every response in flight and every
 //! prepared page not yet written holds room from one `Budget`.
 
-use super::budget::{Budget, Reservation, Weighed, PEAK_PER_BODY_BYTE};
+use super::budget::{Budget, Reservation, PEAK_PER_BODY_BYTE};
 use super::client::{BigQueryClient, Page};
+use super::copy_text::{EncodedPage, RowEncoder};
 use super::errors::bad_response;
 use super::query;
-use super::wire::{Body, JobReference, QueryResponse, Row, TableSchema};
+use super::wire::{Body, JobReference, QueryResponse};
 use crate::error::SyncResult;
 use crate::runtime::{self, BackgroundTask};
 use crate::settings::Settings;
@@ -64,25 +65,16 @@ pub struct JobSummary {
     pub snapshot_micros: Option<i64>,
 }
 
-/// What each page of rows becomes on the network threads before it is delivered.
-pub trait PagePreparer<T>: Send + Sync {
-    /// Refuses a result whose columns are not the ones asked for.
-    fn check_schema(&self, schema: &TableSchema) -> SyncResult<()>;
-    fn prepare(&self, rows: Vec<Row<'_>>) -> SyncResult<T>;
-}
-
-type Transform<T> = Arc<dyn PagePreparer<T>>;
-
 /// A prepared page with the room it takes in the budget.
-struct Held<T> {
-    page: T,
+struct Held {
+    page: EncodedPage,
     room: Reservation,
 }
 
-type Sender<T> = mpsc::Sender<SyncResult<Delivery<Held<T>>>>;
+type Sender = mpsc::Sender<SyncResult<Delivery<Held>>>;
 
-pub struct ResultStream<T> {
-    receiver: mpsc::Receiver<SyncResult<Delivery<Held<T>>>>,
+pub struct ResultStream {
+    receiver: mpsc::Receiver<SyncResult<Delivery<Held>>>,
     /// The room of the page last handed out, kept until the next one is asked for.
     writing: Option<Reservation>,
     _fetch: BackgroundTask<()>,
@@ -90,19 +82,12 @@ pub struct ResultStream<T> {
 
 /// Where a producer on the network threads delivers; each call says whether the receiver
 /// still listens.
-pub struct PageSink<T> {
-    sender: Sender<T>,
+#[derive(Clone)]
+pub struct PageSink {
+    sender: Sender,
 }
 
-impl<T> Clone for PageSink<T> {
-    fn clone(&self) -> Self {
-        Self {
-            sender: self.sender.clone(),
-        }
-    }
-}
-
-impl<T> PageSink<T> {
+impl PageSink {
     pub async fn started(&self, summary: JobSummary) -> bool {
         self.sender
             .send(Ok(Delivery::Started(summary)))
@@ -111,7 +96,7 @@ impl<T> PageSink<T> {
     }
 
     /// A prepared page, keeping `room` of the budget until it has been written.
-    pub async fn page(&self, page: T, room: Reservation) -> bool {
+    pub async fn page(&self, page: EncodedPage, room: Reservation) -> bool {
         self.sender
             .send(Ok(Delivery::Page(Held { page, room })))
             .await
@@ -126,18 +111,14 @@ impl<T> PageSink<T> {
     }
 }
 
-impl<T: Weighed + Send + 'static> ResultStream<T> {
+impl ResultStream {
     /// Starts the query on the network threads; returns at once. Pages are delivered in
-    /// result order, each prepared by `transform` first.
-    pub fn start(
-        settings: &Settings,
-        request: Value,
-        transform: impl PagePreparer<T> + 'static,
-    ) -> SyncResult<Self> {
+    /// result order, each encoded by `encoder` first.
+    pub fn start(settings: &Settings, request: Value, encoder: RowEncoder) -> SyncResult<Self> {
         let settings = settings.clone();
-        let transform: Transform<T> = Arc::new(transform);
+        let encoder = Arc::new(encoder);
         Self::produce(move |sink| async move {
-            fetch_pages(&settings, &request, transform, &sink.sender).await
+            fetch_pages(&settings, &request, encoder, &sink.sender).await
         })
     }
 
@@ -145,7 +126,7 @@ impl<T: Weighed + Send + 'static> ResultStream<T> {
     /// if it fails, is what `next` hands out.
     pub fn produce<F, Fut>(producer: F) -> SyncResult<Self>
     where
-        F: FnOnce(PageSink<T>) -> Fut + Send + 'static,
+        F: FnOnce(PageSink) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = SyncResult<()>> + Send + 'static,
     {
         let (sender, receiver) = mpsc::channel(PAGES_AHEAD);
@@ -166,7 +147,7 @@ impl<T: Weighed + Send + 'static> ResultStream<T> {
 
     /// The next delivery, waiting interruptibly; `None` once the result is exhausted. The
     /// page handed out before this call must have been written by now.
-    pub fn next(&mut self) -> SyncResult<Option<Delivery<T>>> {
+    pub fn next(&mut self) -> SyncResult<Option<Delivery<EncodedPage>>> {
         self.writing = None;
         Ok(match runtime::wait(self.receiver.recv())?.transpose()? {
             Some(Delivery::Page(held)) => {
@@ -180,17 +161,17 @@ impl<T: Weighed + Send + 'static> ResultStream<T> {
     }
 }
 
-async fn fetch_pages<T: Weighed + Send + 'static>(
+async fn fetch_pages(
     settings: &Settings,
     request: &Value,
-    transform: Transform<T>,
-    sender: &Sender<T>,
+    encoder: Arc<RowEncoder>,
+    sender: &Sender,
 ) -> SyncResult<()> {
     let client = BigQueryClient::connect(settings).await?;
     let (job, first_body) =
         run_to_completion(&client, request, query::first_page_rows(settings)).await?;
     let first = first_body.parse()?;
-    transform.check_schema(
+    encoder.check_schema(
         first
             .schema
             .as_ref()
@@ -209,7 +190,7 @@ async fn fetch_pages<T: Weighed + Send + 'static>(
     let pages = PageFetch {
         client,
         job,
-        transform,
+        encoder,
         budget: Arc::new(Budget::new(
             settings.max_bytes_in_flight,
             settings.fetch_concurrency as usize + PAGES_AHEAD + 1,
@@ -240,32 +221,22 @@ async fn fetch_pages<T: Weighed + Send + 'static>(
 }
 
 /// Everything a page fetch needs, cheap to clone into a task.
-struct PageFetch<T> {
+#[derive(Clone)]
+struct PageFetch {
     client: BigQueryClient,
     job: JobReference,
-    transform: Transform<T>,
+    encoder: Arc<RowEncoder>,
     budget: Arc<Budget>,
 }
 
-impl<T> Clone for PageFetch<T> {
-    fn clone(&self) -> Self {
-        Self {
-            client: self.client.clone(),
-            job: self.job.clone(),
-            transform: self.transform.clone(),
-            budget: self.budget.clone(),
-        }
-    }
-}
-
-impl<T: Weighed + Send + 'static> PageFetch<T> {
-    /// Decodes and transforms one response, within the room reserved for it; returns the
+impl PageFetch {
+    /// Decodes and encodes one response, within the room reserved for it; returns the
     /// page with the room it keeps, the next page token, and the number of rows.
     fn prepare(
         &self,
         body: &Body,
         room: &mut Reservation,
-    ) -> SyncResult<(Held<T>, Option<String>, u64)> {
+    ) -> SyncResult<(Held, Option<String>, u64)> {
         self.prepare_parsed(body.bytes.len(), body.parse()?, room)
     }
 
@@ -274,18 +245,18 @@ impl<T: Weighed + Send + 'static> PageFetch<T> {
         body_bytes: usize,
         response: QueryResponse<'_>,
         room: &mut Reservation,
-    ) -> SyncResult<(Held<T>, Option<String>, u64)> {
+    ) -> SyncResult<(Held, Option<String>, u64)> {
         let rows = response.rows.len();
         self.budget.observe(body_bytes, rows);
         room.grow_to(body_bytes * self.budget.peak_per_body_byte);
         let token = response.page_token.clone();
-        let page = self.transform.prepare(response.rows)?;
-        let room = room.take(page.bytes());
+        let page = self.encoder.prepare(response.rows)?;
+        let room = room.take(page.weight());
         Ok((Held { page, room }, token, rows as u64))
     }
 
     /// One page after the other, following BigQuery's page tokens.
-    async fn by_token(self, mut token: Option<String>, sender: &Sender<T>) -> SyncResult<()> {
+    async fn by_token(self, mut token: Option<String>, sender: &Sender) -> SyncResult<()> {
         while let Some(current) = token.take() {
             let rows = self.budget.rows_per_request();
             let mut room = self.budget.reserve(rows).await;
@@ -312,7 +283,7 @@ impl<T: Weighed + Send + 'static> PageFetch<T> {
         from: u64,
         total_rows: u64,
         concurrency: u32,
-        sender: &Sender<T>,
+        sender: &Sender,
     ) -> SyncResult<()> {
         let mut next = from;
         let mut in_flight = VecDeque::new();
@@ -349,7 +320,7 @@ impl<T: Weighed + Send + 'static> PageFetch<T> {
 
     /// Rows [start, end) of the result, asking again from where BigQuery stopped when it
     /// sent a shorter page (it caps a page at about 10 MB); one prepared page per answer.
-    async fn range(self, start: u64, end: u64, mut room: Reservation) -> SyncResult<Vec<Held<T>>> {
+    async fn range(self, start: u64, end: u64, mut room: Reservation) -> SyncResult<Vec<Held>> {
         let mut pages = Vec::new();
         let mut position = start;
         while position < end {

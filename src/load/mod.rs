@@ -1,8 +1,7 @@
-//! The PostgreSQL side of a sync: the target table (`target`), the rows as COPY text
-//! (`copy_text`, on the network threads), COPY inside the backend (`copy_from`), and
-//! replacing a day with them (`day_replace`).
+//! The PostgreSQL side of a sync: the target table (`target`), COPY inside the backend
+//! (`copy_from`) of the rows the BigQuery side encoded, and replacing a day with them
+//! (`day_replace`).
 
 pub mod copy_from;
-pub mod copy_text;
 pub mod day_replace;
 pub mod target;

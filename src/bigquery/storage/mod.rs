@@ -10,11 +10,11 @@ mod arrow_rows;
 pub mod session;
 
 use super::budget::{Budget, Reservation, PEAK_PER_ARROW_BYTE};
+use super::copy_text::{EncodedPage, RowEncoder};
 use super::errors::bad_response;
-use super::pages::{JobSummary, PagePreparer, PageSink, ReadPath, ResultStream};
+use super::pages::{JobSummary, PageSink, ReadPath, ResultStream};
 use crate::day::SyncDay;
 use crate::error::{SyncError, SyncResult};
-use crate::load::copy_text::{EncodedPage, RowEncoder};
 use crate::runtime;
 use crate::settings::Settings;
 use crate::source::Source;
@@ -40,7 +40,7 @@ pub fn start(
     source: &Source,
     day: SyncDay,
     encoder: RowEncoder,
-) -> SyncResult<ResultStream<EncodedPage>> {
+) -> SyncResult<ResultStream> {
     let settings = settings.clone();
     let url = url.clone();
     let table = source.table.clone();
@@ -107,7 +107,7 @@ struct StreamReading {
     columns: Vec<Column>,
     encoder: RowEncoder,
     budget: Budget,
-    sink: PageSink<EncodedPage>,
+    sink: PageSink,
 }
 
 impl StreamReading {
@@ -195,7 +195,7 @@ impl StreamReading {
             ));
         }
         self.budget.observe(body_bytes, decoded as usize);
-        let kept = room.take(page.bytes.capacity());
+        let kept = room.take(page.weight());
         Ok(Some((page, kept)))
     }
 

@@ -2,10 +2,8 @@
 //! the backend's main thread only hands finished bytes to COPY. Each value is converted by
 //! its column's type (`crate::types`), in the schema's column order.
 
-use crate::bigquery::budget::Weighed;
-use crate::bigquery::errors::bad_response;
-use crate::bigquery::pages::PagePreparer;
-use crate::bigquery::wire::{Row, TableSchema};
+use super::errors::bad_response;
+use super::wire::{Row, TableSchema};
 use crate::day::{SyncDay, TimeColumn};
 use crate::error::{SyncError, SyncResult};
 use crate::source::Source;
@@ -21,8 +19,9 @@ pub struct EncodedPage {
     pub nul_stripped_rows: u64,
 }
 
-impl Weighed for EncodedPage {
-    fn bytes(&self) -> usize {
+impl EncodedPage {
+    /// What the page holds in memory, which the fetch's budget counts until it is written.
+    pub fn weight(&self) -> usize {
         self.bytes.capacity()
     }
 }
@@ -59,10 +58,9 @@ impl RowEncoder {
             day,
         }
     }
-}
 
-impl PagePreparer<EncodedPage> for RowEncoder {
-    fn check_schema(&self, schema: &TableSchema) -> SyncResult<()> {
+    /// Refuses a result whose columns are not the ones asked for.
+    pub fn check_schema(&self, schema: &TableSchema) -> SyncResult<()> {
         let names: Vec<&str> = schema
             .fields
             .iter()
@@ -81,7 +79,8 @@ impl PagePreparer<EncodedPage> for RowEncoder {
         Ok(())
     }
 
-    fn prepare(&self, rows: Vec<Row<'_>>) -> SyncResult<EncodedPage> {
+    /// One page of rows as COPY text.
+    pub fn prepare(&self, rows: Vec<Row<'_>>) -> SyncResult<EncodedPage> {
         let mut page = EncodedPage {
             bytes: Vec::with_capacity(rows.len() * 64 * self.columns.len()),
             rows: rows.len() as u64,

@@ -2,8 +2,8 @@
 //! attempt goes into the ledger.
 
 use crate::bigquery::copy_text::RowEncoder;
-use crate::bigquery::pages::{Delivery, JobSummary, ReadPath, ResultStream};
-use crate::bigquery::{errors::bad_response, query, storage};
+use crate::bigquery::delivery::{Delivery, JobSummary, ReadPath, ResultStream};
+use crate::bigquery::{errors::bad_response, query, rest, storage};
 use crate::day::SyncDay;
 use crate::error::{SyncError, SyncResult};
 use crate::ledger::{Attempt, LoadFigures};
@@ -133,7 +133,7 @@ fn load_day(settings: &Settings, mirror: &mut Mirror, day: SyncDay) -> SyncResul
             }
         }
     }
-    let mut stream = ResultStream::start(
+    let mut stream = rest::pages::start(
         settings,
         query::day_rows(settings, &mirror.source, day),
         encoder(mirror),

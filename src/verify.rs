@@ -8,8 +8,8 @@
 //! summed, so the order of rows does not matter and a changed, missing or duplicated row
 //! changes the sum.
 
-use crate::bigquery::pages::{self, SingleRow};
 use crate::bigquery::query;
+use crate::bigquery::rest::pages::{self, SingleRow};
 use crate::day::SyncDay;
 use crate::error::{SyncError, SyncResult};
 use crate::load::target::{Access, NewColumns, TargetTable};

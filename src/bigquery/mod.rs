@@ -1,16 +1,17 @@
-//! The BigQuery side: credentials (`auth`), the REST calls (`client`), a table's schema
-//! (`schema`), the SQL we send (`query`), and paging through a result (`pages`) within a
-//! memory budget (`budget`); or reading a day through the Storage Read API (`storage`).
-//! Both read paths retry as `retry` says, and turn their rows into COPY text (`copy_text`)
-//! on the network threads.
+//! The BigQuery side: credentials (`auth`), a table's schema (`schema`), the SQL we send
+//! (`query`), and a day read by one of two paths, a query job whose result is paged through
+//! (`rest`) or a read session of the Storage Read API (`storage`). Both retry as `retry`
+//! says, turn their rows into COPY text (`copy_text`) on the network threads within one
+//! memory budget (`budget`), and hand the pages to the main thread through one channel
+//! (`delivery`).
 
 pub mod auth;
 pub mod budget;
-pub mod client;
 pub mod copy_text;
+pub mod delivery;
 pub mod errors;
-pub mod pages;
 pub mod query;
+pub mod rest;
 pub mod retry;
 pub mod schema;
 pub mod storage;

@@ -1,8 +1,8 @@
 //! A source table's schema and partitioning, from BigQuery's `tables.get`: the one
 //! description the rest of a sync is generated from.
 
-use super::client::BigQueryClient;
 use super::errors::bad_response;
+use super::rest::client::BigQueryClient;
 use crate::day::TimeColumn;
 use crate::error::{SyncError, SyncResult};
 use crate::runtime;

@@ -1,18 +1,18 @@
 //! The Storage Read API path of a day: one read session over the table with the day's row
 //! restriction and the mirrored columns, in Arrow, split into up to
 //! `token_sync.fetch_concurrency` streams, all read at once. Each Arrow batch becomes COPY
-//! text on the network threads (`arrow_rows`, then the query path's `RowEncoder`). Memory is
+//! text on the network threads (`arrow_rows`, then both paths' `RowEncoder`). Memory is
 //! bounded in bytes as on the query path: a stream reserves room in the `Budget` before it
 //! takes its next message, and each prepared page keeps its room until it is written. A
 //! stream cut short is read again from the row it had reached.
 
 mod arrow_rows;
-pub mod session;
+pub mod client;
 
 use super::budget::{Budget, Reservation, PEAK_PER_ARROW_BYTE};
 use super::copy_text::{EncodedPage, RowEncoder};
+use super::delivery::{JobSummary, PageSink, ReadPath, ResultStream};
 use super::errors::bad_response;
-use super::pages::{JobSummary, PageSink, ReadPath, ResultStream};
 use crate::day::SyncDay;
 use crate::error::{SyncError, SyncResult};
 use crate::runtime;
@@ -22,14 +22,14 @@ use crate::types::Column;
 use arrow_array::RecordBatch;
 use arrow_ipc::reader::StreamDecoder;
 use arrow_schema::ArrowError;
+use client::{status_error, Call, StorageClient};
 use googleapis_tonic_google_cloud_bigquery_storage_v1::google::cloud::bigquery::storage::v1::{
     read_rows_response, read_session, ReadRowsResponse,
 };
-use session::{status_error, Call, StorageClient};
 use std::sync::Arc;
 use url::Url;
 
-pub use session::falls_back;
+pub use client::falls_back;
 
 /// Starts reading the day on the network threads; returns at once. The first delivery is
 /// the session (or the error that `CreateReadSession` met), then pages in no set order, then

@@ -1,9 +1,9 @@
 //! The REST calls we make: `tables.get`, `jobs.query` and `jobs.getQueryResults`.
 
-use super::auth::Authorizer;
-use super::errors;
-use super::retry::RetryPolicy;
-use super::wire::{Body, Envelope, JobReference};
+use crate::bigquery::auth::Authorizer;
+use crate::bigquery::errors;
+use crate::bigquery::retry::RetryPolicy;
+use crate::bigquery::wire::{Body, Envelope, JobReference};
 use crate::error::{SyncError, SyncResult};
 use crate::settings::Settings;
 use crate::source::TableRef;

@@ -1,171 +1,40 @@
-//! Runs a query job and pages through its result. The fetch runs on the network threads
-//! and hands prepared pages to the main thread through a small bounded channel, so the next
-//! pages are on their way while the current one is written. After the first page, the rest
+//! Runs a query job and pages through its result, on the network threads, delivering the
+//! pages through the shared channel (`bigquery::delivery`). After the first page, the rest
 //! is fetched by position, several ranges at once (`token_sync.fetch_concurrency`), and
 //! delivered in order. Each response is decoded (borrowing from its body) and encoded
 //! as soon as it arrives. Memory is bounded in bytes: every response in flight and every
 //! prepared page not yet written holds room from one `Budget`.
 
-use super::budget::{Budget, Reservation, PEAK_PER_BODY_BYTE};
 use super::client::{BigQueryClient, Page};
-use super::copy_text::{EncodedPage, RowEncoder};
-use super::errors::bad_response;
-use super::query;
-use super::wire::{Body, JobReference, QueryResponse};
+use crate::bigquery::budget::{Budget, Reservation, PEAK_PER_BODY_BYTE};
+use crate::bigquery::copy_text::RowEncoder;
+use crate::bigquery::delivery::{Held, JobSummary, PageSink, ReadPath, ResultStream, PAGES_AHEAD};
+use crate::bigquery::errors::bad_response;
+use crate::bigquery::query;
+use crate::bigquery::wire::{Body, JobReference, QueryResponse};
 use crate::error::SyncResult;
-use crate::runtime::{self, BackgroundTask};
+use crate::runtime;
 use crate::settings::Settings;
 use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::Arc;
-use tokio::sync::mpsc;
 
-/// Pages prepared ahead of the writer, beside those being fetched.
-const PAGES_AHEAD: usize = 2;
-
-#[derive(Debug)]
-pub enum Delivery<T> {
-    Started(JobSummary),
-    Page(T),
-    /// The source sent everything: this many rows by its own count. Only a read whose
-    /// total is not known when it starts (`JobSummary::total_rows` is `None`) says so.
-    Ended {
-        rows_reported: u64,
-    },
-}
-
-/// Which of BigQuery's APIs a day was read through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReadPath {
-    /// A query job, its result paged through `jobs.getQueryResults`.
-    Query,
-    /// A Storage Read API session, its streams read at once.
-    Storage,
-}
-
-impl ReadPath {
-    pub fn name(self) -> &'static str {
-        match self {
-            ReadPath::Query => "query",
-            ReadPath::Storage => "storage",
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct JobSummary {
-    /// The query job, or the read session.
-    pub job_id: String,
-    /// The result's row count, when the source says it before sending them.
-    pub total_rows: Option<u64>,
-    pub bytes_billed: Option<i64>,
-    pub read_path: ReadPath,
-    /// The table's state the rows were read at (a read session's snapshot), in Unix µs.
-    pub snapshot_micros: Option<i64>,
-}
-
-/// A prepared page with the room it takes in the budget.
-struct Held {
-    page: EncodedPage,
-    room: Reservation,
-}
-
-type Sender = mpsc::Sender<SyncResult<Delivery<Held>>>;
-
-pub struct ResultStream {
-    receiver: mpsc::Receiver<SyncResult<Delivery<Held>>>,
-    /// The room of the page last handed out, kept until the next one is asked for.
-    writing: Option<Reservation>,
-    _fetch: BackgroundTask<()>,
-}
-
-/// Where a producer on the network threads delivers; each call says whether the receiver
-/// still listens.
-#[derive(Clone)]
-pub struct PageSink {
-    sender: Sender,
-}
-
-impl PageSink {
-    pub async fn started(&self, summary: JobSummary) -> bool {
-        self.sender
-            .send(Ok(Delivery::Started(summary)))
-            .await
-            .is_ok()
-    }
-
-    /// A prepared page, keeping `room` of the budget until it has been written.
-    pub async fn page(&self, page: EncodedPage, room: Reservation) -> bool {
-        self.sender
-            .send(Ok(Delivery::Page(Held { page, room })))
-            .await
-            .is_ok()
-    }
-
-    pub async fn ended(&self, rows_reported: u64) -> bool {
-        self.sender
-            .send(Ok(Delivery::Ended { rows_reported }))
-            .await
-            .is_ok()
-    }
-}
-
-impl ResultStream {
-    /// Starts the query on the network threads; returns at once. Pages are delivered in
-    /// result order, each encoded by `encoder` first.
-    pub fn start(settings: &Settings, request: Value, encoder: RowEncoder) -> SyncResult<Self> {
-        let settings = settings.clone();
-        let encoder = Arc::new(encoder);
-        Self::produce(move |sink| async move {
-            fetch_pages(&settings, &request, encoder, &sink.sender).await
-        })
-    }
-
-    /// Runs `producer` on the network threads; what it delivers to its sink, and its error
-    /// if it fails, is what `next` hands out.
-    pub fn produce<F, Fut>(producer: F) -> SyncResult<Self>
-    where
-        F: FnOnce(PageSink) -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = SyncResult<()>> + Send + 'static,
-    {
-        let (sender, receiver) = mpsc::channel(PAGES_AHEAD);
-        let sink = PageSink { sender };
-        let fetch = runtime::spawn(async move {
-            let errors = sink.sender.clone();
-            if let Err(error) = producer(sink).await {
-                // The receiver may be gone already; then nobody is waiting for the error.
-                let _ = errors.send(Err(error)).await;
-            }
-        })?;
-        Ok(Self {
-            receiver,
-            writing: None,
-            _fetch: fetch,
-        })
-    }
-
-    /// The next delivery, waiting interruptibly; `None` once the result is exhausted. The
-    /// page handed out before this call must have been written by now.
-    pub fn next(&mut self) -> SyncResult<Option<Delivery<EncodedPage>>> {
-        self.writing = None;
-        Ok(match runtime::wait(self.receiver.recv())?.transpose()? {
-            Some(Delivery::Page(held)) => {
-                self.writing = Some(held.room);
-                Some(Delivery::Page(held.page))
-            }
-            Some(Delivery::Started(summary)) => Some(Delivery::Started(summary)),
-            Some(Delivery::Ended { rows_reported }) => Some(Delivery::Ended { rows_reported }),
-            None => None,
-        })
-    }
+/// Starts the query on the network threads; returns at once. Pages are delivered in result
+/// order, each encoded by `encoder` first.
+pub fn start(settings: &Settings, request: Value, encoder: RowEncoder) -> SyncResult<ResultStream> {
+    let settings = settings.clone();
+    let encoder = Arc::new(encoder);
+    ResultStream::produce(move |sink| async move {
+        fetch_pages(&settings, &request, encoder, &sink).await
+    })
 }
 
 async fn fetch_pages(
     settings: &Settings,
     request: &Value,
     encoder: Arc<RowEncoder>,
-    sender: &Sender,
+    sink: &PageSink,
 ) -> SyncResult<()> {
     let client = BigQueryClient::connect(settings).await?;
     let (job, first_body) =
@@ -202,20 +71,20 @@ async fn fetch_pages(
     let (first_page, next_token, delivered) =
         pages.prepare_parsed(first_body.bytes.len(), first, &mut room)?;
     drop(first_body);
-    if sender.send(Ok(Delivery::Started(summary))).await.is_err() {
+    if !sink.started(summary).await {
         return Ok(());
     }
-    if delivered > 0 && sender.send(Ok(Delivery::Page(first_page))).await.is_err() {
+    if delivered > 0 && !sink.deliver(first_page).await {
         return Ok(());
     }
     if next_token.is_none() || delivered >= total_rows {
         return Ok(());
     }
     if settings.fetch_concurrency <= 1 {
-        pages.by_token(next_token, sender).await
+        pages.by_token(next_token, sink).await
     } else {
         pages
-            .by_position(delivered, total_rows, settings.fetch_concurrency, sender)
+            .by_position(delivered, total_rows, settings.fetch_concurrency, sink)
             .await
     }
 }
@@ -256,7 +125,7 @@ impl PageFetch {
     }
 
     /// One page after the other, following BigQuery's page tokens.
-    async fn by_token(self, mut token: Option<String>, sender: &Sender) -> SyncResult<()> {
+    async fn by_token(self, mut token: Option<String>, sink: &PageSink) -> SyncResult<()> {
         while let Some(current) = token.take() {
             let rows = self.budget.rows_per_request();
             let mut room = self.budget.reserve(rows).await;
@@ -269,7 +138,7 @@ impl PageFetch {
                 return Err(bad_response("BigQuery returned the same page token twice"));
             }
             token = next;
-            if sender.send(Ok(Delivery::Page(page))).await.is_err() {
+            if !sink.deliver(page).await {
                 return Ok(());
             }
         }
@@ -283,7 +152,7 @@ impl PageFetch {
         from: u64,
         total_rows: u64,
         concurrency: u32,
-        sender: &Sender,
+        sink: &PageSink,
     ) -> SyncResult<()> {
         let mut next = from;
         let mut in_flight = VecDeque::new();
@@ -311,7 +180,7 @@ impl PageFetch {
                 return Ok(());
             };
             for page in head.join().await?? {
-                if sender.send(Ok(Delivery::Page(page))).await.is_err() {
+                if !sink.deliver(page).await {
                     return Ok(());
                 }
             }

@@ -1,5 +1,5 @@
 //! What is mirrored: `token_sync.tables`, one row per registered BigQuery table, with the
-//! target it goes to and the column its days are cut by. The mission's functions act on
+//! target it goes to and the column its days are cut by. The `token_*` functions act on
 //! the `token_sync.source_table` setting instead and need no row here.
 
 use crate::error::{SyncError, SyncResult};

@@ -64,7 +64,7 @@ pub fn remote_error(status: u16, reason: &str, message: &str) -> SyncError {
         ),
         (_, "invalidQuery") | (_, "invalid") | (400, _) => (
             PgSqlErrorCode::ERRCODE_FDW_ERROR,
-            "The source table may not have the tokens schema. Check token_sync.source_table.",
+            "BigQuery refused the query token_sync built from the source's schema: check the source table's name (token_sync.source_table, or the registered table), and whether its schema changed during the call.",
         ),
         _ => (
             PgSqlErrorCode::ERRCODE_FDW_ERROR,

@@ -1,5 +1,6 @@
-//! The functions users call: the mission's three for tokens here, and in schema
-//! token_sync the same for any registered table (`tables`). None is executable by PUBLIC:
+//! The functions users call: `token_sync_day`, `token_backfill`, `token_verify_day` and
+//! `token_catch_up` for the table the settings name here, and in schema token_sync the same
+//! for any registered table (`tables`). None is executable by PUBLIC:
 //! a superuser grants EXECUTE (see the README's "Who may run it").
 
 mod fingerprint;
@@ -37,7 +38,11 @@ fn token_sync_day(
 > {
     let settings = Settings::load().or_raise();
     let day = past_day(day, "day");
-    TableIterator::once(sync_one_day(&settings, &mut tokens(&settings), day))
+    TableIterator::once(sync_one_day(
+        &settings,
+        &mut settings_mirror(&settings),
+        day,
+    ))
 }
 
 /// One day of a mirror, raising its failure: `token_sync_day`'s row.
@@ -77,9 +82,9 @@ pub(crate) type VerifyRow = (
     String,
 );
 
-/// The mirror the mission's functions act on: `token_sync.source_table` into
+/// The mirror the `token_*` functions act on: `token_sync.source_table` into
 /// `token_sync.target_table`, its days cut by the source's partitioning column.
-fn tokens(settings: &Settings) -> MirrorPlan {
+fn settings_mirror(settings: &Settings) -> MirrorPlan {
     MirrorPlan::new(&settings.source_table, None, &settings.target_table).or_raise()
 }
 
@@ -130,7 +135,12 @@ fn token_backfill(
         to_day,
         "token_backfill(from_day, to_day)",
     );
-    TableIterator::new(backfill_days(&settings, &mut tokens(&settings), from, to))
+    TableIterator::new(backfill_days(
+        &settings,
+        &mut settings_mirror(&settings),
+        from,
+        to,
+    ))
 }
 
 /// The days [from_day, to_day], checked: given, in order, begun, and no more of them than
@@ -181,7 +191,7 @@ pub(crate) fn backfill_days(
     rows
 }
 
-/// Tries again the stale days of the tokens mirror in the window before `night` (the
+/// Tries again the stale days of the settings' mirror in the window before `night` (the
 /// nightly job passes today's UTC date), oldest first, each in its own subtransaction; see
 /// `crate::catch_up`. One row per day tried, as `token_backfill`'s, with the status
 /// `given_up` for a day that failed its last try.
@@ -204,7 +214,12 @@ fn token_catch_up(
 > {
     let settings = Settings::load().or_raise();
     let night = past_day(night, "night");
-    TableIterator::new(catch_up_days(&settings, &mut tokens(&settings), night, ""))
+    TableIterator::new(catch_up_days(
+        &settings,
+        &mut settings_mirror(&settings),
+        night,
+        "",
+    ))
 }
 
 /// The catch-up of `night` for one mirror: its due days, each tried as a backfill's, and

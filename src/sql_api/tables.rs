@@ -1,5 +1,5 @@
 //! Schema token_sync: registering BigQuery tables (`add_table`, `remove_table`) and the
-//! mission's three functions for any registered table (`sync_day`, `backfill`,
+//! `token_*` functions' counterparts for any registered table (`sync_day`, `backfill`,
 //! `verify_day`), plus `sync_all` for every registered table at once.
 
 use pgrx::prelude::*;

@@ -28,11 +28,31 @@ mod tests {
 
     #[pg_test]
     fn functions_are_not_executable_by_public() {
-        let public_can_run = Spi::get_one::<bool>(
-            "SELECT bool_or(has_function_privilege('public', p.oid, 'EXECUTE')) \
-             FROM pg_proc p WHERE p.proname IN ('token_sync_day', 'token_backfill', 'token_verify_day')",
+        let runnable_by_public = Spi::get_one::<Vec<String>>(
+            "SELECT array_agg(p.oid::regprocedure::text ORDER BY 1) \
+             FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e' \
+             JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'token_sync' \
+             WHERE has_function_privilege('public', p.oid, 'EXECUTE')",
         );
-        assert_eq!(public_can_run, Ok(Some(false)));
+        assert_eq!(
+            runnable_by_public,
+            Ok(Some(vec![
+                "token_sync.canonical_interval(text)".to_string(),
+                "token_sync.canonical_json(jsonb)".to_string(),
+            ]))
+        );
+        let revoked = Spi::get_one::<i64>(
+            "SELECT count(*) FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e' \
+             JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'token_sync' \
+             WHERE p.proname IN ('token_sync_day', 'token_backfill', 'token_verify_day', 'token_catch_up', \
+             'add_table', 'remove_table', 'sync_day', 'backfill', 'verify_day', 'sync_all', 'catch_up') \
+             AND NOT has_function_privilege('public', p.oid, 'EXECUTE')",
+        );
+        assert_eq!(
+            revoked,
+            Ok(Some(11)),
+            "every function users call needs a grant"
+        );
     }
 
     #[pg_test]

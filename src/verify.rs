@@ -3,7 +3,8 @@
 //! over the target with formulas generated here, column by column from the source's
 //! schema, so that the two sides cannot drift apart.
 //!
-//! Each value is spelled in a canonical text both sides produce alike (below, per type);
+//! Each value is spelled in a canonical text both sides produce alike (each type's
+//! `Spelling`, in its file under `crate::types`);
 //! each row is hashed over its length-prefixed values; the first 32 bits of the MD5 are
 //! summed, so the order of rows does not matter and a changed, missing or duplicated row
 //! changes the sum.
@@ -18,65 +19,8 @@ use crate::restricted::Restricted;
 use crate::settings::Settings;
 use crate::source::Source;
 use crate::types::integer::parse as parse_integer;
-use crate::types::{Column, Kind, Mode};
+use crate::types::{Column, InStruct, Kind, Mode, Spelling};
 use pgrx::prelude::*;
-
-/// The canonical text of one scalar value of `kind`, in GoogleSQL and in PostgreSQL, with
-/// `{v}` standing for the value.
-fn canonical(kind: &Kind) -> (&'static str, &'static str) {
-    match kind {
-        // NUL is stripped on load, so BigQuery's side strips it too.
-        Kind::String | Kind::Geography => ("REPLACE({v}, @nul, '')", "{v}"),
-        Kind::Int64 | Kind::Bool => ("CAST({v} AS STRING)", "{v}::text"),
-        Kind::Timestamp => (
-            "CAST(UNIX_MICROS({v}) AS STRING)",
-            "((extract(epoch FROM {v}) * 1000000)::bigint)::text",
-        ),
-        Kind::Datetime => (
-            "CAST(UNIX_MICROS(TIMESTAMP({v})) AS STRING)",
-            "((extract(epoch FROM {v}) * 1000000)::bigint)::text",
-        ),
-        Kind::Date => ("CAST(UNIX_DATE({v}) AS STRING)", "({v} - DATE '1970-01-01')::text"),
-        Kind::Time => (
-            "CAST(TIME_DIFF({v}, TIME '00:00:00', MICROSECOND) AS STRING)",
-            "((extract(epoch FROM {v}) * 1000000)::bigint)::text",
-        ),
-        Kind::Bytes => ("TO_HEX({v})", "encode({v}, 'hex')"),
-        // Without trailing zeros after the point, as the value is loaded.
-        Kind::Numeric | Kind::BigNumeric => (
-            "IF(STRPOS(CAST({v} AS STRING), '.') > 0, RTRIM(RTRIM(CAST({v} AS STRING), '0'), '.'), CAST({v} AS STRING))",
-            "trim_scale({v})::text",
-        ),
-        // Seventeen significant digits tell every double apart; both sides print them with
-        // C's %e (BigQuery's FORMAT, PostgreSQL's to_char with EEEE). Adding zero makes -0 +0.
-        Kind::Float64 => (
-            "CASE WHEN IS_NAN({v}) THEN 'NaN' WHEN IS_INF({v}) THEN IF({v} > 0, 'Infinity', '-Infinity') \
-             ELSE FORMAT('%.16e', {v} + 0.0) END",
-            "CASE WHEN {v} = 'NaN'::float8 THEN 'NaN' WHEN {v} = 'Infinity'::float8 THEN 'Infinity' \
-             WHEN {v} = '-Infinity'::float8 THEN '-Infinity' ELSE ltrim(to_char({v} + 0, '9.9999999999999999EEEE')) END",
-        ),
-        // TO_JSON_STRING's spelling (see `types::json::canonical`); the escaped NULs it
-        // keeps are removed as on load, escaped backslashes set aside first (a raw \x01
-        // cannot occur in its output).
-        Kind::Json => (
-            r"REPLACE(REPLACE(REPLACE(TO_JSON_STRING({v}), '\\\\', '\x01'), '\\u0000', ''), '\x01', '\\\\')",
-            "token_sync.canonical_json({v})",
-        ),
-        // Months, days, microseconds. EXTRACT's MICROSECOND is the fraction of the second
-        // in BigQuery, and the seconds with it in DuckDB (the emulator): MOD takes either.
-        Kind::Interval => (
-            "CONCAT(CAST(EXTRACT(YEAR FROM {v}) * 12 + EXTRACT(MONTH FROM {v}) AS STRING), ',', \
-             CAST(EXTRACT(DAY FROM {v}) AS STRING), ',', \
-             CAST(((EXTRACT(HOUR FROM {v}) * 60 + EXTRACT(MINUTE FROM {v})) * 60 + EXTRACT(SECOND FROM {v})) \
-             * 1000000 + MOD(EXTRACT(MICROSECOND FROM {v}), 1000000) AS STRING))",
-            "(extract(year FROM {v}) * 12 + extract(month FROM {v}))::bigint || ',' || \
-             extract(day FROM {v})::bigint || ',' || (extract(hour FROM {v}) * 3600000000 \
-             + extract(minute FROM {v}) * 60000000 + extract(microseconds FROM {v}))::bigint",
-        ),
-        // A STRUCT is spelled field by field (`value_parts`), never as a scalar.
-        Kind::Record(_) => ("", ""),
-    }
-}
 
 /// A column's part of the row's hash input, on both sides.
 fn column_parts(column: &Column) -> (String, String) {
@@ -152,13 +96,10 @@ fn value_parts(
             ),
         );
     }
-    let (bigquery_template, postgres_template) = canonical(&column.kind);
-    let bigquery_text = bigquery_template.replace("{v}", bigquery);
-    let (bigquery_text, postgres_text) = if json {
-        from_json(&column.kind, bigquery_text, postgres_template, postgres)
-    } else {
-        (bigquery_text, postgres_template.replace("{v}", postgres))
+    let Some(spelling) = column.kind.spelling() else {
+        unreachable!("a STRUCT is spelled field by field above")
     };
+    let (bigquery_text, postgres_text) = spelled(spelling, bigquery, postgres, json);
     (
         format!(
             "IFNULL(CONCAT(CAST(LENGTH({bigquery_text}) AS STRING), ':', {bigquery_text}), '~')"
@@ -167,45 +108,39 @@ fn value_parts(
     )
 }
 
+/// The canonical text of a scalar value on both sides, as `spelling` says: `bigquery` and
+/// `postgres` are expressions of the value; `json` says the PostgreSQL one is a jsonb member
+/// (inside a STRUCT).
+pub(crate) fn spelled(
+    spelling: &Spelling,
+    bigquery: &str,
+    postgres: &str,
+    json: bool,
+) -> (String, String) {
+    let bigquery_text = spelling.bigquery.replace("{v}", bigquery);
+    if json {
+        in_struct(spelling, bigquery_text, postgres)
+    } else {
+        (bigquery_text, spelling.postgres.replace("{v}", postgres))
+    }
+}
+
 /// The canonical texts of a scalar field of a STRUCT (`bigquery_text`, and the jsonb member
 /// `member` on PostgreSQL's side), as `crate::types::record` wrote it: JSON null stands for
 /// NULL, and each other value turns back into the type the column would have on its own,
-/// then into `postgres_template`'s text.
-fn from_json(
-    kind: &Kind,
-    bigquery_text: String,
-    postgres_template: &str,
-    member: &str,
-) -> (String, String) {
-    let text = format!("({member} #>> '{{}}')");
-    let value = match kind {
-        Kind::String | Kind::Geography => text,
-        Kind::Bytes => format!("decode({text}, 'base64')"),
-        Kind::Int64 => format!("{text}::bigint"),
-        Kind::Float64 => format!("{text}::float8"),
-        Kind::Numeric | Kind::BigNumeric => format!("{text}::numeric"),
-        Kind::Bool => format!("{text}::boolean"),
-        Kind::Date => format!("{text}::date"),
-        Kind::Datetime => format!("{text}::timestamp"),
-        Kind::Time => format!("{text}::time"),
-        Kind::Timestamp => format!("{text}::timestamptz"),
-        // BigQuery's text, in the jsonb as it came.
-        Kind::Interval => {
-            return (
-                bigquery_text,
-                format!("token_sync.canonical_interval({text})"),
-            )
+/// then into that type's text; or as the type spells itself there. Each template is filled
+/// in one pass, so a name inside what goes in is never read as a placeholder.
+fn in_struct(spelling: &Spelling, bigquery_text: String, member: &str) -> (String, String) {
+    match spelling.in_struct {
+        InStruct::Value(value) => {
+            let value = value.replace("{t}", &format!("({member} #>> '{{}}')"));
+            (bigquery_text, spelling.postgres.replace("{v}", &value))
         }
-        // A JSON null in a STRUCT is loaded as the STRUCT's null, so it counts as NULL.
-        Kind::Json => {
-            return (
-                format!("NULLIF({bigquery_text}, 'null')"),
-                format!("token_sync.canonical_json(nullif({member}, 'null'::jsonb))"),
-            )
-        }
-        Kind::Record(_) => text,
-    };
-    (bigquery_text, postgres_template.replace("{v}", &value))
+        InStruct::Own { bigquery, postgres } => (
+            bigquery.replace("{s}", &bigquery_text),
+            postgres.replace("{m}", member),
+        ),
+    }
 }
 
 /// The fingerprint's aggregate in GoogleSQL and in PostgreSQL.

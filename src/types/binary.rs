@@ -1,10 +1,17 @@
 //! BYTES → bytea. BigQuery's REST API sends BYTES as standard base64; PostgreSQL reads
 //! bytea as `\x` and hex digits.
 
-use super::bad_value;
+use super::{bad_value, InStruct, Spelling};
 use crate::error::SyncResult;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+
+/// Hex on both sides; inside a STRUCT the member holds base64, as TO_JSON spells BYTES.
+pub const SPELLING: Spelling = Spelling {
+    bigquery: "TO_HEX({v})",
+    postgres: "encode({v}, 'hex')",
+    in_struct: InStruct::Value("decode({t}, 'base64')"),
+};
 
 pub fn decode(text: &str, column: &str) -> SyncResult<Vec<u8>> {
     STANDARD
@@ -29,6 +36,20 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::tests::spelled_both_ways;
+
+    #[test]
+    fn fingerprint_spelling() {
+        assert_eq!(
+            spelled_both_ways(&SPELLING),
+            [
+                r##"TO_HEX(`c`)"##,
+                r##"encode("c", 'hex')"##,
+                r##"TO_HEX(`r`.`f`)"##,
+                r##"encode(decode((("r" -> 'f') #>> '{}'), 'base64'), 'hex')"##,
+            ]
+        );
+    }
 
     #[test]
     fn base64_becomes_bytea_hex() {

@@ -1,7 +1,13 @@
 //! BOOL → boolean.
 
-use super::bad_value;
+use super::{bad_value, InStruct, Spelling};
 use crate::error::SyncResult;
+
+pub const SPELLING: Spelling = Spelling {
+    bigquery: "CAST({v} AS STRING)",
+    postgres: "{v}::text",
+    in_struct: InStruct::Value("{t}::boolean"),
+};
 
 pub fn parse(text: &str, column: &str) -> SyncResult<bool> {
     if text.eq_ignore_ascii_case("true") {
@@ -15,4 +21,23 @@ pub fn parse(text: &str, column: &str) -> SyncResult<bool> {
 
 pub fn to_postgres(text: &str, column: &str) -> SyncResult<&'static str> {
     parse(text, column).map(|value| if value { "true" } else { "false" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::tests::spelled_both_ways;
+
+    #[test]
+    fn fingerprint_spelling() {
+        assert_eq!(
+            spelled_both_ways(&SPELLING),
+            [
+                r##"CAST(`c` AS STRING)"##,
+                r##""c"::text"##,
+                r##"CAST(`r`.`f` AS STRING)"##,
+                r##"(("r" -> 'f') #>> '{}')::boolean::text"##,
+            ]
+        );
+    }
 }

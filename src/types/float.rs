@@ -3,8 +3,18 @@
 //! parsed to the nearest double, which is the one BigQuery holds, and written in the
 //! shortest text that reads back as the same double.
 
-use super::bad_value;
+use super::{bad_value, InStruct, Spelling};
 use crate::error::SyncResult;
+
+/// Seventeen significant digits tell every double apart; both sides print them with C's %e
+/// (BigQuery's FORMAT, PostgreSQL's to_char with EEEE). Adding zero makes -0 +0.
+pub const SPELLING: Spelling = Spelling {
+    bigquery: "CASE WHEN IS_NAN({v}) THEN 'NaN' WHEN IS_INF({v}) THEN IF({v} > 0, 'Infinity', '-Infinity') \
+               ELSE FORMAT('%.16e', {v} + 0.0) END",
+    postgres: "CASE WHEN {v} = 'NaN'::float8 THEN 'NaN' WHEN {v} = 'Infinity'::float8 THEN 'Infinity' \
+               WHEN {v} = '-Infinity'::float8 THEN '-Infinity' ELSE ltrim(to_char({v} + 0, '9.9999999999999999EEEE')) END",
+    in_struct: InStruct::Value("{t}::float8"),
+};
 
 pub fn parse(text: &str, column: &str) -> SyncResult<f64> {
     let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
@@ -54,6 +64,20 @@ pub fn to_json(text: &str, column: &str, out: &mut String) -> SyncResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::tests::spelled_both_ways;
+
+    #[test]
+    fn fingerprint_spelling() {
+        assert_eq!(
+            spelled_both_ways(&SPELLING),
+            [
+                r##"CASE WHEN IS_NAN(`c`) THEN 'NaN' WHEN IS_INF(`c`) THEN IF(`c` > 0, 'Infinity', '-Infinity') ELSE FORMAT('%.16e', `c` + 0.0) END"##,
+                r##"CASE WHEN "c" = 'NaN'::float8 THEN 'NaN' WHEN "c" = 'Infinity'::float8 THEN 'Infinity' WHEN "c" = '-Infinity'::float8 THEN '-Infinity' ELSE ltrim(to_char("c" + 0, '9.9999999999999999EEEE')) END"##,
+                r##"CASE WHEN IS_NAN(`r`.`f`) THEN 'NaN' WHEN IS_INF(`r`.`f`) THEN IF(`r`.`f` > 0, 'Infinity', '-Infinity') ELSE FORMAT('%.16e', `r`.`f` + 0.0) END"##,
+                r##"CASE WHEN (("r" -> 'f') #>> '{}')::float8 = 'NaN'::float8 THEN 'NaN' WHEN (("r" -> 'f') #>> '{}')::float8 = 'Infinity'::float8 THEN 'Infinity' WHEN (("r" -> 'f') #>> '{}')::float8 = '-Infinity'::float8 THEN '-Infinity' ELSE ltrim(to_char((("r" -> 'f') #>> '{}')::float8 + 0, '9.9999999999999999EEEE')) END"##,
+            ]
+        );
+    }
 
     #[test]
     fn both_spellings_of_the_specials() {

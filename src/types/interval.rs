@@ -5,8 +5,25 @@
 //! Both keep an interval as months, days and microseconds, each with its own sign; the
 //! fingerprint spells it `months,days,microseconds` (`canonical`).
 
-use super::bad_value;
+use super::{bad_value, InStruct, Spelling};
 use crate::error::SyncResult;
+
+/// Months, days, microseconds. EXTRACT's MICROSECOND is the fraction of the second in
+/// BigQuery, and the seconds with it in DuckDB (the emulator): MOD takes either. Inside a
+/// STRUCT the member holds BigQuery's text, spelled by token_sync.canonical_interval.
+pub const SPELLING: Spelling = Spelling {
+    bigquery: "CONCAT(CAST(EXTRACT(YEAR FROM {v}) * 12 + EXTRACT(MONTH FROM {v}) AS STRING), ',', \
+               CAST(EXTRACT(DAY FROM {v}) AS STRING), ',', \
+               CAST(((EXTRACT(HOUR FROM {v}) * 60 + EXTRACT(MINUTE FROM {v})) * 60 + EXTRACT(SECOND FROM {v})) \
+               * 1000000 + MOD(EXTRACT(MICROSECOND FROM {v}), 1000000) AS STRING))",
+    postgres: "(extract(year FROM {v}) * 12 + extract(month FROM {v}))::bigint || ',' || \
+               extract(day FROM {v})::bigint || ',' || (extract(hour FROM {v}) * 3600000000 \
+               + extract(minute FROM {v}) * 60000000 + extract(microseconds FROM {v}))::bigint",
+    in_struct: InStruct::Own {
+        bigquery: "{s}",
+        postgres: "token_sync.canonical_interval(({m} #>> '{}'))",
+    },
+};
 
 /// An interval's parts as BigQuery's text gives them, each sign applied to its part.
 struct Parts<'t> {
@@ -109,6 +126,20 @@ fn signed(part: &str) -> (&'static str, &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::tests::spelled_both_ways;
+
+    #[test]
+    fn fingerprint_spelling() {
+        assert_eq!(
+            spelled_both_ways(&SPELLING),
+            [
+                r##"CONCAT(CAST(EXTRACT(YEAR FROM `c`) * 12 + EXTRACT(MONTH FROM `c`) AS STRING), ',', CAST(EXTRACT(DAY FROM `c`) AS STRING), ',', CAST(((EXTRACT(HOUR FROM `c`) * 60 + EXTRACT(MINUTE FROM `c`)) * 60 + EXTRACT(SECOND FROM `c`)) * 1000000 + MOD(EXTRACT(MICROSECOND FROM `c`), 1000000) AS STRING))"##,
+                r##"(extract(year FROM "c") * 12 + extract(month FROM "c"))::bigint || ',' || extract(day FROM "c")::bigint || ',' || (extract(hour FROM "c") * 3600000000 + extract(minute FROM "c") * 60000000 + extract(microseconds FROM "c"))::bigint"##,
+                r##"CONCAT(CAST(EXTRACT(YEAR FROM `r`.`f`) * 12 + EXTRACT(MONTH FROM `r`.`f`) AS STRING), ',', CAST(EXTRACT(DAY FROM `r`.`f`) AS STRING), ',', CAST(((EXTRACT(HOUR FROM `r`.`f`) * 60 + EXTRACT(MINUTE FROM `r`.`f`)) * 60 + EXTRACT(SECOND FROM `r`.`f`)) * 1000000 + MOD(EXTRACT(MICROSECOND FROM `r`.`f`), 1000000) AS STRING))"##,
+                r##"token_sync.canonical_interval((("r" -> 'f') #>> '{}'))"##,
+            ]
+        );
+    }
 
     #[test]
     fn every_part_keeps_its_sign() {

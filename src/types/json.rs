@@ -7,8 +7,22 @@
 //! is loaded as `10000000000000000.0`: the same value, still told apart from the integer,
 //! so that `canonical` can spell it as BigQuery does.
 
+use super::{InStruct, Spelling};
 use std::borrow::Cow;
 use std::fmt::Write;
+
+/// TO_JSON_STRING's spelling (`canonical`, as token_sync.canonical_json); the escaped NULs
+/// it keeps are removed as on load, escaped backslashes set aside first (a raw \x01 cannot
+/// occur in its output). A JSON null in a STRUCT is loaded as the STRUCT's null, so there it
+/// counts as NULL.
+pub const SPELLING: Spelling = Spelling {
+    bigquery: r"REPLACE(REPLACE(REPLACE(TO_JSON_STRING({v}), '\\\\', '\x01'), '\\u0000', ''), '\x01', '\\\\')",
+    postgres: "token_sync.canonical_json({v})",
+    in_struct: InStruct::Own {
+        bigquery: "NULLIF({s}, 'null')",
+        postgres: "token_sync.canonical_json(nullif({m}, 'null'::jsonb))",
+    },
+};
 
 pub fn to_postgres<'v>(text: &'v str, stripped: &mut bool) -> Cow<'v, str> {
     if !text.contains("\\u0000") && !text.contains("e+") {
@@ -168,6 +182,20 @@ fn write_float(float: f64, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::tests::spelled_both_ways;
+
+    #[test]
+    fn fingerprint_spelling() {
+        assert_eq!(
+            spelled_both_ways(&SPELLING),
+            [
+                r##"REPLACE(REPLACE(REPLACE(TO_JSON_STRING(`c`), '\\\\', '\x01'), '\\u0000', ''), '\x01', '\\\\')"##,
+                r##"token_sync.canonical_json("c")"##,
+                r##"NULLIF(REPLACE(REPLACE(REPLACE(TO_JSON_STRING(`r`.`f`), '\\\\', '\x01'), '\\u0000', ''), '\x01', '\\\\'), 'null')"##,
+                r##"token_sync.canonical_json(nullif(("r" -> 'f'), 'null'::jsonb))"##,
+            ]
+        );
+    }
 
     #[test]
     fn json_passes_through_unless_it_holds_nul_or_a_whole_float() {

@@ -3,8 +3,8 @@
 //! the query, the decoding, the COPY text, the target table and the fingerprint are made.
 //!
 //! One file per conversion: each turns a value as BigQuery's REST API sends it (text) into
-//! PostgreSQL's input text for the mapped type, and knows how both sides spell the value in
-//! the verification fingerprint.
+//! PostgreSQL's input text for the mapped type, and says how both sides spell the value in
+//! the verification fingerprint (its `SPELLING`, which `crate::verify` assembles).
 
 pub mod array;
 pub mod binary;
@@ -44,6 +44,32 @@ pub enum Kind {
     Interval,
     Geography,
     Record(Vec<Column>),
+}
+
+/// How the verification fingerprint spells one value of a scalar type, alike on both
+/// sides. Each template has one placeholder, filled with an expression of the value.
+#[derive(Debug)]
+pub struct Spelling {
+    /// GoogleSQL text of the source's value `{v}`.
+    pub bigquery: &'static str,
+    /// PostgreSQL text of the target's value `{v}`, of the mapped type.
+    pub postgres: &'static str,
+    /// The same inside a STRUCT, whose fields are jsonb members in the target.
+    pub in_struct: InStruct,
+}
+
+/// How a STRUCT's field of a scalar type is spelled, from the jsonb member `record::to_postgres`
+/// wrote.
+#[derive(Debug)]
+pub enum InStruct {
+    /// The member's text `{t}` turned back into the mapped type, then spelled as on its own.
+    Value(&'static str),
+    /// Spelled anew: BigQuery's side over the field's spelling on its own `{s}`, PostgreSQL's
+    /// over the jsonb member `{m}`.
+    Own {
+        bigquery: &'static str,
+        postgres: &'static str,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,6 +212,26 @@ impl Column {
 }
 
 impl Kind {
+    /// How the fingerprint spells a value of this scalar type; a STRUCT is spelled field by
+    /// field instead (`crate::verify`).
+    pub fn spelling(&self) -> Option<&'static Spelling> {
+        Some(match self {
+            Kind::String | Kind::Geography => &text::SPELLING,
+            Kind::Bytes => &binary::SPELLING,
+            Kind::Int64 => &integer::SPELLING,
+            Kind::Float64 => &float::SPELLING,
+            Kind::Numeric | Kind::BigNumeric => &numeric::SPELLING,
+            Kind::Bool => &boolean::SPELLING,
+            Kind::Date => &temporal::DATE_SPELLING,
+            Kind::Datetime => &temporal::DATETIME_SPELLING,
+            Kind::Time => &temporal::TIME_SPELLING,
+            Kind::Timestamp => &temporal::TIMESTAMP_SPELLING,
+            Kind::Json => &json::SPELLING,
+            Kind::Interval => &interval::SPELLING,
+            Kind::Record(_) => return None,
+        })
+    }
+
     /// PostgreSQL's input text for one scalar value, borrowed where it is the value's own.
     pub fn scalar_to_postgres<'v>(
         &self,
@@ -311,6 +357,16 @@ pub fn bad_value(column: &str, value: &str, kind: &str) -> SyncError {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    /// How the fingerprint spells a type's value on both sides, as `crate::verify` puts it
+    /// together: for a column `c` on its own (GoogleSQL, PostgreSQL), then for a field `f` of
+    /// a STRUCT `r`, a jsonb member in the target.
+    pub fn spelled_both_ways(spelling: &Spelling) -> [String; 4] {
+        let (bigquery, postgres) = crate::verify::spelled(spelling, "`c`", "\"c\"", false);
+        let (in_bigquery, in_postgres) =
+            crate::verify::spelled(spelling, "`r`.`f`", "(\"r\" -> 'f')", true);
+        [bigquery, postgres, in_bigquery, in_postgres]
+    }
 
     pub fn field(name: &str, field_type: &str, mode: &str) -> FieldSchema {
         FieldSchema {

@@ -3,9 +3,16 @@
 //! the point: BigQuery sends `1.5`, the emulator pads it to `1.500000000`; both are the
 //! same NUMERIC and load as the same numeric.
 
-use super::bad_value;
+use super::{bad_value, InStruct, Spelling};
 use crate::error::SyncResult;
 use std::borrow::Cow;
+
+/// Without trailing zeros after the point, as the value is loaded.
+pub const SPELLING: Spelling = Spelling {
+    bigquery: "IF(STRPOS(CAST({v} AS STRING), '.') > 0, RTRIM(RTRIM(CAST({v} AS STRING), '0'), '.'), CAST({v} AS STRING))",
+    postgres: "trim_scale({v})::text",
+    in_struct: InStruct::Value("{t}::numeric"),
+};
 
 /// The decimal's canonical text: sign, digits, and a fraction only if it is not zero. An
 /// exponent (the emulator sends zero as `0E-9`) is applied by moving the point.
@@ -66,6 +73,20 @@ pub fn canonical<'v>(text: &'v str, column: &str) -> SyncResult<Cow<'v, str>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::tests::spelled_both_ways;
+
+    #[test]
+    fn fingerprint_spelling() {
+        assert_eq!(
+            spelled_both_ways(&SPELLING),
+            [
+                r##"IF(STRPOS(CAST(`c` AS STRING), '.') > 0, RTRIM(RTRIM(CAST(`c` AS STRING), '0'), '.'), CAST(`c` AS STRING))"##,
+                r##"trim_scale("c")::text"##,
+                r##"IF(STRPOS(CAST(`r`.`f` AS STRING), '.') > 0, RTRIM(RTRIM(CAST(`r`.`f` AS STRING), '0'), '.'), CAST(`r`.`f` AS STRING))"##,
+                r##"trim_scale((("r" -> 'f') #>> '{}')::numeric)::text"##,
+            ]
+        );
+    }
 
     #[test]
     fn trailing_zeros_go_and_every_digit_stays() {

@@ -4,13 +4,41 @@
 //! for with `useInt64Timestamp`) or else as float seconds, and is written as UTC text with
 //! an explicit offset, so the session's TimeZone cannot move it.
 
-use super::bad_value;
+use super::{bad_value, InStruct, Spelling};
 use crate::error::SyncResult;
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::{Decimal, RoundingStrategy};
 use std::fmt::Write;
 use std::str::FromStr;
+
+/// Microseconds since the Unix epoch.
+pub const TIMESTAMP_SPELLING: Spelling = Spelling {
+    bigquery: "CAST(UNIX_MICROS({v}) AS STRING)",
+    postgres: "((extract(epoch FROM {v}) * 1000000)::bigint)::text",
+    in_struct: InStruct::Value("{t}::timestamptz"),
+};
+
+/// Microseconds since the Unix epoch, read as UTC.
+pub const DATETIME_SPELLING: Spelling = Spelling {
+    bigquery: "CAST(UNIX_MICROS(TIMESTAMP({v})) AS STRING)",
+    postgres: "((extract(epoch FROM {v}) * 1000000)::bigint)::text",
+    in_struct: InStruct::Value("{t}::timestamp"),
+};
+
+/// Days since the Unix epoch.
+pub const DATE_SPELLING: Spelling = Spelling {
+    bigquery: "CAST(UNIX_DATE({v}) AS STRING)",
+    postgres: "({v} - DATE '1970-01-01')::text",
+    in_struct: InStruct::Value("{t}::date"),
+};
+
+/// Microseconds since midnight.
+pub const TIME_SPELLING: Spelling = Spelling {
+    bigquery: "CAST(TIME_DIFF({v}, TIME '00:00:00', MICROSECOND) AS STRING)",
+    postgres: "((extract(epoch FROM {v}) * 1000000)::bigint)::text",
+    in_struct: InStruct::Value("{t}::time"),
+};
 
 pub fn date<'v>(text: &'v str, column: &str) -> SyncResult<&'v str> {
     parse_date(text, column).map(|_| text)
@@ -97,6 +125,59 @@ pub fn timestamp_json(text: &str, column: &str, out: &mut String) -> SyncResult<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::tests::spelled_both_ways;
+
+    #[test]
+    fn fingerprint_spelling_of_timestamp() {
+        assert_eq!(
+            spelled_both_ways(&TIMESTAMP_SPELLING),
+            [
+                r##"CAST(UNIX_MICROS(`c`) AS STRING)"##,
+                r##"((extract(epoch FROM "c") * 1000000)::bigint)::text"##,
+                r##"CAST(UNIX_MICROS(`r`.`f`) AS STRING)"##,
+                r##"((extract(epoch FROM (("r" -> 'f') #>> '{}')::timestamptz) * 1000000)::bigint)::text"##,
+            ]
+        );
+    }
+
+    #[test]
+    fn fingerprint_spelling_of_datetime() {
+        assert_eq!(
+            spelled_both_ways(&DATETIME_SPELLING),
+            [
+                r##"CAST(UNIX_MICROS(TIMESTAMP(`c`)) AS STRING)"##,
+                r##"((extract(epoch FROM "c") * 1000000)::bigint)::text"##,
+                r##"CAST(UNIX_MICROS(TIMESTAMP(`r`.`f`)) AS STRING)"##,
+                r##"((extract(epoch FROM (("r" -> 'f') #>> '{}')::timestamp) * 1000000)::bigint)::text"##,
+            ]
+        );
+    }
+
+    #[test]
+    fn fingerprint_spelling_of_date() {
+        assert_eq!(
+            spelled_both_ways(&DATE_SPELLING),
+            [
+                r##"CAST(UNIX_DATE(`c`) AS STRING)"##,
+                r##"("c" - DATE '1970-01-01')::text"##,
+                r##"CAST(UNIX_DATE(`r`.`f`) AS STRING)"##,
+                r##"((("r" -> 'f') #>> '{}')::date - DATE '1970-01-01')::text"##,
+            ]
+        );
+    }
+
+    #[test]
+    fn fingerprint_spelling_of_time() {
+        assert_eq!(
+            spelled_both_ways(&TIME_SPELLING),
+            [
+                r##"CAST(TIME_DIFF(`c`, TIME '00:00:00', MICROSECOND) AS STRING)"##,
+                r##"((extract(epoch FROM "c") * 1000000)::bigint)::text"##,
+                r##"CAST(TIME_DIFF(`r`.`f`, TIME '00:00:00', MICROSECOND) AS STRING)"##,
+                r##"((extract(epoch FROM (("r" -> 'f') #>> '{}')::time) * 1000000)::bigint)::text"##,
+            ]
+        );
+    }
 
     #[test]
     fn timestamps_decode_exactly() {

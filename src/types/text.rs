@@ -2,7 +2,15 @@
 //! so it is removed and the row counted (`rows_nul_stripped` in the ledger); the
 //! fingerprint strips it on BigQuery's side too.
 
+use super::{InStruct, Spelling};
 use std::borrow::Cow;
+
+/// NUL is stripped on load, so BigQuery's side strips it too.
+pub const SPELLING: Spelling = Spelling {
+    bigquery: "REPLACE({v}, @nul, '')",
+    postgres: "{v}",
+    in_struct: InStruct::Value("{t}"),
+};
 
 /// The text without NUL characters; `stripped` is set when there were any.
 pub fn without_nul<'v>(text: &'v str, stripped: &mut bool) -> Cow<'v, str> {
@@ -42,6 +50,20 @@ pub fn copy_null(out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::tests::spelled_both_ways;
+
+    #[test]
+    fn fingerprint_spelling() {
+        assert_eq!(
+            spelled_both_ways(&SPELLING),
+            [
+                r##"REPLACE(`c`, @nul, '')"##,
+                r##""c""##,
+                r##"REPLACE(`r`.`f`, @nul, '')"##,
+                r##"(("r" -> 'f') #>> '{}')"##,
+            ]
+        );
+    }
 
     #[test]
     fn escapes_copy_specials_only() {

@@ -48,6 +48,7 @@ jobs=$(nproc)
 
 if ! installed citus "${CITUS_VERSION%.*}"; then
   echo "== build Citus $CITUS_VERSION for PostgreSQL $major"
+  started=$SECONDS
   tar -xzf "$VENDOR/citus-$CITUS_VERSION.tar.gz" -C "$build"
   src=$build/citus-$CITUS_VERSION
   # Newer minor releases of 15 export have_createdb_privilege(), which Citus's compatibility
@@ -56,16 +57,23 @@ if ! installed citus "${CITUS_VERSION%.*}"; then
     perl -0pi -e 's/static inline bool\nhave_createdb_privilege\(void\)\n\{.*?\n\}\n/#include "commands\/dbcommands.h"\n/s' \
       "$src/src/include/pg_version_compat.h"
   fi
+  # with_llvm=no: no LLVM bitcode for JIT inlining (every file compiled again, by clang),
+  # which no test uses.
   (cd "$src" && ./configure --without-libcurl PG_CONFIG="$PG_CONFIG" >/dev/null \
-    && make -s -j"$jobs" >/dev/null && as_root make -s install >/dev/null)
+    && make -s -j"$jobs" with_llvm=no >/dev/null && as_root make -s install with_llvm=no >/dev/null)
+  echo "== built Citus in $((SECONDS - started)) s"
 fi
 
 if ! installed timescaledb "$TIMESCALEDB_VERSION"; then
   echo "== build TimescaleDB $TIMESCALEDB_VERSION for PostgreSQL $major"
+  started=$SECONDS
   tar -xzf "$VENDOR/timescaledb-$TIMESCALEDB_VERSION.tar.gz" -C "$build"
   src=$build/timescaledb-$TIMESCALEDB_VERSION
+  # APACHE_ONLY: hypertables without the TSL module (compression, continuous aggregates),
+  # which the tests of the targets TimescaleDB makes do not need.
   (cd "$src" && ./bootstrap -DPG_CONFIG="$PG_CONFIG" -DREGRESS_CHECKS=OFF -DTAP_CHECKS=OFF \
-      -DWARNINGS_AS_ERRORS=OFF >/dev/null \
+      -DWARNINGS_AS_ERRORS=OFF -DAPACHE_ONLY=ON >/dev/null \
     && cd build && make -s -j"$jobs" >/dev/null && as_root make -s install >/dev/null)
+  echo "== built TimescaleDB in $((SECONDS - started)) s"
 fi
 installed citus "${CITUS_VERSION%.*}" && installed timescaledb "$TIMESCALEDB_VERSION"

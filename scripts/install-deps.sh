@@ -61,8 +61,10 @@ if [ "$build_only" = 0 ] && { [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python
   venv=$!
 fi
 
+# Unoptimised (--debug): cargo-pgrx drives cargo and PostgreSQL's tools and computes
+# little itself, and it compiles in a fraction of the optimised build's time.
 if ! cargo pgrx --version 2>/dev/null | grep -q " $PGRX_VERSION\$"; then
-  cargo install cargo-pgrx --version "$PGRX_VERSION" --locked
+  cargo install cargo-pgrx --version "$PGRX_VERSION" --locked --debug
 fi
 if ! grep -qs "pg$major *= *\"$PG_CONFIG\"" "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
   cargo pgrx init "--pg$major" "$PG_CONFIG"

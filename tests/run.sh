@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian 12 machine with Rust:
-#   1. installs what it needs (scripts/install-deps.sh);
+#   1. installs what it needs (scripts/install-deps.sh); the newer versions' Debian roots
+#      (scripts/pg-root.sh), the containers' base images and Citus and TimescaleDB
+#      (scripts/build-engines.sh, from their release sources in ../shared/vendor) are made
+#      in the background from the start;
 #   2. checks formatting and clippy;
-#   3. PostgreSQL 17 and 18, each in a Debian root of its own (scripts/pg-root.sh): its
-#      Debian package built there and installed there (scripts/package.sh), then the
-#      black-box suite from here against a server started in the root, less the deployment,
-#      container, package and benchmark files, which do not depend on the host's server
-#      (in the background, beside the next builds);
-#   4. PostgreSQL 15, this system's own: the unit and in-database tests (tests/pgrx.sh, once
-#      for all versions), its package installed here, Citus and TimescaleDB built from their
-#      release sources in ../shared/vendor (scripts/build-engines.sh), and the whole
-#      black-box suite (pytest): a real cluster with pg_cron, the bqemulator emulator, a fake
-#      Google server, Citus and TimescaleDB servers, the three packages installed into clean
-#      roots (tests/test_packages.py), and the images built from the Dockerfiles, with the
-#      package built for the image's version, and run with podman (tests/test_containers.py).
+#   3. PostgreSQL 15, this system's own: the unit and in-database tests (tests/pgrx.sh, once
+#      for all versions), its Debian package (scripts/package.sh) installed here, then the
+#      black-box suite (pytest: a real cluster with pg_cron, the bqemulator emulator, a fake
+#      Google server, Citus and TimescaleDB servers), in the background;
+#   4. PostgreSQL 17 and 18, each in its root: its package built and installed there, then
+#      the black-box suite from here against a server started in the root, less the
+#      deployment and benchmark files, which do not depend on the server, in the background;
+#   5. the three packages installed into clean containers of their suites
+#      (tests/test_packages.py), and the images built from the Dockerfiles, with the package
+#      built for the image's version, and run with podman (tests/test_containers.py);
+#   6. each suite's result, PostgreSQL 15's last.
 # TOKEN_SYNC_PG_VERSIONS picks the newer versions (default "17 18"; empty for 15 alone).
-# Arguments are passed to the last pytest run.
+# Arguments are passed to PostgreSQL 15's black-box suite.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -69,34 +71,47 @@ step "lint"
 cargo fmt --check
 cargo clippy --all-targets --features pg_test -- -D warnings
 
-step "the newer versions' roots and the base images (made beside the steps above)"
-finish "$prepare" "$prepare_log"
-suites=()
-for major in $TOKEN_SYNC_PG_VERSIONS; do
-  step "PostgreSQL $major: its package, built and installed in its root"
-  bash scripts/package.sh "$major" --install
-  # The suite waits on its servers more than it computes: it runs beside the next builds.
-  step "PostgreSQL $major: black-box tests, beside the next steps (log: target/black-box-$major.log)"
-  bash scripts/pg-root.sh "$major" host "$VENV/bin/pytest" -q -p no:cacheprovider \
-    --ignore=tests/test_deploy.py --ignore=tests/test_bench.py --ignore=tests/test_containers.py \
-    --ignore=tests/test_packages.py >"target/black-box-$major.log" 2>&1 &
-  suites+=("$!:$major")
-done
-
 step "PostgreSQL 15: unit and in-database tests (once for every version)"
 bash tests/pgrx.sh 15
 # After the tests, whose build pgrx installs into the server: the package takes its place.
 step "PostgreSQL 15: its package, built and installed here"
 bash scripts/package.sh 15 --install
+step "PostgreSQL 15: Citus and TimescaleDB, for the targets they make (built beside the steps above)"
+finish "$engines" "$engines_log"
+grep '^== built' "$engines_log" || tail -n 1 "$engines_log"
 
+# A black-box suite waits on its servers more than it computes: each runs in the background,
+# beside the next builds, its log in target/black-box-MAJOR.log.
+suites=()
+black_box() {  # MAJOR PYTEST-ARGUMENT...
+  local major=$1
+  shift
+  local run=("$VENV/bin/pytest" -q -p no:cacheprovider "$@")
+  [ "$major" = 15 ] || run=(bash scripts/pg-root.sh "$major" host "${run[@]}")
+  "${run[@]}" >"target/black-box-$major.log" 2>&1 &
+  suites=("$!:$major" "${suites[@]}")
+}
+step "PostgreSQL 15: black-box tests, beside the next steps"
+black_box 15 --ignore=tests/test_packages.py --ignore=tests/test_containers.py "$@"
+
+step "the newer versions' roots and the base images (made beside the steps above)"
+finish "$prepare" "$prepare_log"
+for major in $TOKEN_SYNC_PG_VERSIONS; do
+  step "PostgreSQL $major: its package, built and installed in its root"
+  bash scripts/package.sh "$major" --install
+  step "PostgreSQL $major: black-box tests, beside the next steps"
+  black_box "$major" --ignore=tests/test_deploy.py --ignore=tests/test_bench.py \
+    --ignore=tests/test_containers.py --ignore=tests/test_packages.py
+done
+
+step "every version's package in a clean container of its suite, and the images"
+# The image of the containers' tests installs the package built above for its version.
+TOKEN_SYNC_PACKAGES=$ROOT/target/packages "$VENV/bin/pytest" -q -p no:cacheprovider \
+  tests/test_packages.py tests/test_containers.py
+
+# The newest suite last: PostgreSQL 15's, the whole black-box suite but the two files above.
 for suite in "${suites[@]}"; do
   step "PostgreSQL ${suite#*:}: black-box tests"
   finish "${suite%%:*}" "target/black-box-${suite#*:}.log"
   cat "target/black-box-${suite#*:}.log"
 done
-step "PostgreSQL 15: Citus and TimescaleDB, for the targets they make (built beside the steps above)"
-finish "$engines" "$engines_log"
-tail -n 1 "$engines_log"
-step "PostgreSQL 15: black-box tests"
-# The image of the containers' tests installs the package built above for its version.
-TOKEN_SYNC_PACKAGES=$ROOT/target/packages "$VENV/bin/pytest" -q "$@"

@@ -175,6 +175,10 @@ def connect(port, name):
     return psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname=name, autocommit=True)
 
 
+def extension_version(conn):
+    return conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'token_sync'").fetchone()[0]
+
+
 def sync_and_verify(conn, day, rows):
     (loaded,) = conn.execute("SELECT rows_loaded FROM token_sync_day(%s)", (day,)).fetchone()
     assert loaded == rows
@@ -219,8 +223,7 @@ def test_a_clean_server_installs_upgrades_and_removes_the_package(major, deb, em
         database(port, "upgraded", emulator, source.name)
         with connect(port, "upgraded") as conn:
             conn.execute("CREATE EXTENSION token_sync")
-            assert conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'token_sync'").fetchone() == \
-                (PREVIOUS,)
+            assert extension_version(conn) == PREVIOUS
             sync_and_verify(conn, DAYS[0], rows[DAYS[0]])
 
         # The new package over the old one, and the restart that loads its library (Upgrading in
@@ -232,8 +235,7 @@ def test_a_clean_server_installs_upgrades_and_removes_the_package(major, deb, em
             (matches,) = conn.execute("SELECT matches FROM token_verify_day(%s)", (DAYS[0],)).fetchone()
             assert matches is True, "the new library serves the previous version's SQL"
             conn.execute("ALTER EXTENSION token_sync UPDATE")
-            assert conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'token_sync'").fetchone() == \
-                (version,)
+            assert extension_version(conn) == version
             sync_and_verify(conn, DAYS[1], rows[DAYS[1]])
             (matches,) = conn.execute("SELECT matches FROM token_verify_day(%s)", (DAYS[0],)).fetchone()
             assert matches is True, "the day loaded before the upgrade still verifies"
@@ -243,8 +245,7 @@ def test_a_clean_server_installs_upgrades_and_removes_the_package(major, deb, em
         database(port, "fresh", emulator, source.name)
         with connect(port, "fresh") as conn:
             conn.execute("CREATE EXTENSION token_sync")
-            assert conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'token_sync'").fetchone() == \
-                (version,)
+            assert extension_version(conn) == version
             sync_and_verify(conn, DAYS[1], rows[DAYS[1]])
             assert notices(conn) == []
 

@@ -8,6 +8,7 @@ import itertools
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -26,6 +27,16 @@ from cluster import DATABASE, PG_ROOT, Cluster, free_port, pg_config  # noqa: E4
 from fake_google import FakeGoogle  # noqa: E402
 from helpers import to_emulator  # noqa: E402
 
+
+
+def pytest_configure(config):
+    # tests/run.sh ends a suite still running beside a failed step with SIGTERM: stop as on
+    # Ctrl-C, so that the fixtures stop the servers they started.
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def pytest_report_header():

@@ -12,7 +12,7 @@
 #   4. PostgreSQL 17 and 18, each in its root: its package built and installed there, then
 #      the black-box suite from here against a server started in the root, less the
 #      deployment and benchmark files, which do not depend on the server, in the background;
-#   5. the three packages installed into clean containers of their suites
+#   5. each version's package installed into a clean container of its suite
 #      (tests/test_packages.py), and the images built from the Dockerfiles, with the package
 #      built for the image's version, and run with podman (tests/test_containers.py);
 #   6. each suite's result, PostgreSQL 15's last.
@@ -49,13 +49,24 @@ prepare=$!
 engines_log=$ROOT/target/build-engines.log
 bash scripts/build-engines.sh 15 >"$engines_log" 2>&1 &
 engines=$!
-# A failed step ends the run: the jobs still running beside it end with it.
-stop_background() {
+# A failed step ends the run: the jobs still running beside it end with it. First SIGTERM,
+# on which a pytest tears its servers down as on Ctrl-C (tests/conftest.py); what still runs
+# a minute later, SIGKILL.
+signal_background() {
   local pid
-  for pid in $(jobs -p); do
-    pkill -TERM -P "$pid" 2>/dev/null || true
-    kill -TERM "$pid" 2>/dev/null || true
+  for pid in $(jobs -pr); do
+    pkill "-$1" -P "$pid" 2>/dev/null || true
+    kill "-$1" "$pid" 2>/dev/null || true
   done
+}
+stop_background() {
+  local waited=0
+  signal_background TERM
+  while [ -n "$(jobs -pr)" ] && [ "$waited" -lt 60 ]; do
+    sleep 1
+    waited=$((waited + 1))
+  done
+  signal_background KILL
 }
 trap stop_background EXIT
 finish() {  # waits for a job started above; its log when it failed
@@ -106,12 +117,18 @@ done
 
 step "every version's package in a clean container of its suite, and the images"
 # The image of the containers' tests installs the package built above for its version.
+# A failure here, or in one suite, leaves the others to finish and show their results.
+failed=()
 TOKEN_SYNC_PACKAGES=$ROOT/target/packages "$VENV/bin/pytest" -q -p no:cacheprovider \
-  tests/test_packages.py tests/test_containers.py
+  tests/test_packages.py tests/test_containers.py || failed+=("packages and images")
 
-# The newest suite last: PostgreSQL 15's, the whole black-box suite but the two files above.
+# PostgreSQL 15's suite last, the whole black-box suite but the two files above.
 for suite in "${suites[@]}"; do
   step "PostgreSQL ${suite#*:}: black-box tests"
-  finish "${suite%%:*}" "target/black-box-${suite#*:}.log"
+  wait "${suite%%:*}" || failed+=("PostgreSQL ${suite#*:}")
   cat "target/black-box-${suite#*:}.log"
 done
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "failed: ${failed[*]}" >&2
+  exit 1
+fi

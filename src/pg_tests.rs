@@ -29,7 +29,7 @@ mod tests {
     #[pg_test]
     fn functions_are_not_executable_by_public() {
         let runnable_by_public = Spi::get_one::<Vec<String>>(
-            "SELECT array_agg(p.oid::regprocedure::text ORDER BY 1) \
+            "SELECT array_agg(p.oid::regprocedure::text ORDER BY p.oid::regprocedure::text) \
              FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e' \
              JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'token_sync' \
              WHERE has_function_privilege('public', p.oid, 'EXECUTE')",

@@ -43,9 +43,9 @@ pub async fn fetch(client: &BigQueryClient, table: &TableRef) -> SyncResult<Sour
     parse(resource, table)
 }
 
-/// Reads the schema from the main thread, interruptibly.
 /// The source table as BigQuery describes it now, with the column its days are cut by
-/// (`time_column`, or else the partitioning column).
+/// (`time_column`, or else the partitioning column); read from the main thread,
+/// interruptibly.
 pub fn read_source(
     settings: &Settings,
     table: &TableRef,

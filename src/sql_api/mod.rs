@@ -357,9 +357,10 @@ pub(crate) fn verify_one_day(
     )
 }
 
-// PUBLIC may execute none of the extension's functions but two: the revoke takes them from
-// the catalog once the script has made them, so a new function is covered without a list
-// of signatures to keep in step.
+// PUBLIC may execute none of the extension's functions but two: a new install revokes it
+// from every function the catalog lists once the script has made them, so a new function
+// is covered without a list of signatures to keep in step (an upgrade script still revokes
+// its new functions itself; the upgrade test compares both installs' privileges).
 pgrx::extension_sql!(
     r#"
 DO $revoke$

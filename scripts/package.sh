@@ -45,6 +45,13 @@ if [ ! -x "$PG_CONFIG" ]; then
     passed=(SOURCE_DATE_EPOCH="$SOURCE_DATE_EPOCH")
     [ -z "${DEBFULLNAME:-}" ] || passed+=(DEBFULLNAME="$DEBFULLNAME")
     [ -z "${DEBEMAIL:-}" ] || passed+=(DEBEMAIL="$DEBEMAIL")
+    # A cold roots' build starts from this system's release build: what does not depend on
+    # the PostgreSQL version is compiled once. Safe in this direction only: build scripts
+    # linked here run against the roots' newer libc, not the other way round.
+    if [ ! -d "$ROOT/target/roots/release" ] && [ -d "$ROOT/target/release" ]; then
+      mkdir -p "$ROOT/target/roots"
+      cp -a "$ROOT/target/release" "$ROOT/target/roots/"
+    fi
     exec bash "$ROOT/scripts/pg-root.sh" "$major" run env "${passed[@]}" \
       bash scripts/package.sh "$major" --out "$out" "${install[@]}"
   fi

@@ -1,11 +1,13 @@
 """Who may do what, and input that must be refused before any network call."""
 
 import datetime as dt
+import re
 
 import psycopg
 import pytest
 
 from cluster import DATABASE, Cluster
+from conftest import ROOT
 from helpers import UTC, to_fake, token
 
 
@@ -212,3 +214,43 @@ def test_forced_row_level_security_binds_the_owner_too(db, runner_on_fake):
         assert error.value.diag.message_hint == ROW_SECURITY_HINT
         db.execute("ALTER TABLE raw_tokens NO FORCE ROW LEVEL SECURITY")
         assert db.execute("SELECT rows_loaded FROM token_sync_day('2026-11-19')").fetchone() == (0,)
+
+
+def test_a_read_api_it_does_not_know_is_refused_as_it_is_set(db):
+    with pytest.raises(psycopg.errors.InvalidParameterValue) as error:
+        db.execute("SET token_sync.read_api = 'fast'")
+    assert error.value.diag.message_primary == 'invalid value for parameter "token_sync.read_api": "fast"'
+    assert error.value.diag.message_hint == "Available values: auto, storage, query."
+    db.execute("SET token_sync.read_api = 'Query'")
+    assert db.execute("SHOW token_sync.read_api").fetchone() == ("query",)
+
+
+UNITS = {"kB": 1, "MB": 1024, "GB": 1024 * 1024, "ms": 1, "s": 1000, "min": 60_000}
+
+
+def readme_settings():
+    """The README's table of settings: name → default as written there."""
+    readme = (ROOT / "README.md").read_text()
+    rows = re.findall(r"^\| `token_sync\.(\w+)` \| ([^|]*) \|", readme, re.M)
+    return {name: default.strip().strip("`") for name, default in rows}
+
+
+def in_base_unit(text, unit):
+    """`10GB` as pg_settings counts it in `MB`; `120s` in `s`."""
+    number, suffix = re.fullmatch(r"(\d+)\s*([a-zA-Z]*)", text).groups()
+    return int(number) * UNITS[suffix or unit] // UNITS[unit]
+
+
+def test_the_readme_lists_every_setting_with_its_default(db):
+    documented = readme_settings()
+    defined = {name.removeprefix("token_sync."): (boot, unit) for name, boot, unit in db.execute(
+        "SELECT name, boot_val, unit FROM pg_settings WHERE name LIKE 'token_sync.%'")}
+    assert sorted(documented) == sorted(defined)
+    for name, (boot, unit) in defined.items():
+        written = documented[name]
+        if unit:
+            assert in_base_unit(written, unit) == int(boot), name
+        elif boot in ("", None):
+            assert written.startswith(("empty", "(none")), name
+        else:
+            assert written == boot, name

@@ -231,14 +231,14 @@ pub(crate) fn catch_up_days(
     context: &str,
 ) -> Vec<BackfillRow> {
     let _pinned = Restricted::search_path();
-    let policy = &settings.catch_up;
+    let policy = settings.catch_up();
     let due = {
         let _ledger = ledger::as_owner().or_raise();
-        catch_up::due_days(&plan.ledger_name, night, policy).or_raise()
+        catch_up::due_days(&plan.ledger_name, night, &policy).or_raise()
     };
     due.into_iter()
         .map(|day| {
-            let last_try = catch_up::count_try(&plan.ledger_name, day, night, policy).or_raise();
+            let last_try = catch_up::count_try(&plan.ledger_name, day, night, &policy).or_raise();
             let mut row = backfill_row(settings, plan, day, context);
             let _ledger = ledger::as_owner().or_raise();
             catch_up::settle_try(&plan.ledger_name, day, row.7.as_deref()).or_raise();

@@ -2,10 +2,10 @@
 //! every call, so that the rest is generated from what the source is now), the column its
 //! days are cut by, and the PostgreSQL table that receives the rows.
 
+use crate::bigquery::context::BigQuery;
 use crate::bigquery::schema;
 use crate::error::SyncResult;
 use crate::load::target::TargetTable;
-use crate::settings::Settings;
 use crate::source::{Source, TableRef};
 
 pub struct Mirror {
@@ -46,12 +46,12 @@ impl MirrorPlan {
     }
 
     /// The source's schema read and the target made and checked, the first time it is asked for.
-    pub fn prepare(&mut self, settings: &Settings) -> SyncResult<&mut Mirror> {
+    pub fn prepare(&mut self, bigquery: &BigQuery) -> SyncResult<&mut Mirror> {
         let mirror = match self.prepared.take() {
             Some(mirror) => mirror,
             None => {
                 let source =
-                    schema::read_source(settings, &self.table, self.time_column.as_deref())?;
+                    schema::read_source(bigquery, &self.table, self.time_column.as_deref())?;
                 let target = TargetTable::prepare(&self.ledger_name, &source.schema, &source.time)?;
                 Mirror {
                     source,

@@ -1,6 +1,7 @@
 //! One day, end to end: BigQuery's result pages stream into the day replace, and the
 //! attempt goes into the ledger.
 
+use crate::bigquery::context::BigQuery;
 use crate::bigquery::copy_text::RowEncoder;
 use crate::bigquery::delivery::{Delivery, JobSummary, ReadPath, ResultStream};
 use crate::bigquery::{errors::bad_response, query, rest, storage};
@@ -11,7 +12,7 @@ use crate::load::day_replace::{lock_day, replace_day, rows_in_day};
 use crate::load::target::Access;
 use crate::mirror::{Mirror, MirrorPlan};
 use crate::restricted::Restricted;
-use crate::settings::{ReadApi, Settings};
+use crate::settings::ReadApi;
 use crate::subtransaction::{self, UnitFailure};
 use crate::verify;
 use pgrx::PgSqlErrorCode;
@@ -29,7 +30,7 @@ pub struct DayOutcome {
 /// (the first time), the lock, the load, and the ledger. On failure the day is as it was,
 /// the failure is in the ledger, and the caller decides whether to raise it.
 pub fn sync_day(
-    settings: &Settings,
+    bigquery: &BigQuery,
     plan: &mut MirrorPlan,
     day: SyncDay,
 ) -> Result<DayOutcome, UnitFailure> {
@@ -37,15 +38,15 @@ pub fn sync_day(
     let _pinned = Restricted::search_path();
     let attempt = Attempt::open(day, &plan.ledger_name, &plan.source_name());
     let loaded = subtransaction::run(|| {
-        let mirror = plan.prepare(settings)?;
+        let mirror = plan.prepare(bigquery)?;
         let added = std::mem::take(&mut mirror.target.added_columns);
         lock_day(mirror, day)?;
         mirror.target.check_caller_may(Access::Replace)?;
         let mut figures = {
             let _owner = Restricted::as_owner_of(mirror.target.oid)?;
-            match unchanged_day(settings, mirror, day)? {
+            match unchanged_day(bigquery, mirror, day)? {
                 Some(figures) => figures,
-                None => load_day(settings, mirror, day)?,
+                None => load_day(bigquery, mirror, day)?,
             }
         };
         if !added.is_empty() {
@@ -79,11 +80,11 @@ pub fn sync_day(
 /// behind for every row. A day that holds no rows is a first load, with nothing to compare;
 /// a table whose columns cannot all be fingerprinted is always rewritten.
 fn unchanged_day(
-    settings: &Settings,
+    bigquery: &BigQuery,
     mirror: &Mirror,
     day: SyncDay,
 ) -> SyncResult<Option<LoadFigures>> {
-    if !settings.skip_unchanged {
+    if !bigquery.settings.skip_unchanged {
         return Ok(None);
     }
     let fingerprint = verify::Fingerprint::of(&mirror.source);
@@ -91,7 +92,7 @@ fn unchanged_day(
     if local.rows == 0 {
         return Ok(None);
     }
-    let (remote, job) = verify::bigquery_summary(settings, &mirror.source, &fingerprint, day)?;
+    let (remote, job) = verify::bigquery_summary(bigquery, &mirror.source, &fingerprint, day)?;
     Ok((remote == local).then_some(LoadFigures {
         rows_loaded: local.rows,
         rows_reported: remote.rows,
@@ -106,15 +107,16 @@ fn unchanged_day(
 }
 
 /// Reads the day through the API `token_sync.read_api` chooses and replaces it.
-fn load_day(settings: &Settings, mirror: &mut Mirror, day: SyncDay) -> SyncResult<LoadFigures> {
-    let storage_url = match settings.read_api {
-        ReadApi::Storage => settings.storage_api_url.as_ref(),
-        ReadApi::Auto if !mirror.storage_refused => settings.storage_api_url.as_ref(),
-        ReadApi::Auto | ReadApi::Query => None,
+fn load_day(bigquery: &BigQuery, mirror: &mut Mirror, day: SyncDay) -> SyncResult<LoadFigures> {
+    let settings = &bigquery.settings;
+    let through_storage = match settings.read_api {
+        ReadApi::Storage => true,
+        ReadApi::Auto => !mirror.storage_refused && settings.storage_api_url.is_some(),
+        ReadApi::Query => false,
     };
     let encoder = |mirror: &Mirror| RowEncoder::new(&mirror.source, &mirror.target.not_null, day);
-    if let Some(url) = storage_url {
-        let mut stream = storage::start(settings, url, &mirror.source, day, encoder(mirror))?;
+    if through_storage {
+        let mut stream = storage::start(bigquery, &mirror.source, day, encoder(mirror))?;
         match stream.next() {
             Ok(Some(Delivery::Started(summary))) => return copy_day(mirror, day, summary, stream),
             Err(error) if settings.read_api == ReadApi::Auto && storage::falls_back(&error) => {
@@ -134,7 +136,7 @@ fn load_day(settings: &Settings, mirror: &mut Mirror, day: SyncDay) -> SyncResul
         }
     }
     let mut stream = rest::pages::start(
-        settings,
+        bigquery,
         query::day_rows(settings, &mirror.source, day),
         encoder(mirror),
     )?;

@@ -9,6 +9,7 @@
 //! summed, so the order of rows does not matter and a changed, missing or duplicated row
 //! changes the sum.
 
+use crate::bigquery::context::BigQuery;
 use crate::bigquery::query;
 use crate::bigquery::rest::pages::{self, SingleRow};
 use crate::day::SyncDay;
@@ -16,7 +17,6 @@ use crate::error::{SyncError, SyncResult};
 use crate::load::target::{Access, NewColumns, TargetTable};
 use crate::quote;
 use crate::restricted::Restricted;
-use crate::settings::Settings;
 use crate::source::Source;
 use crate::types::integer::parse as parse_integer;
 use crate::types::{Column, InStruct, Kind, Mode, Spelling};
@@ -193,7 +193,7 @@ impl Comparison {
 }
 
 pub fn compare_day(
-    settings: &Settings,
+    bigquery: &BigQuery,
     source: &Source,
     target_table: &str,
     day: SyncDay,
@@ -214,9 +214,9 @@ pub fn compare_day(
             DaySummary::default()
         }
     };
-    let (bigquery, job) = bigquery_summary(settings, source, &fingerprint, day)?;
+    let (remote, job) = bigquery_summary(bigquery, source, &fingerprint, day)?;
     Ok(Comparison {
-        bigquery,
+        bigquery: remote,
         local,
         job_id: job.job_id,
     })
@@ -224,13 +224,13 @@ pub fn compare_day(
 
 /// What BigQuery holds for the day, and the job that computed it.
 pub fn bigquery_summary(
-    settings: &Settings,
+    bigquery: &BigQuery,
     source: &Source,
     fingerprint: &Fingerprint,
     day: SyncDay,
 ) -> SyncResult<(DaySummary, SingleRow)> {
-    let request = query::day_summary(settings, source, day, &fingerprint.bigquery);
-    let job = pages::single_row(settings, request)?;
+    let request = query::day_summary(&bigquery.settings, source, day, &fingerprint.bigquery);
+    let job = pages::single_row(bigquery, request)?;
     let cell = |index: usize, name: &str| {
         job.cells
             .get(index)

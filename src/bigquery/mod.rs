@@ -1,4 +1,5 @@
-//! The BigQuery side: credentials (`auth`), a table's schema (`schema`), the SQL we send
+//! The BigQuery side: one call's settings and clients (`context`), credentials (`auth`), a
+//! table's schema (`schema`), the SQL we send
 //! (`query`), and a day read by one of two paths, a query job whose result is paged through
 //! (`rest`) or a read session of the Storage Read API (`storage`). Both retry as `retry`
 //! says, turn their rows into COPY text (`copy_text`) on the network threads within one
@@ -7,6 +8,7 @@
 
 pub mod auth;
 pub mod budget;
+pub mod context;
 pub mod copy_text;
 pub mod delivery;
 pub mod errors;

@@ -3,10 +3,10 @@
 
 use super::errors::bad_response;
 use super::rest::client::BigQueryClient;
+use crate::bigquery::context::BigQuery;
 use crate::day::TimeColumn;
 use crate::error::{SyncError, SyncResult};
 use crate::runtime;
-use crate::settings::Settings;
 use crate::source::{Source, TableRef};
 use crate::types::{Column, FieldSchema, SourceSchema};
 use pgrx::PgSqlErrorCode;
@@ -47,12 +47,12 @@ pub async fn fetch(client: &BigQueryClient, table: &TableRef) -> SyncResult<Sour
 /// (`time_column`, or else the partitioning column); read from the main thread,
 /// interruptibly.
 pub fn read_source(
-    settings: &Settings,
+    bigquery: &BigQuery,
     table: &TableRef,
     time_column: Option<&str>,
 ) -> SyncResult<Source> {
     let schema = runtime::wait(async {
-        let client = BigQueryClient::connect(settings).await?;
+        let client = bigquery.rest().await?;
         fetch(&client, table).await
     })??;
     let time = TimeColumn::choose(&schema, time_column, &table.display())?;

@@ -6,6 +6,7 @@
 mod fingerprint;
 mod tables;
 
+use crate::bigquery::context::BigQuery;
 use crate::bigquery::schema;
 use crate::catch_up;
 use crate::day::SyncDay;
@@ -36,18 +37,18 @@ fn token_sync_day(
         name!(job_id, String),
     ),
 > {
-    let settings = Settings::load().or_raise();
+    let bigquery = BigQuery::load().or_raise();
     let day = past_day(day, "day");
     TableIterator::once(sync_one_day(
-        &settings,
-        &mut settings_mirror(&settings),
+        &bigquery,
+        &mut settings_mirror(&bigquery.settings),
         day,
     ))
 }
 
 /// One day of a mirror, raising its failure: `token_sync_day`'s row.
-pub(crate) fn sync_one_day(settings: &Settings, plan: &mut MirrorPlan, day: SyncDay) -> DayRow {
-    let outcome = sync::sync_day(settings, plan, day).unwrap_or_else(|failure| failure.raise());
+pub(crate) fn sync_one_day(bigquery: &BigQuery, plan: &mut MirrorPlan, day: SyncDay) -> DayRow {
+    let outcome = sync::sync_day(bigquery, plan, day).unwrap_or_else(|failure| failure.raise());
     if outcome.figures.unchanged {
         pgrx::notice!(
             "token_sync: {day} is unchanged in BigQuery ({} rows, same fingerprint); it was not rewritten",
@@ -128,16 +129,16 @@ fn token_backfill(
         name!(error, Option<String>),
     ),
 > {
-    let settings = Settings::load().or_raise();
+    let bigquery = BigQuery::load().or_raise();
     let (from, to) = backfill_range(
-        &settings,
+        &bigquery.settings,
         from_day,
         to_day,
         "token_backfill(from_day, to_day)",
     );
     TableIterator::new(backfill_days(
-        &settings,
-        &mut settings_mirror(&settings),
+        &bigquery,
+        &mut settings_mirror(&bigquery.settings),
         from,
         to,
     ))
@@ -177,7 +178,7 @@ pub(crate) fn backfill_range(
 /// Syncs every day of [from, to] of a mirror, oldest first, each in its own subtransaction;
 /// a failing day is reported in its row, in a WARNING and in the ledger.
 pub(crate) fn backfill_days(
-    settings: &Settings,
+    bigquery: &BigQuery,
     plan: &mut MirrorPlan,
     from: SyncDay,
     to: SyncDay,
@@ -185,7 +186,7 @@ pub(crate) fn backfill_days(
     let mut rows = Vec::new();
     let mut day = Some(from);
     while let Some(current) = day.filter(|d| *d <= to) {
-        rows.push(backfill_row(settings, plan, current, ""));
+        rows.push(backfill_row(bigquery, plan, current, ""));
         day = current.next();
     }
     rows
@@ -212,11 +213,11 @@ fn token_catch_up(
         name!(error, Option<String>),
     ),
 > {
-    let settings = Settings::load().or_raise();
+    let bigquery = BigQuery::load().or_raise();
     let night = past_day(night, "night");
     TableIterator::new(catch_up_days(
-        &settings,
-        &mut settings_mirror(&settings),
+        &bigquery,
+        &mut settings_mirror(&bigquery.settings),
         night,
         "",
     ))
@@ -225,13 +226,13 @@ fn token_catch_up(
 /// The catch-up of `night` for one mirror: its due days, each tried as a backfill's, and
 /// each try recorded.
 pub(crate) fn catch_up_days(
-    settings: &Settings,
+    bigquery: &BigQuery,
     plan: &mut MirrorPlan,
     night: SyncDay,
     context: &str,
 ) -> Vec<BackfillRow> {
     let _pinned = Restricted::search_path();
-    let policy = settings.catch_up();
+    let policy = bigquery.settings.catch_up();
     let due = {
         let _ledger = ledger::as_owner().or_raise();
         catch_up::due_days(&plan.ledger_name, night, &policy).or_raise()
@@ -239,7 +240,7 @@ pub(crate) fn catch_up_days(
     due.into_iter()
         .map(|day| {
             let last_try = catch_up::count_try(&plan.ledger_name, day, night, &policy).or_raise();
-            let mut row = backfill_row(settings, plan, day, context);
+            let mut row = backfill_row(bigquery, plan, day, context);
             let _ledger = ledger::as_owner().or_raise();
             catch_up::settle_try(&plan.ledger_name, day, row.7.as_deref()).or_raise();
             if last_try && row.7.is_some() {
@@ -252,13 +253,13 @@ pub(crate) fn catch_up_days(
 
 /// One day as a backfill reports it; `context` goes before the day in the WARNING.
 pub(crate) fn backfill_row(
-    settings: &Settings,
+    bigquery: &BigQuery,
     plan: &mut MirrorPlan,
     day: SyncDay,
     context: &str,
 ) -> BackfillRow {
     let started = std::time::Instant::now();
-    match sync::sync_day(settings, plan, day) {
+    match sync::sync_day(bigquery, plan, day) {
         Ok(outcome) => {
             let (day, rows_loaded, rows_reported, seconds, bytes_billed, job_id) =
                 day_row(&outcome);
@@ -316,13 +317,13 @@ fn token_verify_day(
         name!(job_id, String),
     ),
 > {
-    let settings = Settings::load().or_raise();
+    let bigquery = BigQuery::load().or_raise();
     let day = past_day(day, "day");
     TableIterator::once(verify_one_day(
-        &settings,
-        &settings.source_table,
+        &bigquery,
+        &bigquery.settings.source_table,
         None,
-        &settings.target_table,
+        &bigquery.settings.target_table,
         day,
     ))
 }
@@ -330,7 +331,7 @@ fn token_verify_day(
 /// Compares a day of `source` (its days cut by `time_column`, or its partitioning column)
 /// with the day in `target_table`: `token_verify_day`'s row.
 pub(crate) fn verify_one_day(
-    settings: &Settings,
+    bigquery: &BigQuery,
     source: &TableRef,
     time_column: Option<&str>,
     target_table: &str,
@@ -338,8 +339,8 @@ pub(crate) fn verify_one_day(
 ) -> VerifyRow {
     let target_table = TargetTable::ledger_name(target_table).or_raise();
     let _pinned = Restricted::search_path();
-    let source = schema::read_source(settings, source, time_column).or_raise();
-    let comparison = verify::compare_day(settings, &source, &target_table, day).or_raise();
+    let source = schema::read_source(bigquery, source, time_column).or_raise();
+    let comparison = verify::compare_day(bigquery, &source, &target_table, day).or_raise();
     let timestamp = |micros: Option<i64>| micros.map(crate::day::timestamptz_from_unix_micros);
     let (remote, local) = (&comparison.bigquery, &comparison.local);
     (

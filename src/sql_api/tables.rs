@@ -6,6 +6,7 @@ use pgrx::prelude::*;
 
 #[pg_schema]
 mod token_sync {
+    use crate::bigquery::context::BigQuery;
     use crate::bigquery::schema;
     use crate::day::SyncDay;
     use crate::error::{OrRaise, SyncError};
@@ -14,7 +15,6 @@ mod token_sync {
     use crate::quote;
     use crate::registry::{self, Registered};
     use crate::restricted::Restricted;
-    use crate::settings::Settings;
     use crate::source::TableRef;
     use crate::sql_api::{
         backfill_days, backfill_range, backfill_row, catch_up_days, failed_row, past_day,
@@ -52,7 +52,7 @@ mod token_sync {
             name!(updated_at, TimestampWithTimeZone),
         ),
     > {
-        let settings = Settings::load().or_raise();
+        let bigquery = BigQuery::load().or_raise();
         let table =
             TableRef::parse_as(given(source_table, "source_table"), "source_table").or_raise();
         let target = match target_table {
@@ -65,7 +65,7 @@ mod token_sync {
         let target = TargetTable::ledger_name(&target).or_raise();
         let _pinned = Restricted::search_path();
         registry::check_one_source_per_target(&table, &target).or_raise();
-        let source = schema::read_source(&settings, &table, time_column).or_raise();
+        let source = schema::read_source(&bigquery, &table, time_column).or_raise();
         if let Some(existing) =
             TargetTable::find(&target, &source.schema, NewColumns::Allow).or_raise()
         {
@@ -118,13 +118,13 @@ mod token_sync {
             name!(job_id, String),
         ),
     > {
-        let settings = Settings::load().or_raise();
+        let bigquery = BigQuery::load().or_raise();
         // Registered targets are stored schema-qualified: nothing needs the caller's path.
         let _pinned = Restricted::search_path();
         let registered = registry::find(given(source_table, "source_table")).or_raise();
         let day = past_day(day, "day");
         let mut plan = plan(&registered).or_raise();
-        TableIterator::once(sync_one_day(&settings, &mut plan, day))
+        TableIterator::once(sync_one_day(&bigquery, &mut plan, day))
     }
 
     /// `token_backfill` for a registered table.
@@ -147,18 +147,18 @@ mod token_sync {
             name!(error, Option<String>),
         ),
     > {
-        let settings = Settings::load().or_raise();
+        let bigquery = BigQuery::load().or_raise();
         // Registered targets are stored schema-qualified: nothing needs the caller's path.
         let _pinned = Restricted::search_path();
         let registered = registry::find(given(source_table, "source_table")).or_raise();
         let (from, to) = backfill_range(
-            &settings,
+            &bigquery.settings,
             from_day,
             to_day,
             "token_sync.backfill(source_table, from_day, to_day)",
         );
         let mut plan = plan(&registered).or_raise();
-        TableIterator::new(backfill_days(&settings, &mut plan, from, to))
+        TableIterator::new(backfill_days(&bigquery, &mut plan, from, to))
     }
 
     /// `token_verify_day` for a registered table.
@@ -183,13 +183,13 @@ mod token_sync {
             name!(job_id, String),
         ),
     > {
-        let settings = Settings::load().or_raise();
+        let bigquery = BigQuery::load().or_raise();
         // Registered targets are stored schema-qualified: nothing needs the caller's path.
         let _pinned = Restricted::search_path();
         let registered = registry::find(given(source_table, "source_table")).or_raise();
         let day = past_day(day, "day");
         TableIterator::once(verify_one_day(
-            &settings,
+            &bigquery,
             &registered.source,
             Some(&registered.time_column),
             &registered.target_table,
@@ -217,7 +217,7 @@ mod token_sync {
             name!(error, Option<String>),
         ),
     > {
-        let settings = Settings::load().or_raise();
+        let bigquery = BigQuery::load().or_raise();
         // Registered targets are stored schema-qualified: nothing needs the caller's path.
         let _pinned = Restricted::search_path();
         let day: SyncDay = past_day(day, "day");
@@ -234,7 +234,7 @@ mod token_sync {
                 let started = std::time::Instant::now();
                 let (day, status, loaded, reported, seconds, billed, job, error) = match plan(table)
                 {
-                    Ok(mut plan) => backfill_row(&settings, &mut plan, day, &format!("{name} ")),
+                    Ok(mut plan) => backfill_row(&bigquery, &mut plan, day, &format!("{name} ")),
                     Err(failure) => {
                         pgrx::warning!("token_sync: {name} {day} failed: {}", failure.message);
                         failed_row(day, started, failure.message)
@@ -267,7 +267,7 @@ mod token_sync {
             name!(error, Option<String>),
         ),
     > {
-        let settings = Settings::load().or_raise();
+        let bigquery = BigQuery::load().or_raise();
         // Registered targets are stored schema-qualified: nothing needs the caller's path.
         let _pinned = Restricted::search_path();
         let night = past_day(night, "night");
@@ -276,7 +276,7 @@ mod token_sync {
             let name = table.source.display();
             match plan(&table) {
                 Ok(mut plan) => rows.extend(
-                    catch_up_days(&settings, &mut plan, night, &format!("{name} "))
+                    catch_up_days(&bigquery, &mut plan, night, &format!("{name} "))
                         .into_iter()
                         .map(
                             |(day, status, loaded, reported, seconds, billed, job, error)| {

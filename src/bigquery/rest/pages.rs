@@ -7,6 +7,7 @@
 
 use super::client::{BigQueryClient, Page};
 use crate::bigquery::budget::{Budget, Reservation, PEAK_PER_BODY_BYTE};
+use crate::bigquery::context::BigQuery;
 use crate::bigquery::copy_text::RowEncoder;
 use crate::bigquery::delivery::{Held, JobSummary, PageSink, ReadPath, ResultStream, PAGES_AHEAD};
 use crate::bigquery::errors::bad_response;
@@ -14,7 +15,6 @@ use crate::bigquery::query;
 use crate::bigquery::wire::{Body, JobReference, QueryResponse};
 use crate::error::SyncResult;
 use crate::runtime;
-use crate::settings::Settings;
 use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -22,21 +22,22 @@ use std::sync::Arc;
 
 /// Starts the query on the network threads; returns at once. Pages are delivered in result
 /// order, each encoded by `encoder` first.
-pub fn start(settings: &Settings, request: Value, encoder: RowEncoder) -> SyncResult<ResultStream> {
-    let settings = settings.clone();
+pub fn start(bigquery: &BigQuery, request: Value, encoder: RowEncoder) -> SyncResult<ResultStream> {
+    let bigquery = bigquery.clone();
     let encoder = Arc::new(encoder);
     ResultStream::produce(move |sink| async move {
-        fetch_pages(&settings, &request, encoder, &sink).await
+        fetch_pages(&bigquery, &request, encoder, &sink).await
     })
 }
 
 async fn fetch_pages(
-    settings: &Settings,
+    bigquery: &BigQuery,
     request: &Value,
     encoder: Arc<RowEncoder>,
     sink: &PageSink,
 ) -> SyncResult<()> {
-    let client = BigQueryClient::connect(settings).await?;
+    let settings = &bigquery.settings;
+    let client = bigquery.rest().await?;
     let (job, first_body) =
         run_to_completion(&client, request, query::first_page_rows(settings)).await?;
     let first = first_body.parse()?;
@@ -239,9 +240,9 @@ pub struct SingleRow {
 }
 
 /// Runs a query whose result is a single row of scalars, interruptibly from the main thread.
-pub fn single_row(settings: &Settings, request: Value) -> SyncResult<SingleRow> {
+pub fn single_row(bigquery: &BigQuery, request: Value) -> SyncResult<SingleRow> {
     runtime::wait(async {
-        let client = BigQueryClient::connect(settings).await?;
+        let client = bigquery.rest().await?;
         let (job, body) = run_to_completion(&client, &request, 1).await?;
         let response = body.parse()?;
         let bytes_billed = response.bytes_billed();

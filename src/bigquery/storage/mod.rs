@@ -10,13 +10,13 @@ mod arrow_rows;
 pub mod client;
 
 use super::budget::{Budget, Reservation, PEAK_PER_ARROW_BYTE};
+use super::context::BigQuery;
 use super::copy_text::{EncodedPage, RowEncoder};
 use super::delivery::{JobSummary, PageSink, ReadPath, ResultStream};
 use super::errors::bad_response;
 use crate::day::SyncDay;
 use crate::error::{SyncError, SyncResult};
 use crate::runtime;
-use crate::settings::Settings;
 use crate::source::Source;
 use crate::types::Column;
 use arrow_array::RecordBatch;
@@ -27,7 +27,6 @@ use googleapis_tonic_google_cloud_bigquery_storage_v1::google::cloud::bigquery::
     read_rows_response, read_session, ReadRowsResponse,
 };
 use std::sync::Arc;
-use url::Url;
 
 pub use client::falls_back;
 
@@ -35,19 +34,18 @@ pub use client::falls_back;
 /// the session (or the error that `CreateReadSession` met), then pages in no set order, then
 /// the rows the streams reported.
 pub fn start(
-    settings: &Settings,
-    url: &Url,
+    bigquery: &BigQuery,
     source: &Source,
     day: SyncDay,
     encoder: RowEncoder,
 ) -> SyncResult<ResultStream> {
-    let settings = settings.clone();
-    let url = url.clone();
+    let bigquery = bigquery.clone();
     let table = source.table.clone();
     let columns = source.schema.columns.clone();
     let row_restriction = source.time.bigquery_restriction(day);
     ResultStream::produce(move |sink| async move {
-        let client = StorageClient::connect(&settings, &url).await?;
+        let settings = &bigquery.settings;
+        let client = bigquery.storage().await?;
         let names = columns.iter().map(|column| column.name.clone()).collect();
         let session = client
             .create_read_session(&table, names, row_restriction, settings.fetch_concurrency)

@@ -40,7 +40,7 @@ pub fn sync_day(
     let loaded = subtransaction::run(|| {
         let mirror = plan.prepare(bigquery)?;
         let added = std::mem::take(&mut mirror.target.added_columns);
-        lock_day(mirror, day)?;
+        lock_day(&mirror.target, day)?;
         mirror.target.check_caller_may(Access::Replace)?;
         let mut figures = {
             let _owner = Restricted::as_owner_of(mirror.target.oid)?;
@@ -157,7 +157,8 @@ fn copy_day(
     let counts = Rc::new(Cell::new((0u64, 0u64, summary.total_rows)));
     let pages = counts.clone();
     let stored = replace_day(
-        mirror,
+        &mirror.source,
+        &mirror.target,
         day,
         Box::new(move || match stream.next()? {
             Some(Delivery::Page(page)) => {
@@ -195,7 +196,7 @@ fn copy_day(
         )
         .with_detail(format!("{read}, {stored} rows stored")));
     }
-    let held = rows_in_day(mirror, day)?;
+    let held = rows_in_day(&mirror.source, &mirror.target, day)?;
     if stored != received || held != received as i64 {
         return Err(SyncError::new(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,

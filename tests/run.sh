@@ -11,7 +11,8 @@
 #      Google server, Citus and TimescaleDB servers), in the background;
 #   4. PostgreSQL 17 and 18, each in its root: its package built and installed there, then
 #      the black-box suite from here against a server started in the root, less the
-#      deployment and benchmark files, which do not depend on the server, in the background;
+#      deployment, benchmark and code-shape files, which do not depend on the server, in the
+#      background;
 #   5. each version's package installed into a clean container of its suite
 #      (tests/test_packages.py), and the images built from the Dockerfiles, with the package
 #      built for the image's version, and run with podman (tests/test_containers.py);
@@ -116,7 +117,7 @@ for major in $TOKEN_SYNC_PG_VERSIONS; do
   bash scripts/package.sh "$major" --install
   step "PostgreSQL $major: black-box tests, beside the next steps"
   black_box "$major" --ignore=tests/test_deploy.py --ignore=tests/test_bench.py \
-    --ignore=tests/test_containers.py --ignore=tests/test_packages.py
+    --ignore=tests/test_code_shape.py --ignore=tests/test_containers.py --ignore=tests/test_packages.py
 done
 
 step "every version's package in a clean container of its suite, and the images"

@@ -348,7 +348,31 @@ fn refuse_unloadable(oid: pg_sys::Oid, quoted: &str) -> SyncResult<()> {
 }
 
 fn table_kind(oid: pg_sys::Oid) -> SyncResult<TableKind> {
-    let refused = |what: String, hint| Ok(TableKind::Refused { what, hint });
+    if let Some(kind) = engine_table(oid)? {
+        return Ok(kind);
+    }
+    let insert_rule = Spi::get_one_with_args::<String>(
+        "SELECT (SELECT pg_catalog.quote_ident(r.rulename) FROM pg_catalog.pg_rewrite r \
+         WHERE r.ev_class = $1 AND r.ev_type = '3' ORDER BY r.rulename LIMIT 1)",
+        &[oid.into()],
+    )?;
+    if let Some(rule) = insert_rule {
+        return Ok(TableKind::Refused {
+            what: format!("a table with a rule on INSERT ({rule})"),
+            hint: RULE_HINT,
+        });
+    }
+    storage_kind(oid)
+}
+
+/// A Citus or TimescaleDB table, whose rows those extensions route in their own COPY.
+fn engine_table(oid: pg_sys::Oid) -> SyncResult<Option<TableKind>> {
+    let refused = |what: &str, hint| {
+        Ok(Some(TableKind::Refused {
+            what: what.to_string(),
+            hint,
+        }))
+    };
     let (citus, timescaledb) = Spi::get_two::<bool, bool>(
         "SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus'), \
          EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'timescaledb')",
@@ -365,7 +389,7 @@ fn table_kind(oid: pg_sys::Oid) -> SyncResult<TableKind> {
                 "ns" => "a Citus local table",
                 _ => "a Citus distributed table",
             };
-            return refused(what.to_string(), CITUS_HINT);
+            return refused(what, CITUS_HINT);
         }
     }
     if timescaledb == Some(true) {
@@ -377,19 +401,16 @@ fn table_kind(oid: pg_sys::Oid) -> SyncResult<TableKind> {
             &[oid.into()],
         )?;
         if hypertable == Some(true) {
-            return refused("a TimescaleDB hypertable".to_string(), TIMESCALEDB_HINT);
+            return refused("a TimescaleDB hypertable", TIMESCALEDB_HINT);
         }
     }
-    let insert_rule = Spi::get_one_with_args::<String>(
-        "SELECT (SELECT pg_catalog.quote_ident(r.rulename) FROM pg_catalog.pg_rewrite r \
-         WHERE r.ev_class = $1 AND r.ev_type = '3' ORDER BY r.rulename LIMIT 1)",
-        &[oid.into()],
-    )?;
-    if let Some(rule) = insert_rule {
-        return refused(format!("a table with a rule on INSERT ({rule})"), RULE_HINT);
-    }
-    // The table itself and every table below it, partitions and inheritance children,
-    // which the day's DELETE and the read-back count reach too.
+    Ok(None)
+}
+
+/// Loadable unless the table, or a table below it (partitions and inheritance children,
+/// which the day's DELETE and the read-back count reach too), is foreign or not heap.
+fn storage_kind(oid: pg_sys::Oid) -> SyncResult<TableKind> {
+    let refused = |what: String, hint| Ok(TableKind::Refused { what, hint });
     let odd_storage = Spi::connect(|client| {
         let rows = client.select(
             "WITH RECURSIVE tree(relid, level) AS (SELECT $1::pg_catalog.oid, 0 UNION ALL \
@@ -456,15 +477,9 @@ struct TargetColumn {
     mirrored: bool,
 }
 
-/// Checks that every source column the target has is of the source's type, and that the
-/// target neither requires nor mirrors a column the source no longer has; returns the
-/// source columns the target holds NOT NULL, and the source columns it lacks.
-fn check_columns<'s>(
-    oid: pg_sys::Oid,
-    quoted: &str,
-    schema: &'s SourceSchema,
-) -> SyncResult<(Vec<String>, Vec<&'s Column>)> {
-    let present: Vec<TargetColumn> = Spi::connect(|client| {
+/// The target's columns, as PostgreSQL has them.
+fn target_columns(oid: pg_sys::Oid) -> SyncResult<Vec<TargetColumn>> {
+    Spi::connect(|client| {
         client
             .select(
                 "SELECT attname::text, pg_catalog.format_type(atttypid, atttypmod), attnotnull AND NOT atthasdef, \
@@ -482,48 +497,26 @@ fn check_columns<'s>(
                 })
             })
             .collect::<Result<Vec<_>, pgrx::spi::Error>>()
-    })?;
+    })
+    .map_err(SyncError::from)
+}
+
+/// Checks that every source column the target has is of the source's type, and that the
+/// target neither requires nor mirrors a column the source no longer has; returns the
+/// source columns the target holds NOT NULL, and the source columns it lacks.
+fn check_columns<'s>(
+    oid: pg_sys::Oid,
+    quoted: &str,
+    schema: &'s SourceSchema,
+) -> SyncResult<(Vec<String>, Vec<&'s Column>)> {
+    let present = target_columns(oid)?;
     let mut missing = Vec::new();
     // A table made by token_sync marks each column it mirrors; one made before 0.3.0 (or by
     // hand) marks none, and all its columns count as mirrors.
     let marks_mirrors = present.iter().any(|target| target.mirrored);
     for column in &schema.columns {
-        let (name, expected) = (&column.name, column.pg_type());
-        match present.iter().find(|present| present.name == *name) {
-            Some(target) if marks_mirrors && !target.mirrored => {
-                return Err(SyncError::new(
-                    PgSqlErrorCode::ERRCODE_DUPLICATE_COLUMN,
-                    format!(
-                        "the source gained a column {}, and the target table {quoted} has a column of that name of its own",
-                        quote::shown(name)
-                    ),
-                    format!(
-                        "token_sync leaves columns it did not make alone. Rename yours (ALTER TABLE {quoted} RENAME COLUMN {0} TO ...) \
-                         and the next sync adds the source's; or let token_sync fill yours from now on: \
-                         COMMENT ON COLUMN {quoted}.{0} IS {1}.",
-                        column.postgres_name(),
-                        quote::pg_literal(&mirror_comment(column))
-                    ),
-                ))
-            }
-            Some(target) if target.pg_type == expected => {}
-            Some(target) => {
-                return Err(SyncError::new(
-                    PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
-                    format!(
-                        "column {} of the target table {quoted} is {}, but the source's is {expected}",
-                        quote::shown(name),
-                        target.pg_type
-                    ),
-                    format!(
-                        "If the source changed the column's type, convert the target's: ALTER TABLE {quoted} \
-                         ALTER COLUMN {} TYPE {expected} USING {}::{expected}; or mirror into a new table.",
-                        column.postgres_name(),
-                        column.postgres_name()
-                    ),
-                ))
-            }
-            None => missing.push(column),
+        if !check_source_column(column, &present, marks_mirrors, quoted)? {
+            missing.push(column);
         }
     }
     if let Some(dropped) = present
@@ -565,4 +558,47 @@ fn check_columns<'s>(
         .map(|target| target.name)
         .collect();
     Ok((not_null, missing))
+}
+
+/// Whether the target has the source's `column` (as a mirror, where the target marks its
+/// mirrors), and of the source's type.
+fn check_source_column(
+    column: &Column,
+    present: &[TargetColumn],
+    marks_mirrors: bool,
+    quoted: &str,
+) -> SyncResult<bool> {
+    let (name, expected) = (&column.name, column.pg_type());
+    match present.iter().find(|present| present.name == *name) {
+        Some(target) if marks_mirrors && !target.mirrored => Err(SyncError::new(
+                PgSqlErrorCode::ERRCODE_DUPLICATE_COLUMN,
+                format!(
+                    "the source gained a column {}, and the target table {quoted} has a column of that name of its own",
+                    quote::shown(name)
+                ),
+                format!(
+                    "token_sync leaves columns it did not make alone. Rename yours (ALTER TABLE {quoted} RENAME COLUMN {0} TO ...) \
+                     and the next sync adds the source's; or let token_sync fill yours from now on: \
+                     COMMENT ON COLUMN {quoted}.{0} IS {1}.",
+                    column.postgres_name(),
+                    quote::pg_literal(&mirror_comment(column))
+                ),
+        )),
+        Some(target) if target.pg_type == expected => Ok(true),
+        Some(target) => Err(SyncError::new(
+                PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+                format!(
+                    "column {} of the target table {quoted} is {}, but the source's is {expected}",
+                    quote::shown(name),
+                    target.pg_type
+                ),
+                format!(
+                    "If the source changed the column's type, convert the target's: ALTER TABLE {quoted} \
+                     ALTER COLUMN {} TYPE {expected} USING {}::{expected}; or mirror into a new table.",
+                    column.postgres_name(),
+                    column.postgres_name()
+                ),
+        )),
+        None => Ok(false),
+    }
 }

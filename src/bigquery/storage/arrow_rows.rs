@@ -361,8 +361,8 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn arrow_values_become_rest_values() {
+    /// A batch of two rows, one column per kind of Arrow value, and its columns.
+    fn sample() -> (RecordBatch, Vec<Column>) {
         let mut topics = ListBuilder::new(StringBuilder::new());
         topics.values().append_value("0xa");
         topics.append(true);
@@ -413,6 +413,12 @@ mod tests {
             ("iv", "INTERVAL", "NULLABLE"),
             ("topics", "STRING", "REPEATED"),
         ]);
+        (batch, columns)
+    }
+
+    #[test]
+    fn arrow_values_become_rest_values() {
+        let (batch, columns) = sample();
         let rows = rows(&batch, &columns).expect("converts");
         let text = |s: &str| Some(s.to_string());
         assert_eq!(
@@ -441,6 +447,11 @@ mod tests {
                 text("[]"),
             ]
         );
+    }
+
+    #[test]
+    fn columns_are_checked_by_name() {
+        let (batch, columns) = sample();
         assert!(check_columns(&batch, &columns).is_ok());
         let wrong = columns_named_otherwise(&columns);
         assert!(

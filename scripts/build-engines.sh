@@ -13,7 +13,7 @@ VENDOR=${TOKEN_SYNC_VENDOR:-$ROOT/../shared/vendor}
 CITUS_VERSION=13.2.2
 TIMESCALEDB_VERSION=2.28.3
 
-if [ "$major" != 15 ] && [ -z "${TOKEN_SYNC_PG_MAJOR:-}" ]; then
+if [ "$major" != 15 ] && [ -z "${TOKEN_SYNC_IN_ROOT:-}" ]; then
   exec bash "$ROOT/scripts/pg-root.sh" "$major" run bash scripts/build-engines.sh "$major"
 fi
 

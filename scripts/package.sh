@@ -35,7 +35,7 @@ fi
 export SOURCE_DATE_EPOCH
 
 if [ ! -x "$PG_CONFIG" ]; then
-  if [ "$major" != 15 ] && [ -z "${TOKEN_SYNC_PG_MAJOR:-}" ]; then
+  if [ "$major" != 15 ] && [ -z "${TOKEN_SYNC_IN_ROOT:-}" ]; then
     # Only the project and /tmp are mounted into the root.
     case "$out/" in
       "$ROOT"/*|/tmp/*) ;;
@@ -46,11 +46,19 @@ if [ ! -x "$PG_CONFIG" ]; then
     [ -z "${DEBFULLNAME:-}" ] || passed+=(DEBFULLNAME="$DEBFULLNAME")
     [ -z "${DEBEMAIL:-}" ] || passed+=(DEBEMAIL="$DEBEMAIL")
     # A cold roots' build starts from this system's release build: what does not depend on
-    # the PostgreSQL version is compiled once. Safe in this direction only: build scripts
-    # linked here run against the roots' newer libc, not the other way round.
+    # the PostgreSQL version is compiled once, including the C of build scripts (ring's,
+    # cee-scape's), by this system's compiler, against its older libc's headers, which the
+    # roots' newer libc runs; the library is still linked in the root, against its suite's
+    # libraries. Safe in this direction only: nothing built in a root runs here. The copy
+    # is whole or absent: made aside, then renamed.
     if [ ! -d "$ROOT/target/roots/release" ] && [ -d "$ROOT/target/release" ]; then
       mkdir -p "$ROOT/target/roots"
-      cp -a "$ROOT/target/release" "$ROOT/target/roots/"
+      seed=$(mktemp -d "$ROOT/target/roots/.seed.XXXXXX")
+      if ! cp -a "$ROOT/target/release/." "$seed/" || ! mv -T "$seed" "$ROOT/target/roots/release"; then
+        rm -rf "$seed"
+        echo "package.sh: could not copy this system's build to seed the roots'" >&2
+        exit 1
+      fi
     fi
     exec bash "$ROOT/scripts/pg-root.sh" "$major" run env "${passed[@]}" \
       bash scripts/package.sh "$major" --out "$out" "${install[@]}"
@@ -70,7 +78,7 @@ maintainer="${DEBFULLNAME:-token_sync developers} <${DEBEMAIL:-token-sync@exampl
 # build. The roots share one (target/roots): what differs between their versions (pgrx's
 # bindings, the extension) is built per feature, and the rest is compiled once; tests/run.sh
 # builds in the older suite first (trixie, then sid), whose build scripts run in the newer.
-[ -z "${TOKEN_SYNC_PG_MAJOR:-}" ] || export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target/roots}
+[ -z "${TOKEN_SYNC_IN_ROOT:-}" ] || export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target/roots}
 if ! grep -qs "pg$major *= *\"$PG_CONFIG\"" "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
   cargo pgrx init "--pg$major" "$PG_CONFIG" >&2
 fi
@@ -166,7 +174,7 @@ mkdir -p "$out"
 deb=$out/${name}_${deb_version}_$arch.deb
 dpkg-deb --root-owner-group -Zxz --build "$tree" "$deb" >/dev/null
 # Built as root inside a root for a user who ran it with sudo: the package is the user's.
-[ -z "${TOKEN_SYNC_PG_MAJOR:-}" ] || [ "$(id -u)" != 0 ] || chown --reference="$ROOT/Cargo.toml" "$out" "$deb"
+[ -z "${TOKEN_SYNC_IN_ROOT:-}" ] || [ "$(id -u)" != 0 ] || chown --reference="$ROOT/Cargo.toml" "$out" "$deb"
 if [ ${#install[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then dpkg -i "$deb" >&2; else sudo dpkg -i "$deb" >&2; fi
 fi

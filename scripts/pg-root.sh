@@ -58,7 +58,7 @@ unmount_from_root() {
 in_root() {
   # shellcheck disable=SC2016 # the inner shell expands $0 and $@, inside the root
   as_root chroot "$dir" /usr/bin/env -i HOME="$HOME" PATH="$HOME/.cargo/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
-    LANG=C.UTF-8 CI="${CI:-}" TOKEN_SYNC_PG_MAJOR="$major" bash -c 'cd "$0" && exec "$@"' "$ROOT" "$@"
+    LANG=C.UTF-8 CI="${CI:-}" TOKEN_SYNC_IN_ROOT="$major" bash -c 'cd "$0" && exec "$@"' "$ROOT" "$@"
 }
 
 if [ ! -e "$dir/.token_sync-ready" ]; then

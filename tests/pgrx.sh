@@ -16,7 +16,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # Build scripts compiled in a root need its newer libc: the roots share a build of their own
 # (scripts/package.sh says why).
-[ -z "${TOKEN_SYNC_PG_MAJOR:-}" ] || export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target/roots}
+[ -z "${TOKEN_SYNC_IN_ROOT:-}" ] || export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target/roots}
 if ! grep -qs "pg$major *= *\"$PG_CONFIG\"" "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
   cargo pgrx init "--pg$major" "$PG_CONFIG"
 fi

@@ -1,7 +1,10 @@
 //! One SQL call's way to BigQuery: the settings it read and its clients, each made the
 //! first time the call needs it and kept for the call's other requests and days: the REST
-//! client (its connections and token) and the Storage Read API's gRPC channel.
+//! client and the Storage Read API's gRPC channel. The credentials are looked up again each
+//! time a client is handed out (a stat of the key file, the provider kept per backend), so
+//! a key file replaced during a long backfill is used from the next day on.
 
+use super::auth::Authorizer;
 use super::rest::client::BigQueryClient;
 use super::storage::client::StorageClient;
 use crate::error::{SyncError, SyncResult};
@@ -33,10 +36,11 @@ impl BigQuery {
 
     /// The REST client. A failure to make it is not kept: the call's next day tries again.
     pub async fn rest(&self) -> SyncResult<BigQueryClient> {
-        self.rest
+        let client = self
+            .rest
             .get_or_try_init(|| BigQueryClient::connect(&self.settings))
-            .await
-            .cloned()
+            .await?;
+        Ok(client.with_auth(self.credentials().await?))
     }
 
     /// The Storage Read API's client, at `token_sync.storage_api_url`.
@@ -47,9 +51,14 @@ impl BigQuery {
                 "Set it to the Storage Read API of the same BigQuery, or set token_sync.read_api = 'query'.",
             ));
         };
-        self.storage
+        let client = self
+            .storage
             .get_or_try_init(|| StorageClient::connect(&self.settings, url))
-            .await
-            .cloned()
+            .await?;
+        Ok(client.with_auth(self.credentials().await?))
+    }
+
+    async fn credentials(&self) -> SyncResult<Authorizer> {
+        Authorizer::for_credentials(&self.settings.credentials).await
     }
 }

@@ -68,6 +68,14 @@ impl BigQueryClient {
         })
     }
 
+    /// The same client, calling with `auth`.
+    pub fn with_auth(&self, auth: Authorizer) -> Self {
+        Self {
+            auth,
+            ..self.clone()
+        }
+    }
+
     /// `tables.get`: the table's schema and partitioning.
     pub async fn get_table(&self, table: &TableRef) -> SyncResult<Body> {
         let mut url = self.api_url.clone();

@@ -76,6 +76,14 @@ impl StorageClient {
         })
     }
 
+    /// The same client on the same channel, calling with `auth`.
+    pub fn with_auth(&self, auth: Authorizer) -> Self {
+        Self {
+            auth,
+            ..self.clone()
+        }
+    }
+
     async fn request<T>(&self, message: T, routing: &str) -> SyncResult<tonic::Request<T>> {
         let mut request = tonic::Request::new(message);
         request.set_timeout(self.timeout);

@@ -9,6 +9,7 @@ from conftest import ROOT
 
 SRC = ROOT / "src"
 MAX_FUNCTION_LINES = 80
+MAX_ARM_LINES = 15
 
 
 @pytest.fixture(scope="session")
@@ -44,8 +45,48 @@ def code_only(text):
 
 
 def without_tests(code):
-    """The code before its `#[cfg(test)]` module, which by our convention ends the file."""
-    return code.split("#[cfg(test)]", 1)[0]
+    """The code without its `#[cfg(test)] mod tests { ... }` block."""
+    match = re.search(r"#\[cfg\(test\)\]\s*(?:pub(?:\([^)]*\))?\s+)?mod tests\s*\{", code)
+    if not match:
+        return code
+    depth = 0
+    for position in range(match.end() - 1, len(code)):
+        depth += {"{": 1, "}": -1}.get(code[position], 0)
+        if depth == 0:
+            return code[:match.start()] + code[position + 1:]
+    raise AssertionError("an unclosed tests module")
+
+
+def module_path(path):
+    """["bigquery", "rest", "pages"] for src/bigquery/rest/pages.rs; a mod.rs is its folder."""
+    parts = list(path.relative_to(SRC).with_suffix("").parts)
+    return parts[:-1] if parts[-1] == "mod" else parts
+
+
+def used_modules(path, code):
+    """The top-level modules `code` (in `path`) names: crate::x, crate::{x, y::z}, and
+    super::…::x resolved from the file's place."""
+    used = set()
+    for match in re.finditer(r"\bcrate::(\w+|\{)", code):
+        if match.group(1) != "{":
+            used.add(match.group(1))
+            continue
+        depth, items, start = 0, [], match.end()
+        for position in range(match.end() - 1, len(code)):
+            depth += {"{": 1, "}": -1}.get(code[position], 0)
+            if depth == 1 and code[position] == ",":
+                items.append(code[start:position])
+                start = position + 1
+            if depth == 0:
+                items.append(code[start:position])
+                break
+        used.update(re.match(r"\s*(\w*)", item).group(1) for item in items)
+    here = module_path(path)
+    for match in re.finditer(r"\b((?:super::)+)(\w+)", code):
+        up = match.group(1).count("super::")
+        if up >= len(here):
+            used.add(match.group(2))
+    return used - {"", "self"}
 
 
 def sources():
@@ -86,7 +127,7 @@ def test_a_module_uses_only_the_modules_above_it():
         if module == "lib":
             continue
         code = without_tests(code_only(path.read_text()))
-        for used in sorted(set(re.findall(r"\bcrate::(\w+)", code))):
+        for used in sorted(used_modules(path, code)):
             if used in rank and rank[used] > rank[module]:
                 upward.append(f"{path.relative_to(ROOT)} uses {used}, listed below {module}")
     assert upward == []
@@ -95,7 +136,7 @@ def test_a_module_uses_only_the_modules_above_it():
 def functions(path):
     """(name, first line, line count, body is a flat match) of each function with a body."""
     code = code_only(path.read_text())
-    for match in re.finditer(r"^[ \t]*(?:pub(?:\([^)]*\))? )?(?:const )?(?:async )?(?:unsafe )?fn (\w+)", code,
+    for match in re.finditer(r"^[ \t]*(?:pub(?:\([^)]*\))? )?(?:const )?(?:async )?(?:unsafe )?(?:extern\s+)?fn (\w+)", code,
                              re.M):
         position, depth = match.end(), 0
         while position < len(code) and not (code[position] in "{;" and depth <= 0):
@@ -114,19 +155,25 @@ def functions(path):
 
 
 def flat_match(body):
-    """A body that is one `match` (as its value, or bound and returned) after a few short lines:
-    its length is the number of cases, not the depth of its logic."""
+    """A body that is one `match` (as its value, or bound and returned) after a few short
+    lines, no arm longer than MAX_ARM_LINES: its length is the number of cases, not the
+    depth of its logic."""
     lines = [line.strip() for line in body.strip().splitlines()]
     for index, line in enumerate(lines[:4]):
         if re.match(r"(?:let \w+ = |Ok\(|return )?match\b", line):
             rest = lines[index + 1:]
-            depth, end = 1, None
+            depth, end, arm_starts = 1, None, []
             for offset, text in enumerate(rest):
+                if depth == 1 and "=>" in text:
+                    arm_starts.append(offset)
                 depth += text.count("{") - text.count("}")
                 if depth == 0:
                     end = offset
                     break
-            return end is not None and len(rest) - end <= 3
+            if end is None or len(rest) - end > 3 or not arm_starts:
+                return False
+            bounds = arm_starts + [end]
+            return all(after - before <= MAX_ARM_LINES for before, after in zip(bounds, bounds[1:]))
     return False
 
 
@@ -143,6 +190,7 @@ def test_no_function_is_longer_than_80_lines_but_a_flat_match():
     ("match kind {\n 1 => a,\n}", True),
     ("let a = 1;\nif a {\n match a {\n 1 => b,\n }\n}\nrest();\nmore();\nagain();\nstill();", False),
     ("run();\nrun();\nrun();\nrun();\nmatch x {\n}", False),
+    ("match () {\n () => {\n" + "work();\n" * 20 + " }\n}", False),
 ])
 def test_the_flat_match_rule_tells_them_apart(body, flat):
     assert flat_match(body) == flat

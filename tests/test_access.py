@@ -28,6 +28,15 @@ def test_ordinary_users_cannot_change_settings(alice, setting):
         alice.execute(f"SET token_sync.{setting} = '1'")
 
 
+def test_every_setting_is_the_superusers_and_the_credentials_hidden_from_others(db, alice):
+    contexts = db.execute("SELECT DISTINCT context FROM pg_settings WHERE name LIKE 'token_sync.%'").fetchall()
+    assert contexts == [("superuser",)]
+    seen = {name for name, in alice.execute("SELECT name FROM pg_settings WHERE name LIKE 'token_sync.%'")}
+    assert "token_sync.api_url" in seen and "token_sync.credentials" not in seen
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        alice.execute("SHOW token_sync.credentials")
+
+
 def test_functions_need_a_grant_and_the_runner_role_suffices(db, alice, fake_google, psql, cluster):
     fake_google.rows = [to_fake(token(1, dt.datetime(2026, 11, 20, 1, tzinfo=UTC)))]
     # alice's sessions read the database defaults: point them at the fake server.

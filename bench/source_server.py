@@ -1,7 +1,9 @@
 """A BigQuery REST source for the benchmark: serves one generated day of a table
 (bench/day_data.py: tokens or transactions) through tables.get, jobs.query and
 jobs.getQueryResults (page tokens and startIndex) at wire speed, every row encoded once up
-front, and the day's summary (the query a re-sync asks first), with an optional fixed
+front, the day's summary (the comparison a re-sync makes) and its partition's metadata
+(INFORMATION_SCHEMA.PARTITIONS: its rows and last write, which POST /bench/written moves to
+now, as a write in BigQuery would), each query job's creationTime, with an optional fixed
 latency per request to model real BigQuery's round trips.
 
     python bench/source_server.py --rows 1000000 --port 9070 --latency-ms 200 [--table transactions]
@@ -20,7 +22,7 @@ from pathlib import Path
 import day_data
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "support"))
-from fake_google import fingerprint, is_summary_query, summary_answer  # noqa: E402
+from fake_google import fingerprint, is_partitions_query, is_summary_query, summary_answer  # noqa: E402
 MAX_PAGE_ROWS = 100_000
 # BigQuery caps a result page at about 10 MB, whatever maxResults asks for.
 MAX_PAGE_BYTES = 10 * 1024 * 1024
@@ -59,6 +61,7 @@ class Source:
         self.summary = (len(self.rows), stamps, fingerprint_sum)
         self.jobs = 0
         self.lock = threading.Lock()
+        self.written = now_micros()
 
     def page(self, job_id, start, size):
         size = max(1, min(size, MAX_PAGE_ROWS))
@@ -71,11 +74,25 @@ class Source:
         size = len(chunk)
         head = {"kind": "bigquery#queryResponse", "jobComplete": True, "schema": self.schema,
                 "jobReference": {"projectId": "billing", "jobId": job_id, "location": "US"},
-                "totalRows": str(len(self.rows)), "totalBytesProcessed": "0", "cacheHit": False}
+                "totalRows": str(len(self.rows)), "totalBytesProcessed": "0", "cacheHit": False,
+                "creationTime": str(now_micros() // 1000)}
         if start + size < len(self.rows):
             head["pageToken"] = str(start + size)
         prefix = json.dumps(head, separators=(",", ":"))[:-1].encode()
         return prefix + b',"rows":[' + b",".join(chunk) + b"]}"
+
+
+def now_micros():
+    return time.time_ns() // 1000
+
+
+def partitions_answer(reference, rows, written):
+    return {"kind": "bigquery#queryResponse", "jobReference": reference, "jobComplete": True,
+            "creationTime": str(now_micros() // 1000),
+            "schema": {"fields": [{"name": "total_rows", "type": "INTEGER"},
+                                  {"name": "modified_micros", "type": "INTEGER"}]},
+            "totalRows": "1", "totalBytesProcessed": "0", "totalBytesBilled": str(10 * 1024 * 1024),
+            "rows": [{"f": [{"v": str(rows)}, {"v": str(written)}]}]}
 
 
 def handler(source):
@@ -95,14 +112,21 @@ def handler(source):
         def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
             time.sleep(source.latency)
-            if not urllib.parse.urlsplit(self.path).path.endswith("/queries"):
+            path = urllib.parse.urlsplit(self.path).path
+            if path == "/bench/written":
+                source.written = now_micros()
+                return self.send(b"{}")
+            if not path.endswith("/queries"):
                 return self.send(b'{"error":{"code":404,"message":"not served"}}', 404)
             with source.lock:
                 source.jobs += 1
                 job_id = f"bench_{source.jobs}"
+            reference = {"projectId": "billing", "jobId": job_id, "location": "US"}
+            if is_partitions_query(body):
+                return self.send(json.dumps(partitions_answer(reference, len(source.rows), source.written)).encode())
             if is_summary_query(body):
-                reference = {"projectId": "billing", "jobId": job_id, "location": "US"}
-                return self.send(json.dumps(summary_answer(reference, *source.summary)).encode())
+                answer = {**summary_answer(reference, *source.summary), "creationTime": str(now_micros() // 1000)}
+                return self.send(json.dumps(answer).encode())
             self.send(source.page(job_id, 0, int(body.get("maxResults") or MAX_PAGE_ROWS)))
 
         def do_GET(self):

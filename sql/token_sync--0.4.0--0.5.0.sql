@@ -4,6 +4,7 @@
 -- target's owner, who may call the fingerprint's spellings: USAGE on the schema for
 -- PUBLIC (every object in it keeps its own privileges). The ledger is written by
 -- token_sync only: the runner role of sql/grant_runner_role.sql loses INSERT and UPDATE.
+-- The ledger's snapshot_time also holds a query job's creation time; its comment says so.
 \echo Use "ALTER EXTENSION token_sync UPDATE" to load this file. \quit
 
 GRANT USAGE ON SCHEMA token_sync TO PUBLIC;
@@ -78,3 +79,5 @@ AS 'MODULE_PATHNAME', 'catch_up_wrapper';
 
 REVOKE ALL ON FUNCTION token_catch_up(date) FROM PUBLIC;
 REVOKE ALL ON FUNCTION token_sync.catch_up(date) FROM PUBLIC;
+
+COMMENT ON COLUMN token_sync.runs.snapshot_time IS 'BigQuery''s time as of which the attempt read or compared the day: a read session''s snapshot, or the query job''s creation. A re-sync whose partition BigQuery has not written to since is unchanged without a comparison.';

@@ -61,6 +61,14 @@ impl TableRef {
     pub fn to_sql(&self) -> String {
         crate::quote::bigquery_ident(&self.display())
     }
+
+    /// A view of the table's dataset's INFORMATION_SCHEMA (e.g. `PARTITIONS`), for GoogleSQL.
+    pub fn dataset_view_sql(&self, view: &str) -> String {
+        crate::quote::bigquery_ident(&format!(
+            "{}.{}.INFORMATION_SCHEMA.{view}",
+            self.project, self.dataset
+        ))
+    }
 }
 
 /// A source table as BigQuery describes it now (`bigquery::schema::read_source`).
@@ -68,6 +76,15 @@ pub struct Source {
     pub table: TableRef,
     pub schema: SourceSchema,
     pub time: TimeColumn,
+}
+
+impl Source {
+    /// Each day is one partition of the table (`YYYYMMDD`): the days are cut by the column
+    /// the table is partitioned on by day.
+    pub fn day_is_a_partition(&self) -> bool {
+        self.schema.partitioned_by_day
+            && self.schema.partitioning_column.as_deref() == Some(self.time.name.as_str())
+    }
 }
 
 #[cfg(any(test, feature = "pg_test"))]
@@ -83,6 +100,7 @@ impl Source {
                 .map(|field| crate::types::Column::from_field(field).expect("type maps"))
                 .collect(),
             partitioning_column: Some("block_timestamp".into()),
+            partitioned_by_day: true,
         };
         let time = TimeColumn::choose(&schema, None, "p.d.t").expect("time column");
         Self {

@@ -4,10 +4,11 @@
 use crate::bigquery::context::BigQuery;
 use crate::bigquery::copy_text::RowEncoder;
 use crate::bigquery::delivery::{Delivery, JobSummary, ReadPath, ResultStream};
+use crate::bigquery::partitions;
 use crate::bigquery::{errors::bad_response, query, rest, storage};
 use crate::day::SyncDay;
 use crate::error::{SyncError, SyncResult};
-use crate::ledger::{Attempt, LoadFigures};
+use crate::ledger::{self, Attempt, LastLoad, LoadFigures, Unchanged};
 use crate::load::day_replace::{lock_day, replace_day, rows_in_day};
 use crate::load::target::Access;
 use crate::mirror::{Mirror, MirrorPlan};
@@ -37,14 +38,21 @@ pub fn sync_day(
     let started = Instant::now();
     let _pinned = Restricted::search_path();
     let attempt = Attempt::open(day, &plan.ledger_name, &plan.source_name());
+    let (ledger_name, source_name) = (plan.ledger_name.clone(), plan.source_name());
     let loaded = subtransaction::run(|| {
         let mirror = plan.prepare(bigquery)?;
         let added = std::mem::take(&mut mirror.target.added_columns);
         lock_day(&mirror.target, day)?;
         mirror.target.check_caller_may(Access::Replace)?;
+        // A target that just gained columns holds none of their values: compare the day.
+        let last_load = if bigquery.settings.skip_unchanged && added.is_empty() {
+            ledger::last_load(&ledger_name, &source_name, day)?
+        } else {
+            None
+        };
         let mut figures = {
             let _owner = Restricted::as_owner_of(mirror.target.oid)?;
-            match unchanged_day(bigquery, mirror, day)? {
+            match unchanged_day(bigquery, mirror, day, last_load)? {
                 Some(figures) => figures,
                 None => load_day(bigquery, mirror, day)?,
             }
@@ -75,23 +83,29 @@ pub fn sync_day(
     }
 }
 
-/// The day's figures if it already holds exactly BigQuery's rows (the comparison of
-/// `token_verify_day`): rewriting it would change nothing, yet leave a dead tuple and WAL
-/// behind for every row. A day that holds no rows is a first load, with nothing to compare;
-/// a table whose columns cannot all be fingerprinted is always rewritten.
+/// The day's figures if it already holds exactly BigQuery's rows: rewriting it would change
+/// nothing, yet leave a dead tuple and WAL behind for every row. A day that holds no rows is
+/// a first load, with nothing to compare. First the cheap way (`unwritten_since_last_load`),
+/// then the comparison of `token_verify_day`; a table whose columns cannot all be
+/// fingerprinted is always rewritten.
 fn unchanged_day(
     bigquery: &BigQuery,
     mirror: &Mirror,
     day: SyncDay,
+    last_load: Option<LastLoad>,
 ) -> SyncResult<Option<LoadFigures>> {
     if !bigquery.settings.skip_unchanged {
         return Ok(None);
     }
-    let fingerprint = verify::Fingerprint::of(&mirror.source);
-    let local = verify::local_summary(&mirror.source, &fingerprint, &mirror.target, day)?;
-    if local.rows == 0 {
+    let held = rows_in_day(&mirror.source, &mirror.target, day)?;
+    if held == 0 {
         return Ok(None);
     }
+    if let Some(figures) = unwritten_since_last_load(bigquery, mirror, day, held, last_load) {
+        return Ok(Some(figures));
+    }
+    let fingerprint = verify::Fingerprint::of(&mirror.source);
+    let local = verify::local_summary(&mirror.source, &fingerprint, &mirror.target, day)?;
     let (remote, job) = verify::bigquery_summary(bigquery, &mirror.source, &fingerprint, day)?;
     Ok((remote == local).then_some(LoadFigures {
         rows_loaded: local.rows,
@@ -99,11 +113,56 @@ fn unchanged_day(
         rows_nul_stripped: 0,
         bytes_billed: job.bytes_billed,
         job_id: job.job_id,
-        unchanged: true,
+        unchanged: Some(Unchanged::SameFingerprint),
         schema_changes: None,
         read_api: None,
-        snapshot_micros: None,
+        snapshot_micros: job.created_micros,
     }))
+}
+
+/// The day is unchanged if each day of the source is a partition, the last load said as of
+/// when it read the day, the day still holds that load's rows, and BigQuery's metadata says
+/// the partition holds as many and was not written to since: one metadata query, no scan
+/// on either side. A row changed in the target without changing the count is not noticed
+/// (`token_verify_day` compares everything). If the metadata cannot be read, None, with a
+/// NOTICE: the day is compared instead.
+fn unwritten_since_last_load(
+    bigquery: &BigQuery,
+    mirror: &Mirror,
+    day: SyncDay,
+    held: i64,
+    last_load: Option<LastLoad>,
+) -> Option<LoadFigures> {
+    let last = last_load.filter(|last| last.rows == held)?;
+    let read_at = last.snapshot_micros?;
+    if !mirror.source.day_is_a_partition() {
+        return None;
+    }
+    let (partition, job) = match partitions::read(bigquery, &mirror.source, day) {
+        Ok(read) => read,
+        Err(error) => {
+            pgrx::notice!(
+                "token_sync: BigQuery's metadata of the partition {day} of {} cannot be read ({}); comparing the day instead",
+                mirror.source.table.display(),
+                error.message
+            );
+            return None;
+        }
+    };
+    let unwritten = partition
+        .modified_micros
+        .is_some_and(|written| written <= read_at);
+    (unwritten && partition.rows == held).then_some(LoadFigures {
+        rows_loaded: held,
+        rows_reported: partition.rows,
+        rows_nul_stripped: 0,
+        bytes_billed: job.bytes_billed,
+        job_id: job.job_id,
+        unchanged: Some(Unchanged::PartitionUnwritten),
+        schema_changes: None,
+        read_api: None,
+        snapshot_micros: Some(read_at),
+    })
 }
 
 /// Reads the day through the API `token_sync.read_api` chooses and replaces it.
@@ -216,7 +275,7 @@ fn copy_day(
         rows_nul_stripped: nul_stripped as i64,
         bytes_billed: summary.bytes_billed,
         job_id: summary.job_id,
-        unchanged: false,
+        unchanged: None,
         schema_changes: None,
         read_api: Some(summary.read_path.name()),
         snapshot_micros: summary.snapshot_micros,

@@ -49,7 +49,8 @@ pub struct JobSummary {
     pub total_rows: Option<u64>,
     pub bytes_billed: Option<i64>,
     pub read_path: ReadPath,
-    /// The table's state the rows were read at (a read session's snapshot), in Unix µs.
+    /// BigQuery's time as of which the rows were read, in Unix µs: a read session's
+    /// snapshot, or the query job's creation. Everything committed before it is in them.
     pub snapshot_micros: Option<i64>,
 }
 

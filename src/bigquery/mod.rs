@@ -12,6 +12,7 @@ pub mod context;
 pub mod copy_text;
 pub mod delivery;
 pub mod errors;
+pub mod partitions;
 pub mod query;
 pub mod rest;
 pub mod retry;

@@ -56,6 +56,24 @@ pub fn day_summary(
     request(settings, sql, day, vec![nul])
 }
 
+/// The day's partition as BigQuery's metadata has it: its rows, and when data was last
+/// written to it (Unix microseconds); a metadata query, which scans no table. A day with
+/// no partition gives 0 rows and NULL.
+pub fn partition_state(settings: &Settings, source: &Source, day: SyncDay) -> Value {
+    let sql = format!(
+        "SELECT IFNULL(SUM(total_rows), 0) AS total_rows, \
+         UNIX_MICROS(MAX(last_modified_time)) AS modified_micros FROM {} \
+         WHERE table_name = @table_name AND partition_id = FORMAT_DATE('%Y%m%d', @day)",
+        source.table.dataset_view_sql("PARTITIONS")
+    );
+    let table_name = json!({
+        "name": "table_name",
+        "parameterType": {"type": "STRING"},
+        "parameterValue": {"value": source.table.table},
+    });
+    request(settings, sql, day, vec![table_name])
+}
+
 fn request(settings: &Settings, sql: String, day: SyncDay, mut parameters: Vec<Value>) -> Value {
     parameters.push(json!({
         "name": "day",

@@ -31,6 +31,8 @@ struct Fields {
 #[serde(rename_all = "camelCase")]
 struct TimePartitioning {
     field: Option<String>,
+    #[serde(rename = "type")]
+    granularity: Option<String>,
 }
 
 pub async fn fetch(client: &BigQueryClient, table: &TableRef) -> SyncResult<SourceSchema> {
@@ -85,6 +87,10 @@ fn parse(resource: TableResource, table: &TableRef) -> SyncResult<SourceSchema> 
             .map(Column::from_field)
             .collect::<SyncResult<_>>()?,
         // Ingestion-time partitioning (no field) partitions on _PARTITIONTIME, not a column.
+        partitioned_by_day: resource
+            .time_partitioning
+            .as_ref()
+            .is_some_and(|p| p.field.is_some() && p.granularity.as_deref() == Some("DAY")),
         partitioning_column: resource.time_partitioning.and_then(|p| p.field),
     })
 }
@@ -110,6 +116,7 @@ mod tests {
             schema.partitioning_column.as_deref(),
             Some("block_timestamp")
         );
+        assert!(schema.partitioned_by_day);
         assert_eq!(schema.columns[1].mode, Mode::Repeated);
         assert_eq!(schema.columns[2].kind, Kind::Timestamp);
         assert_eq!(schema.columns[2].mode, Mode::Nullable);

@@ -29,6 +29,19 @@ pub struct Envelope {
     pub errors: Vec<ErrorProto>,
     pub job_reference: Option<JobReference>,
     pub job_complete: Option<bool>,
+    /// When the job was created, in milliseconds since the epoch (`jobs.query` only).
+    pub creation_time: Option<String>,
+}
+
+impl Envelope {
+    /// When the job was created, in Unix microseconds: everything BigQuery had committed
+    /// before it is in the job's result.
+    pub fn created_micros(&self) -> Option<i64> {
+        self.creation_time
+            .as_deref()
+            .and_then(|millis| millis.parse::<i64>().ok())
+            .and_then(|millis| millis.checked_mul(1000))
+    }
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -29,7 +29,7 @@ COMMENT ON TABLE token_sync.runs IS 'One row per token_sync day attempt; see tok
 COMMENT ON COLUMN token_sync.runs.source_table IS 'The BigQuery table the day came from (NULL for attempts made before 0.3.0).';
 COMMENT ON COLUMN token_sync.runs.schema_changes IS 'Columns the attempt added to the target because the source gained them.';
 COMMENT ON COLUMN token_sync.runs.read_api IS 'How the rows were read: storage (a Storage Read API session) or query (a query job); NULL for an unchanged day.';
-COMMENT ON COLUMN token_sync.runs.snapshot_time IS 'The table snapshot a Storage Read API session read, where BigQuery reported it.';
+COMMENT ON COLUMN token_sync.runs.snapshot_time IS 'BigQuery''s time as of which the attempt read or compared the day: a read session''s snapshot, or the query job''s creation. A re-sync whose partition BigQuery has not written to since is unchanged without a comparison.';
 SELECT pg_catalog.pg_extension_config_dump('token_sync.runs', '');
 
 -- An attempt still marked running is abandoned once the transaction that made it is gone

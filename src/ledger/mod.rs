@@ -32,24 +32,79 @@ pub struct LoadFigures {
     pub rows_nul_stripped: i64,
     pub bytes_billed: Option<i64>,
     pub job_id: String,
-    /// The day already held exactly BigQuery's rows, so it was not rewritten.
-    pub unchanged: bool,
+    /// The day already held exactly BigQuery's rows, so it was not rewritten: how that was known.
+    pub unchanged: Option<Unchanged>,
     /// Columns this attempt added to the target, as the source gained them.
     pub schema_changes: Option<String>,
     /// The API the rows were read through (`query` or `storage`); none for an unchanged day.
     pub read_api: Option<&'static str>,
-    /// The read session's snapshot of the table, in Unix microseconds, where it said.
+    /// BigQuery's time as of which the day was read or compared (Unix µs), where it said:
+    /// a read session's snapshot, or the query job's creation.
     pub snapshot_micros: Option<i64>,
+}
+
+/// How a re-sync knew that the day had not changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unchanged {
+    /// Both sides' row count, first and last time and fingerprint are the same.
+    SameFingerprint,
+    /// BigQuery has not written to the day's partition since the last load read it, and
+    /// both sides hold that load's rows.
+    PartitionUnwritten,
+}
+
+impl Unchanged {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::SameFingerprint => "same fingerprint",
+            Self::PartitionUnwritten => "its partition not written since it was read",
+        }
+    }
 }
 
 impl LoadFigures {
     pub fn status(&self) -> &'static str {
-        if self.unchanged {
+        if self.unchanged.is_some() {
             "unchanged"
         } else {
             "succeeded"
         }
     }
+}
+
+/// What the last successful attempt at a day left: the rows the day held after it, and
+/// BigQuery's time as of which they were read or compared, where known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LastLoad {
+    pub rows: i64,
+    pub snapshot_micros: Option<i64>,
+}
+
+/// The last successful attempt at `day` of `target_table` from `source_table`, read as the
+/// ledger's owner (the caller may not read the ledger).
+pub fn last_load(
+    target_table: &str,
+    source_table: &str,
+    day: SyncDay,
+) -> SyncResult<Option<LastLoad>> {
+    let _owner = as_owner()?;
+    Spi::connect(|client| {
+        let mut rows = client.select(
+            "SELECT rows_loaded, (EXTRACT(EPOCH FROM snapshot_time) * 1000000)::bigint \
+             FROM token_sync.runs WHERE target_table = $1 AND day = $2 AND source_table = $3 \
+             AND status IN ('succeeded', 'unchanged') ORDER BY finished_at DESC LIMIT 1",
+            Some(1),
+            &[target_table.into(), day.to_pg().into(), source_table.into()],
+        )?;
+        rows.next()
+            .map(|row| {
+                Ok(LastLoad {
+                    rows: row.get::<i64>(1)?.unwrap_or_default(),
+                    snapshot_micros: row.get::<i64>(2)?,
+                })
+            })
+            .transpose()
+    })
 }
 
 /// Becomes the ledger's owner (under SECURITY_RESTRICTED_OPERATION) until dropped: the

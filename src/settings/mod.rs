@@ -97,7 +97,7 @@ settings! {
         kilobytes;
     skip_unchanged: bool = boolean(true),
         "Re-syncing a day that already holds rows first compares it with BigQuery and rewrites it only if it changed.",
-        "The comparison is token_verify_day's: row count, first and last block_timestamp, and the fingerprint.",
+        "First BigQuery's metadata, where each day is a partition: unchanged if it was not written since the last load read it and both sides hold that load's rows. Else token_verify_day's comparison: row count, first and last time, and the fingerprint.",
         as_is;
     read_api: ReadApi = choice(ReadApi::Auto),
         "How a day's rows are read: auto, storage (the Storage Read API) or query (a query job's result pages).",

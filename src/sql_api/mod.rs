@@ -49,10 +49,11 @@ fn token_sync_day(
 /// One day of a mirror, raising its failure: `token_sync_day`'s row.
 pub(crate) fn sync_one_day(bigquery: &BigQuery, plan: &mut MirrorPlan, day: SyncDay) -> DayRow {
     let outcome = sync::sync_day(bigquery, plan, day).unwrap_or_else(|failure| failure.raise());
-    if outcome.figures.unchanged {
+    if let Some(unchanged) = outcome.figures.unchanged {
         pgrx::notice!(
-            "token_sync: {day} is unchanged in BigQuery ({} rows, same fingerprint); it was not rewritten",
-            outcome.figures.rows_loaded
+            "token_sync: {day} is unchanged in BigQuery ({} rows, {}); it was not rewritten",
+            outcome.figures.rows_loaded,
+            unchanged.reason()
         );
     }
     day_row(&outcome)

@@ -327,8 +327,10 @@ fn unusable_name(name: &str, why: &str) -> SyncError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceSchema {
     pub columns: Vec<Column>,
-    /// The column the table is partitioned on by day, if any.
+    /// The column the table is partitioned on (by hour, day, month or year), if any.
     pub partitioning_column: Option<String>,
+    /// Partitioned by day on that column: each day is one partition, `YYYYMMDD`.
+    pub partitioned_by_day: bool,
 }
 
 impl SourceSchema {

@@ -55,6 +55,12 @@ class FakeGoogle:
         self.total_rows_override = None
         self.ignore_day_filter = False  # serve every row, as a broken source would
         self.page_cap = None            # at most this many rows a page, as BigQuery's 10 MB cap does
+        # As BigQuery does, when True: jobs.query answers carry the job's creationTime, and
+        # INFORMATION_SCHEMA.PARTITIONS says when each day's partition was last written
+        # (`written`, set by `write_day`), with the rows it holds now.
+        self.partition_metadata = False
+        self.written = {}
+        self.time_partitioning = {"type": "DAY", "field": "block_timestamp"}
         self._jobs = {}
         self._counts = {}
         self._lock = threading.Lock()
@@ -107,7 +113,8 @@ class FakeGoogle:
         elif method == "POST" and url.path.endswith("/queries"):
             # token_verify_day's summary, which a re-sync also asks for first, or the day's rows.
             request = json.loads(body)
-            kind = "summary" if is_summary_query(request) else "query"
+            kind = ("partitions" if is_partitions_query(request) else
+                    "summary" if is_summary_query(request) else "query")
         elif method == "GET" and "/queries/" in url.path:
             kind = "results"
         elif method == "GET" and "/tables/" in url.path:
@@ -129,8 +136,10 @@ class FakeGoogle:
         if kind == "token":
             return self._token(handler, body)
         if kind == "table":
-            return self._send(handler, 200, table_resource(self.schema))
+            return self._send(handler, 200, table_resource(self.schema, self.time_partitioning))
         query = urllib.parse.parse_qs(url.query)
+        if kind == "partitions":
+            return self._partitions(handler, request)
         if kind == "summary":
             return self._summary(handler, request)
         if kind == "query":
@@ -172,9 +181,35 @@ class FakeGoogle:
         self._jobs[job_id] = {"rows": selected, "polls_left": self.incomplete_polls}
         page_size = int(request.get("maxResults") or 100_000)
         if self.incomplete_polls:
-            return self._send(handler, 200, {"kind": "bigquery#queryResponse", "jobComplete": False,
-                                             "jobReference": self._job_ref(job_id)})
-        self._send(handler, 200, self._page(job_id, 0, page_size))
+            return self._send(handler, 200, self._created({"kind": "bigquery#queryResponse", "jobComplete": False,
+                                                           "jobReference": self._job_ref(job_id)}))
+        self._send(handler, 200, self._created(self._page(job_id, 0, page_size)))
+
+    def write_day(self, day, rows=None):
+        """BigQuery writes to the day's partition now (its rows become `rows`, if given)."""
+        if rows is not None:
+            self.rows = rows
+        self.written[day] = unix_micros(dt.datetime.now(dt.timezone.utc))
+        time.sleep(0.002)  # a job created after this write starts later than it
+
+    def _created(self, answer):
+        if self.partition_metadata:
+            answer["creationTime"] = str(unix_micros(dt.datetime.now(dt.timezone.utc)) // 1000)
+        return answer
+
+    def _partitions(self, handler, request):
+        params = {p["name"]: p["parameterValue"]["value"] for p in request.get("queryParameters", [])}
+        day = dt.date.fromisoformat(params["day"])
+        rows = self._day(request)
+        job_id = f"fake_job_{len(self._jobs) + 1}"
+        self._jobs[job_id] = {"rows": [], "polls_left": 0}
+        written = self.written.get(day) if rows else None
+        self._send(handler, 200, self._created({
+            "kind": "bigquery#queryResponse", "jobReference": self._job_ref(job_id), "jobComplete": True,
+            "schema": {"fields": [{"name": "total_rows", "type": "INTEGER"},
+                                  {"name": "modified_micros", "type": "INTEGER"}]},
+            "totalRows": "1", "totalBytesProcessed": "0", "totalBytesBilled": str(10 * 1024 * 1024),
+            "rows": [{"f": [{"v": str(len(rows))}, {"v": None if written is None else str(written)}]}]}))
 
     def _day(self, request):
         params = {p["name"]: p["parameterValue"]["value"] for p in request.get("queryParameters", [])}
@@ -187,9 +222,9 @@ class FakeGoogle:
         rows = self._day(request)
         job_id = f"fake_job_{len(self._jobs) + 1}"
         self._jobs[job_id] = {"rows": [], "polls_left": 0}
-        self._send(handler, 200, summary_answer(
+        self._send(handler, 200, self._created(summary_answer(
             self._job_ref(job_id), len(rows), [r["block_timestamp"] for r in rows],
-            sum(fingerprint([r.get(name) for name, _ in self.schema], self.schema) for r in rows)))
+            sum(fingerprint([r.get(name) for name, _ in self.schema], self.schema) for r in rows))))
 
     def _results(self, handler, job_id, query):
         job = self._jobs[job_id]
@@ -240,12 +275,13 @@ class FakeGoogle:
         handler.wfile.write(data)
 
 
-def table_resource(schema):
-    """tables.get's answer for a day-partitioned table of `schema`, (name, type) pairs."""
+def table_resource(schema, time_partitioning=None):
+    """tables.get's answer for a table of `schema`, (name, type) pairs, partitioned by day
+    on block_timestamp unless `time_partitioning` says otherwise."""
     return {"kind": "bigquery#table", "type": "TABLE",
             "schema": {"fields": [{"name": n, "type": t, "mode": "REQUIRED" if n in REQUIRED else "NULLABLE"}
                                   for n, t in schema]},
-            "timePartitioning": {"type": "DAY", "field": "block_timestamp"}}
+            "timePartitioning": time_partitioning or {"type": "DAY", "field": "block_timestamp"}}
 
 
 def fingerprint(values, schema=SCHEMA):
@@ -275,6 +311,10 @@ def summary_answer(job_reference, rows, stamps, fingerprint_sum):
 
 def is_summary_query(request):
     return request["query"].startswith("SELECT COUNT(*)")
+
+
+def is_partitions_query(request):
+    return ".INFORMATION_SCHEMA.PARTITIONS`" in request["query"]
 
 
 def decode_jwt(assertion):

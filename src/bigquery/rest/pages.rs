@@ -51,15 +51,15 @@ async fn fetch_pages(
         .total_rows()
         .ok_or_else(|| bad_response("BigQuery's completed query response has no totalRows"))?;
     let summary = JobSummary {
-        job_id: job.job_id.clone(),
+        job_id: job.reference.job_id.clone(),
         total_rows: Some(total_rows),
         bytes_billed: first.bytes_billed(),
         read_path: ReadPath::Query,
-        snapshot_micros: None,
+        snapshot_micros: job.created_micros,
     };
     let pages = PageFetch {
         client,
-        job,
+        job: job.reference,
         encoder,
         budget: Arc::new(Budget::new(
             settings.max_bytes_in_flight,
@@ -211,22 +211,32 @@ impl PageFetch {
     }
 }
 
+/// A query job BigQuery has completed.
+pub struct CompletedJob {
+    pub reference: JobReference,
+    /// When BigQuery created it, in Unix microseconds, where it said (`jobs.query` does).
+    pub created_micros: Option<i64>,
+}
+
 /// Sends the query and waits until BigQuery says the job is complete; returns the job and
 /// the body of the response that carries the first page.
 pub async fn run_to_completion(
     client: &BigQueryClient,
     request: &Value,
     page_rows: u32,
-) -> SyncResult<(JobReference, Body)> {
+) -> SyncResult<(CompletedJob, Body)> {
     let mut body = client.query(request).await?;
-    let job = body
-        .envelope
-        .job_reference
-        .clone()
-        .ok_or_else(|| bad_response("BigQuery's query response has no jobReference"))?;
+    let job = CompletedJob {
+        reference: body
+            .envelope
+            .job_reference
+            .clone()
+            .ok_or_else(|| bad_response("BigQuery's query response has no jobReference"))?,
+        created_micros: body.envelope.created_micros(),
+    };
     while body.envelope.job_complete != Some(true) {
         body = client
-            .get_query_results(&job, Page::First, page_rows)
+            .get_query_results(&job.reference, Page::First, page_rows)
             .await?;
     }
     Ok((job, body))
@@ -235,6 +245,8 @@ pub async fn run_to_completion(
 /// A query whose result is a single row of scalars, with its job.
 pub struct SingleRow {
     pub job_id: String,
+    /// When BigQuery created the job, in Unix microseconds, where it said.
+    pub created_micros: Option<i64>,
     pub bytes_billed: Option<i64>,
     pub cells: Vec<Option<String>>,
 }
@@ -250,9 +262,10 @@ pub fn single_row(bigquery: &BigQuery, request: Value) -> SyncResult<SingleRow> 
             .rows
             .into_iter()
             .next()
-            .ok_or_else(|| bad_response("BigQuery's summary query returned no row"))?;
+            .ok_or_else(|| bad_response("BigQuery's answer to a one-row query has no row"))?;
         Ok(SingleRow {
-            job_id: job.job_id,
+            job_id: job.reference.job_id,
+            created_micros: job.created_micros,
             bytes_billed,
             cells: row
                 .f

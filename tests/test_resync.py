@@ -1,0 +1,130 @@
+"""A re-sync of a day that BigQuery has not written to since it was read: one metadata query
+(INFORMATION_SCHEMA.PARTITIONS), no scan on either side. Against the fake, which answers as
+BigQuery does: a job's creationTime, and each partition's rows and last write."""
+
+import datetime as dt
+
+import pytest
+
+from helpers import UTC, notices, to_fake, token
+
+DAY = dt.date(2026, 11, 20)
+MIDNIGHT = dt.datetime(2026, 11, 20, tzinfo=UTC)
+UNWRITTEN = "token_sync: 2026-11-20 is unchanged in BigQuery (3 rows, its partition not written since it was read); " \
+            "it was not rewritten"
+SAME_FINGERPRINT = "token_sync: 2026-11-20 is unchanged in BigQuery (3 rows, same fingerprint); it was not rewritten"
+
+
+def day_rows(count, name="Token"):
+    return [to_fake(token(n, MIDNIGHT + dt.timedelta(minutes=n), name=f"{name} {n}")) for n in range(1, count + 1)]
+
+
+@pytest.fixture
+def bigquery(fake_google):
+    fake_google.partition_metadata = True
+    fake_google.write_day(DAY, day_rows(3))
+    return fake_google
+
+
+def queries(fake):
+    return [kind for kind, *_ in fake.requests if kind in ("partitions", "summary", "query")]
+
+
+def last_run(db):
+    return db.execute("SELECT status, rows_loaded, bytes_billed, snapshot_time IS NOT NULL FROM token_sync.runs "
+                      "ORDER BY run_id DESC LIMIT 1").fetchone()
+
+
+def test_an_unwritten_partition_is_unchanged_for_one_metadata_query(db, bigquery):
+    db.execute(f"SELECT token_sync_day('{DAY}')")
+    assert last_run(db) == ("succeeded", 3, 10 * 1024 * 1024, True)
+    bigquery.requests.clear()
+    seen = notices(db)
+    assert db.execute(f"SELECT rows_loaded, rows_reported FROM token_sync_day('{DAY}')").fetchone() == (3, 3)
+    assert seen == [("NOTICE", UNWRITTEN)]
+    assert queries(bigquery) == ["partitions"]
+    assert last_run(db) == ("unchanged", 3, 10 * 1024 * 1024, True)
+    # The next night trusts the same read: the unchanged attempt carries its time on.
+    bigquery.requests.clear()
+    db.execute(f"SELECT token_sync_day('{DAY}')")
+    assert queries(bigquery) == ["partitions"]
+
+
+def test_a_write_after_the_read_makes_the_re_sync_compare_and_rewrite(db, bigquery):
+    db.execute(f"SELECT token_sync_day('{DAY}')")
+    bigquery.write_day(DAY, day_rows(3, name="Renamed"))
+    bigquery.requests.clear()
+    seen = notices(db)
+    db.execute(f"SELECT token_sync_day('{DAY}')")
+    assert seen == []
+    assert queries(bigquery) == ["partitions", "summary", "query"]
+    assert last_run(db)[0] == "succeeded"
+    assert db.execute("SELECT array_agg(name ORDER BY name) FROM raw_tokens").fetchone() == (
+        ["Renamed 1", "Renamed 2", "Renamed 3"],)
+
+
+def test_a_write_that_changed_nothing_is_found_unchanged_by_the_fingerprint(db, bigquery):
+    db.execute(f"SELECT token_sync_day('{DAY}')")
+    bigquery.write_day(DAY)
+    seen = notices(db)
+    bigquery.requests.clear()
+    db.execute(f"SELECT token_sync_day('{DAY}')")
+    assert seen == [("NOTICE", SAME_FINGERPRINT)]
+    assert queries(bigquery) == ["partitions", "summary"]
+    # That comparison is the newer read: the night after needs the metadata only.
+    bigquery.requests.clear()
+    db.execute(f"SELECT token_sync_day('{DAY}')")
+    assert queries(bigquery) == ["partitions"]
+
+
+def test_a_deletion_that_left_the_last_write_time_as_it_was_is_found_by_the_row_count(db, bigquery):
+    db.execute(f"SELECT token_sync_day('{DAY}')")
+    # BigQuery says a deletion may not move last_modified_time: only the rows tell.
+    bigquery.rows = bigquery.rows[:2]
+    db.execute(f"SELECT token_sync_day('{DAY}')")
+    assert last_run(db)[:2] == ("succeeded", 2)
+
+
+def test_a_local_edit_is_noticed_by_its_row_count_and_by_token_verify_day(db, bigquery):
+    db.execute(f"SELECT token_sync_day('{DAY}')")
+    db.execute("DELETE FROM raw_tokens WHERE name = 'Token 1'")
+    bigquery.requests.clear()
+    db.execute(f"SELECT token_sync_day('{DAY}')")
+    assert queries(bigquery) == ["summary", "query"]
+    assert last_run(db)[:2] == ("succeeded", 3)
+    # An edit that keeps the count is trusted away by the metadata; token_verify_day is the full check.
+    db.execute("UPDATE raw_tokens SET name = 'edited' WHERE name = 'Token 1'")
+    seen = notices(db)
+    db.execute(f"SELECT token_sync_day('{DAY}')")
+    assert seen == [("NOTICE", UNWRITTEN)]
+    assert db.execute(f"SELECT matches FROM token_verify_day('{DAY}')").fetchone() == (False,)
+
+
+def test_metadata_it_cannot_read_falls_back_to_the_comparison_with_a_notice(db, bigquery):
+    db.execute(f"SELECT token_sync_day('{DAY}')")
+    bigquery.fault = lambda kind, ordinal: {"status": 403, "body": {"error": {
+        "code": 403, "message": "Access Denied: bigquery.tables.list", "errors": [{"reason": "accessDenied"}]}}} \
+        if kind == "partitions" else None
+    seen = notices(db)
+    db.execute(f"SELECT token_sync_day('{DAY}')")
+    assert len(seen) == 2 and seen[1] == ("NOTICE", SAME_FINGERPRINT)
+    assert seen[0][1].startswith("token_sync: BigQuery's metadata of the partition 2026-11-20 of "
+                                 "bigquery-public-data.crypto_ethereum.tokens cannot be read (")
+    assert "comparing the day instead" in seen[0][1]
+
+
+@pytest.mark.parametrize("partitioning", [
+    {"type": "MONTH", "field": "block_timestamp"},   # a month per partition: no day's metadata
+    {"type": "DAY"},                                  # ingestion time: the days are not the partitions
+])
+def test_no_metadata_is_asked_where_a_day_is_not_a_partition(db, bigquery, partitioning):
+    bigquery.time_partitioning = partitioning
+    db.execute("SELECT token_sync.add_table('bigquery-public-data.crypto_ethereum.tokens', "
+               "time_column => 'block_timestamp')")
+    try:
+        db.execute(f"SELECT token_sync.sync_day('bigquery-public-data.crypto_ethereum.tokens', '{DAY}')")
+        bigquery.requests.clear()
+        db.execute(f"SELECT token_sync.sync_day('bigquery-public-data.crypto_ethereum.tokens', '{DAY}')")
+        assert queries(bigquery) == ["summary"]
+    finally:
+        db.execute("SELECT token_sync.remove_table('bigquery-public-data.crypto_ethereum.tokens')")

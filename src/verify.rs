@@ -18,7 +18,6 @@ use crate::load::target::{Access, NewColumns, TargetTable};
 use crate::quote;
 use crate::restricted::Restricted;
 use crate::source::Source;
-use crate::types::integer::parse as parse_integer;
 use crate::types::{Column, InStruct, Kind, Mode, Spelling};
 use pgrx::prelude::*;
 
@@ -231,19 +230,11 @@ pub fn bigquery_summary(
 ) -> SyncResult<(DaySummary, SingleRow)> {
     let request = query::day_summary(&bigquery.settings, source, day, &fingerprint.bigquery);
     let job = pages::single_row(bigquery, request)?;
-    let cell = |index: usize, name: &str| {
-        job.cells
-            .get(index)
-            .cloned()
-            .flatten()
-            .map(|text| parse_integer(&text, name))
-            .transpose()
-    };
     let summary = DaySummary {
-        rows: cell(0, "row_count")?.unwrap_or(0),
-        min_timestamp: cell(1, "min_micros")?,
-        max_timestamp: cell(2, "max_micros")?,
-        fingerprint: cell(3, "fingerprint")?.unwrap_or(0),
+        rows: job.integer(0, "row_count")?.unwrap_or(0),
+        min_timestamp: job.integer(1, "min_micros")?,
+        max_timestamp: job.integer(2, "max_micros")?,
+        fingerprint: job.integer(3, "fingerprint")?.unwrap_or(0),
     };
     Ok((summary, job))
 }

@@ -8,7 +8,6 @@ use super::rest::pages::{self, SingleRow};
 use crate::day::SyncDay;
 use crate::error::SyncResult;
 use crate::source::Source;
-use crate::types::integer::parse as parse_integer;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PartitionState {
@@ -26,17 +25,9 @@ pub fn read(
 ) -> SyncResult<(PartitionState, SingleRow)> {
     let request = query::partition_state(&bigquery.settings, source, day);
     let job = pages::single_row(bigquery, request)?;
-    let cell = |index: usize, name: &str| {
-        job.cells
-            .get(index)
-            .cloned()
-            .flatten()
-            .map(|text| parse_integer(&text, name))
-            .transpose()
-    };
     let state = PartitionState {
-        rows: cell(0, "total_rows")?.unwrap_or(0),
-        modified_micros: cell(1, "modified_micros")?,
+        rows: job.integer(0, "total_rows")?.unwrap_or(0),
+        modified_micros: job.integer(1, "modified_micros")?,
     };
     Ok((state, job))
 }

@@ -15,6 +15,7 @@ use crate::bigquery::query;
 use crate::bigquery::wire::{Body, JobReference, QueryResponse};
 use crate::error::SyncResult;
 use crate::runtime;
+use crate::types::integer::parse as parse_integer;
 use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -249,6 +250,18 @@ pub struct SingleRow {
     pub created_micros: Option<i64>,
     pub bytes_billed: Option<i64>,
     pub cells: Vec<Option<String>>,
+}
+
+impl SingleRow {
+    /// The INT64 in the row's cell `index`, which the query named `name`; None for NULL.
+    pub fn integer(&self, index: usize, name: &str) -> SyncResult<Option<i64>> {
+        self.cells
+            .get(index)
+            .cloned()
+            .flatten()
+            .map(|text| parse_integer(&text, name))
+            .transpose()
+    }
 }
 
 /// Runs a query whose result is a single row of scalars, interruptibly from the main thread.

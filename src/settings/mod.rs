@@ -32,13 +32,9 @@ pub fn register() {
     PRELOADED.store(preloaded, Ordering::Relaxed);
     define_settings();
     // Unknown token_sync.* names become errors instead of silent placeholders.
-    #[cfg(any(feature = "pg15", feature = "pg16", feature = "pg17", feature = "pg18"))]
+    // SAFETY: called from _PG_init on the main thread, with a NUL-terminated static name.
     unsafe {
         pgrx::pg_sys::MarkGUCPrefixReserved(c"token_sync".as_ptr());
-    }
-    #[cfg(any(feature = "pg13", feature = "pg14"))]
-    unsafe {
-        pgrx::pg_sys::EmitWarningsOnPlaceholders(c"token_sync".as_ptr());
     }
 }
 

@@ -79,10 +79,12 @@ pub struct Source {
 }
 
 impl Source {
-    /// Each day is one partition of the table (`YYYYMMDD`): the days are cut by the column
-    /// the table is partitioned on by day.
+    /// Each day is one partition of the table (`YYYYMMDD`), the days being cut by the
+    /// column the table is partitioned on by day, and no streamed row is outside its
+    /// partition: the partition's metadata describes the day.
     pub fn day_is_a_partition(&self) -> bool {
         self.schema.partitioned_by_day
+            && !self.schema.streaming_buffer
             && self.schema.partitioning_column.as_deref() == Some(self.time.name.as_str())
     }
 }
@@ -101,6 +103,7 @@ impl Source {
                 .collect(),
             partitioning_column: Some("block_timestamp".into()),
             partitioned_by_day: true,
+            streaming_buffer: false,
         };
         let time = TimeColumn::choose(&schema, None, "p.d.t").expect("time column");
         Self {

@@ -149,9 +149,10 @@ fn unwritten_since_last_load(
             return None;
         }
     };
+    // Strictly before: the read's time is cut to BigQuery's milliseconds.
     let unwritten = partition
         .modified_micros
-        .is_some_and(|written| written <= read_at);
+        .is_some_and(|written| written < read_at);
     (unwritten && partition.rows == held).then_some(LoadFigures {
         rows_loaded: held,
         rows_reported: partition.rows,

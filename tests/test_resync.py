@@ -43,6 +43,8 @@ def test_an_unwritten_partition_is_unchanged_for_one_metadata_query(db, bigquery
     assert db.execute(f"SELECT rows_loaded, rows_reported FROM token_sync_day('{DAY}')").fetchone() == (3, 3)
     assert seen == [("NOTICE", UNWRITTEN)]
     assert queries(bigquery) == ["partitions"]
+    assert bigquery.partition_queries == [
+        ("`bigquery-public-data.crypto_ethereum.INFORMATION_SCHEMA.PARTITIONS`", "tokens")]
     assert last_run(db) == ("unchanged", 3, 10 * 1024 * 1024, True)
     # The next night trusts the same read: the unchanged attempt carries its time on.
     bigquery.requests.clear()
@@ -113,9 +115,45 @@ def test_metadata_it_cannot_read_falls_back_to_the_comparison_with_a_notice(db, 
     assert "comparing the day instead" in seen[0][1]
 
 
+def test_rows_in_the_streaming_buffer_make_the_re_sync_compare(db, bigquery):
+    db.execute(f"SELECT token_sync_day('{DAY}')")
+    # Streamed rows: queries see them, the partition's metadata does not count them yet.
+    bigquery.rows = bigquery.rows + day_rows(4)[3:]
+    bigquery.streaming_buffer = True
+    bigquery.requests.clear()
+    db.execute(f"SELECT token_sync_day('{DAY}')")
+    assert queries(bigquery) == ["summary", "query"]
+    assert last_run(db)[:2] == ("succeeded", 4)
+
+
+def test_the_last_load_counts_only_if_it_came_from_the_same_source(db, bigquery):
+    db.execute(f"SELECT token_sync_day('{DAY}')")
+    db.execute("SET token_sync.source_table = 'bigquery-public-data.crypto_ethereum.tokens_copy'")
+    db.execute(f"SELECT token_sync_day('{DAY}')")  # the day as the other source has it
+    db.execute("SET token_sync.source_table = 'bigquery-public-data.crypto_ethereum.tokens'")
+    bigquery.requests.clear()
+    db.execute(f"SELECT token_sync_day('{DAY}')")
+    # The day was last written from tokens_copy: what tokens' first load read says nothing.
+    assert queries(bigquery) == ["summary"]
+
+
+def test_columns_added_on_another_day_make_every_older_day_compare(db, bigquery):
+    next_day = DAY + dt.timedelta(days=1)
+    bigquery.write_day(next_day, day_rows(3) + [to_fake(token(9, MIDNIGHT + dt.timedelta(days=1, hours=1)))])
+    db.execute(f"SELECT * FROM token_backfill('{DAY}', '{next_day}')")
+    bigquery.schema = bigquery.schema + [("gas_price", "INTEGER")]
+    bigquery.rows = [dict(r, gas_price=7) for r in bigquery.rows]
+    db.execute(f"SELECT token_sync_day('{next_day}')")  # adds the column, loads that day
+    bigquery.requests.clear()
+    db.execute(f"SELECT token_sync_day('{DAY}')")
+    assert queries(bigquery) == ["summary", "query"]
+    assert db.execute("SELECT count(*) FROM raw_tokens WHERE gas_price = 7").fetchone() == (4,)
+
+
 @pytest.mark.parametrize("partitioning", [
     {"type": "MONTH", "field": "block_timestamp"},   # a month per partition: no day's metadata
     {"type": "DAY"},                                  # ingestion time: the days are not the partitions
+    {"type": "DAY", "field": "block_number"},         # by day, but not on the column the days are cut by
 ])
 def test_no_metadata_is_asked_where_a_day_is_not_a_partition(db, bigquery, partitioning):
     bigquery.time_partitioning = partitioning

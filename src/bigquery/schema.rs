@@ -19,6 +19,8 @@ struct TableResource {
     time_partitioning: Option<TimePartitioning>,
     #[serde(rename = "type")]
     table_type: Option<String>,
+    /// Present while streamed rows wait in the streaming buffer, outside their partitions.
+    streaming_buffer: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -86,11 +88,14 @@ fn parse(resource: TableResource, table: &TableRef) -> SyncResult<SourceSchema> 
             .iter()
             .map(Column::from_field)
             .collect::<SyncResult<_>>()?,
-        // Ingestion-time partitioning (no field) partitions on _PARTITIONTIME, not a column.
-        partitioned_by_day: resource
-            .time_partitioning
-            .as_ref()
-            .is_some_and(|p| p.field.is_some() && p.granularity.as_deref() == Some("DAY")),
+        // Ingestion-time partitioning (no field) partitions on _PARTITIONTIME, not a column;
+        // a view's or materialized view's partitions do not move when its base tables do.
+        partitioned_by_day: resource.table_type.as_deref() == Some("TABLE")
+            && resource
+                .time_partitioning
+                .as_ref()
+                .is_some_and(|p| p.field.is_some() && p.granularity.as_deref() == Some("DAY")),
+        streaming_buffer: resource.streaming_buffer.is_some(),
         partitioning_column: resource.time_partitioning.and_then(|p| p.field),
     })
 }

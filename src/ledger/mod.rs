@@ -80,8 +80,10 @@ pub struct LastLoad {
     pub snapshot_micros: Option<i64>,
 }
 
-/// The last successful attempt at `day` of `target_table` from `source_table`, read as the
-/// ledger's owner (the caller may not read the ledger).
+/// The last successful attempt at `day` of `target_table`, read as the ledger's owner (the
+/// caller may not read the ledger); None if it came from another source than
+/// `source_table`, or if an attempt at any day of the target added columns after it (the
+/// day holds none of their values).
 pub fn last_load(
     target_table: &str,
     source_table: &str,
@@ -90,20 +92,25 @@ pub fn last_load(
     let _owner = as_owner()?;
     Spi::connect(|client| {
         let mut rows = client.select(
-            "SELECT rows_loaded, (EXTRACT(EPOCH FROM snapshot_time) * 1000000)::bigint \
-             FROM token_sync.runs WHERE target_table = $1 AND day = $2 AND source_table = $3 \
-             AND status IN ('succeeded', 'unchanged') ORDER BY finished_at DESC LIMIT 1",
+            "SELECT r.rows_loaded, (EXTRACT(EPOCH FROM r.snapshot_time) * 1000000)::bigint, \
+             r.source_table IS NOT DISTINCT FROM $3 AND NOT EXISTS (SELECT FROM token_sync.runs c \
+               WHERE c.target_table = r.target_table AND c.schema_changes IS NOT NULL \
+               AND c.status IN ('succeeded', 'unchanged') AND c.finished_at > r.finished_at) \
+             FROM token_sync.runs r WHERE r.target_table = $1 AND r.day = $2 \
+             AND r.status IN ('succeeded', 'unchanged') ORDER BY r.finished_at DESC LIMIT 1",
             Some(1),
             &[target_table.into(), day.to_pg().into(), source_table.into()],
         )?;
-        rows.next()
-            .map(|row| {
-                Ok(LastLoad {
-                    rows: row.get::<i64>(1)?.unwrap_or_default(),
-                    snapshot_micros: row.get::<i64>(2)?,
-                })
-            })
-            .transpose()
+        let Some(row) = rows.next() else {
+            return Ok(None);
+        };
+        if row.get::<bool>(3)? != Some(true) {
+            return Ok(None);
+        }
+        Ok(Some(LastLoad {
+            rows: row.get::<i64>(1)?.unwrap_or_default(),
+            snapshot_micros: row.get::<i64>(2)?,
+        }))
     })
 }
 

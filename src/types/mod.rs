@@ -329,8 +329,12 @@ pub struct SourceSchema {
     pub columns: Vec<Column>,
     /// The column the table is partitioned on (by hour, day, month or year), if any.
     pub partitioning_column: Option<String>,
-    /// Partitioned by day on that column: each day is one partition, `YYYYMMDD`.
+    /// A table partitioned by day on that column: each day is one partition, `YYYYMMDD`,
+    /// whose metadata moves when its data does.
     pub partitioned_by_day: bool,
+    /// Streamed rows wait in BigQuery's streaming buffer: queries see them, but the
+    /// partitions' metadata does not count them yet.
+    pub streaming_buffer: bool,
 }
 
 impl SourceSchema {

@@ -61,6 +61,8 @@ class FakeGoogle:
         self.partition_metadata = False
         self.written = {}
         self.time_partitioning = {"type": "DAY", "field": "block_timestamp"}
+        self.streaming_buffer = False  # tables.get says rows wait in the streaming buffer
+        self.partition_queries = []    # (view, table_name) of each PARTITIONS query
         self._jobs = {}
         self._counts = {}
         self._lock = threading.Lock()
@@ -136,7 +138,10 @@ class FakeGoogle:
         if kind == "token":
             return self._token(handler, body)
         if kind == "table":
-            return self._send(handler, 200, table_resource(self.schema, self.time_partitioning))
+            resource = table_resource(self.schema, self.time_partitioning)
+            if self.streaming_buffer:
+                resource["streamingBuffer"] = {"estimatedRows": "1", "estimatedBytes": "100"}
+            return self._send(handler, 200, resource)
         query = urllib.parse.parse_qs(url.query)
         if kind == "partitions":
             return self._partitions(handler, request)
@@ -200,6 +205,8 @@ class FakeGoogle:
     def _partitions(self, handler, request):
         params = {p["name"]: p["parameterValue"]["value"] for p in request.get("queryParameters", [])}
         day = dt.date.fromisoformat(params["day"])
+        view = request["query"].split(" FROM ", 1)[1].split()[0]
+        self.partition_queries.append((view, params.get("table_name")))
         rows = self._day(request)
         job_id = f"fake_job_{len(self._jobs) + 1}"
         self._jobs[job_id] = {"rows": [], "polls_left": 0}

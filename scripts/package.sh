@@ -29,9 +29,7 @@ done
 out=$(realpath -m -- "$out")
 PG_CONFIG=/usr/lib/postgresql/$major/bin/pg_config
 # The package's dates (changelog, file times) are the commit's, so a rebuild is the same package.
-if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
-  SOURCE_DATE_EPOCH=$(git -C "$ROOT" log -1 --format=%ct 2>/dev/null || date +%s)
-fi
+SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(bash "$ROOT/scripts/commit-time.sh")}
 export SOURCE_DATE_EPOCH
 
 if [ ! -x "$PG_CONFIG" ]; then

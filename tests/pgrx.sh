@@ -21,6 +21,10 @@ if ! grep -qs "pg$major *= *\"$PG_CONFIG\"" "${PGRX_HOME:-$HOME/.pgrx}/config.to
   cargo pgrx init "--pg$major" "$PG_CONFIG"
 fi
 
+# The package built after these tests reuses their crates (scripts/commit-time.sh says why).
+SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(bash "$ROOT/scripts/commit-time.sh")}
+export SOURCE_DATE_EPOCH
+
 PGRX_DATA=$(mktemp -d /tmp/token_sync_pgrx.XXXXXX)
 as_root chown postgres "$PGRX_DATA"
 trap 'as_root rm -rf "$PGRX_DATA"' EXIT

@@ -28,10 +28,6 @@ VENV=${TOKEN_SYNC_VENV:-$ROOT/target/venv}
 step() { echo "== $(date -u +%H:%M:%S) $*"; }
 
 bash scripts/install-deps.sh --system
-# The packages' dates are the commit's (scripts/package.sh). C compiled by build scripts
-# depends on it too: set for every build, the tests' and the packages' share those crates.
-SOURCE_DATE_EPOCH=$(git log -1 --format=%ct 2>/dev/null || date +%s)
-export SOURCE_DATE_EPOCH
 mkdir -p target
 # Work that waits on the network and the disk more than on the 2 cores runs beside the rest
 # from the start, each with its log: the Debian roots of the newer versions and the base

@@ -295,6 +295,25 @@ def test_a_column_the_source_gains_is_added_recorded_and_loaded(db, fake_google)
                                "it was not rewritten")]
 
 
+def test_a_target_that_marks_no_mirrors_keeps_loading_after_the_source_gains_a_column(db, fake_google):
+    """A table made by hand (or before 0.3.0, or whose comments an engine dropped) marks no
+    column as a mirror: all count as mirrors. Adding the source's new column marks them all,
+    so the next day does not take them for the user's own."""
+    fake_google.rows = day_rows(2)
+    db.execute("SELECT token_sync_day('2026-11-20')")
+    db.execute("DO $$DECLARE c text; BEGIN FOR c IN SELECT quote_ident(attname) FROM pg_attribute "
+               "WHERE attrelid = 'public.raw_tokens'::regclass AND attnum > 0 AND NOT attisdropped LOOP "
+               "EXECUTE format('COMMENT ON COLUMN public.raw_tokens.%s IS NULL', c); END LOOP; END$$")
+    fake_google.schema = fake_google.schema + [("gas_price", "INTEGER")]
+    fake_google.rows = [to_fake(token(7, dt.datetime(2026, 11, 21, 3, tzinfo=UTC), gas_price=5))]
+    assert db.execute("SELECT rows_loaded FROM token_sync_day('2026-11-21')").fetchone() == (1,)
+    fake_google.rows = [to_fake(token(8, dt.datetime(2026, 11, 22, 3, tzinfo=UTC), gas_price=6))]
+    assert db.execute("SELECT rows_loaded FROM token_sync_day('2026-11-22')").fetchone() == (1,)
+    assert db.execute("SELECT count(*) FROM pg_attribute WHERE attrelid = 'public.raw_tokens'::regclass "
+                      "AND attnum > 0 AND col_description(attrelid, attnum) LIKE 'token_sync: mirrors%'"
+                      ).fetchone() == (9,)
+
+
 def test_a_column_the_source_drops_fails_until_the_target_says_what_to_keep(db, fake_google):
     fake_google.rows = day_rows(2)
     db.execute("SELECT token_sync_day('2026-11-20')")

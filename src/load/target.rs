@@ -212,6 +212,9 @@ impl TargetTable {
         new_columns: NewColumns,
     ) -> SyncResult<Self> {
         let (not_null, missing) = check_columns(oid, &quoted, schema)?;
+        if new_columns == NewColumns::Add && missing.iter().any(|column| !column.not_null()) {
+            mark_mirrors(oid, &quoted, schema)?;
+        }
         let mut added_columns = Vec::new();
         for column in missing {
             match new_columns {
@@ -454,6 +457,19 @@ fn storage_kind(oid: pg_sys::Oid) -> SyncResult<TableKind> {
 }
 
 /// Marks a target column as the mirror of a source column.
+/// Marks every source column the target has as its mirror, before a column is added (and
+/// marked): in a table that marks none (made before 0.3.0, by hand, or by an engine that
+/// dropped the comments, as Citus's local tables do), all columns count as mirrors until
+/// one is marked, and the others would then count as the user's own.
+fn mark_mirrors(oid: pg_sys::Oid, quoted: &str, schema: &SourceSchema) -> SyncResult<()> {
+    for present in target_columns(oid)? {
+        if let Some(column) = schema.column(&present.name).filter(|_| !present.mirrored) {
+            comment_mirrored(quoted, column)?;
+        }
+    }
+    Ok(())
+}
+
 fn comment_mirrored(quoted: &str, column: &Column) -> SyncResult<()> {
     Spi::run(&format!(
         "COMMENT ON COLUMN {quoted}.{} IS {}",

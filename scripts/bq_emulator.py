@@ -139,9 +139,22 @@ class Emulator:
 
     def delete_rows(self, where, table="tokens", project=PUBLIC_PROJECT, dataset=DATASET):
         """Runs a DML DELETE on the source, as rows disappearing upstream would."""
+        self.run(f"DELETE FROM `{project}.{dataset}.{table}` WHERE {where}")
+
+    def add_column(self, name, kind, table="tokens", project=PUBLIC_PROJECT, dataset=DATASET):
+        """Adds a NULLABLE column to the source, as a table gaining a field upstream would.
+        The emulator's ALTER TABLE changes the stored rows but not the schema tables.get
+        returns, and tables.patch the schema but not the rows: both, as BigQuery's one DDL."""
+        self.run(f"ALTER TABLE `{project}.{dataset}.{table}` ADD COLUMN {name} {kind}")
+        url = self.api(f"{project}/datasets/{dataset}/tables/{table}")
+        fields = requests.get(url).json()["schema"]["fields"]
+        legacy = {"INT64": "INTEGER", "FLOAT64": "FLOAT", "BOOL": "BOOLEAN"}.get(kind, kind)
+        fields.append({"name": name, "type": legacy, "mode": "NULLABLE"})
+        requests.patch(url, json={"schema": {"fields": fields}}).raise_for_status()
+
+    def run(self, statement):
         response = requests.post(self.api(f"{self.billing_project}/queries"), json={
-            "query": f"DELETE FROM `{project}.{dataset}.{table}` WHERE {where}",
-            "useLegacySql": False,
+            "query": statement, "useLegacySql": False,
         })
         response.raise_for_status()
         if response.json().get("errors"):

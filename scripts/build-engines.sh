@@ -23,11 +23,14 @@ PG_CONFIG=/usr/lib/postgresql/$major/bin/pg_config
 pkglibdir=$("$PG_CONFIG" --pkglibdir)
 sharedir=$("$PG_CONFIG" --sharedir)
 
-installed() { # ENGINE VERSION: its library and this version's install script are there
-  [ -f "$pkglibdir/$1.so" ] && compgen -G "$sharedir/extension/$1--*$2*.sql" >/dev/null
+installed() { # ENGINE VERSION [LIBRARY]: its library and this version's install script are there
+  [ -f "$pkglibdir/${3:-$1}.so" ] && compgen -G "$sharedir/extension/$1--*$2*.sql" >/dev/null
+}
+timescaledb_installed() { # with its TSL module, which holds compression
+  installed timescaledb "$TIMESCALEDB_VERSION" "timescaledb-tsl-$TIMESCALEDB_VERSION"
 }
 
-if installed citus "${CITUS_VERSION%.*}" && installed timescaledb "$TIMESCALEDB_VERSION"; then
+if installed citus "${CITUS_VERSION%.*}" && timescaledb_installed; then
   echo "build-engines: Citus $CITUS_VERSION and TimescaleDB $TIMESCALEDB_VERSION are installed for PostgreSQL $major"
   exit 0
 fi
@@ -64,16 +67,15 @@ if ! installed citus "${CITUS_VERSION%.*}"; then
   echo "== built Citus in $((SECONDS - started)) s"
 fi
 
-if ! installed timescaledb "$TIMESCALEDB_VERSION"; then
+if ! timescaledb_installed; then
   echo "== build TimescaleDB $TIMESCALEDB_VERSION for PostgreSQL $major"
   started=$SECONDS
   tar -xzf "$VENDOR/timescaledb-$TIMESCALEDB_VERSION.tar.gz" -C "$build"
   src=$build/timescaledb-$TIMESCALEDB_VERSION
-  # APACHE_ONLY: hypertables without the TSL module (compression, continuous aggregates),
-  # which the tests of the targets TimescaleDB makes do not need.
+  # With the TSL module: the tests re-sync a day in a compressed chunk.
   (cd "$src" && ./bootstrap -DPG_CONFIG="$PG_CONFIG" -DREGRESS_CHECKS=OFF -DTAP_CHECKS=OFF \
-      -DWARNINGS_AS_ERRORS=OFF -DAPACHE_ONLY=ON >/dev/null \
+      -DWARNINGS_AS_ERRORS=OFF >/dev/null \
     && cd build && make -s -j"$jobs" >/dev/null && as_root make -s install >/dev/null)
   echo "== built TimescaleDB in $((SECONDS - started)) s"
 fi
-installed citus "${CITUS_VERSION%.*}" && installed timescaledb "$TIMESCALEDB_VERSION"
+installed citus "${CITUS_VERSION%.*}" && timescaledb_installed

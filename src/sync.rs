@@ -9,7 +9,7 @@ use crate::bigquery::{errors::bad_response, query, rest, storage};
 use crate::day::SyncDay;
 use crate::error::{SyncError, SyncResult};
 use crate::ledger::{self, Attempt, LastLoad, LoadFigures, Unchanged};
-use crate::load::day_replace::{lock_day, replace_day, rows_in_day};
+use crate::load::day_replace::{lock_day, replace_day, rows_in_day, Staging};
 use crate::load::target::Access;
 use crate::mirror::{Mirror, MirrorPlan};
 use crate::restricted::Restricted;
@@ -50,13 +50,17 @@ pub fn sync_day(
         } else {
             None
         };
+        let staging = Staging::create(&mirror.source, &mirror.target)?;
         let mut figures = {
             let _owner = Restricted::as_owner_of(mirror.target.oid)?;
             match unchanged_day(bigquery, mirror, day, last_load)? {
                 Some(figures) => figures,
-                None => load_day(bigquery, mirror, day)?,
+                None => load_day(bigquery, mirror, day, staging.as_ref())?,
             }
         };
+        if let Some(staging) = staging {
+            staging.drop()?;
+        }
         if !added.is_empty() {
             let added = added.join(", ");
             pgrx::notice!(
@@ -167,7 +171,12 @@ fn unwritten_since_last_load(
 }
 
 /// Reads the day through the API `token_sync.read_api` chooses and replaces it.
-fn load_day(bigquery: &BigQuery, mirror: &mut Mirror, day: SyncDay) -> SyncResult<LoadFigures> {
+fn load_day(
+    bigquery: &BigQuery,
+    mirror: &mut Mirror,
+    day: SyncDay,
+    staging: Option<&Staging>,
+) -> SyncResult<LoadFigures> {
     let settings = &bigquery.settings;
     let through_storage = match settings.read_api {
         ReadApi::Storage => true,
@@ -178,7 +187,9 @@ fn load_day(bigquery: &BigQuery, mirror: &mut Mirror, day: SyncDay) -> SyncResul
     if through_storage {
         let mut stream = storage::start(bigquery, &mirror.source, day, encoder(mirror))?;
         match stream.next() {
-            Ok(Some(Delivery::Started(summary))) => return copy_day(mirror, day, summary, stream),
+            Ok(Some(Delivery::Started(summary))) => {
+                return copy_day(mirror, day, staging, summary, stream)
+            }
             Err(error) if settings.read_api == ReadApi::Auto && storage::falls_back(&error) => {
                 pgrx::notice!(
                     "token_sync: BigQuery's Storage Read API cannot read {} ({}); reading through a query job instead",
@@ -201,7 +212,7 @@ fn load_day(bigquery: &BigQuery, mirror: &mut Mirror, day: SyncDay) -> SyncResul
         encoder(mirror),
     )?;
     match stream.next()? {
-        Some(Delivery::Started(summary)) => copy_day(mirror, day, summary, stream),
+        Some(Delivery::Started(summary)) => copy_day(mirror, day, staging, summary, stream),
         _ => Err(bad_response("BigQuery's result ended before it began")),
     }
 }
@@ -211,6 +222,7 @@ fn load_day(bigquery: &BigQuery, mirror: &mut Mirror, day: SyncDay) -> SyncResul
 fn copy_day(
     mirror: &Mirror,
     day: SyncDay,
+    staging: Option<&Staging>,
     summary: JobSummary,
     mut stream: ResultStream,
 ) -> SyncResult<LoadFigures> {
@@ -220,6 +232,7 @@ fn copy_day(
         &mirror.source,
         &mirror.target,
         day,
+        staging,
         Box::new(move || match stream.next()? {
             Some(Delivery::Page(page)) => {
                 let (rows, nul_stripped, reported) = pages.get();

@@ -100,6 +100,9 @@ class Source:
     def delete_where(self, where):
         self.emulator.delete_rows(where, table=self.table)
 
+    def add_column(self, name, kind):
+        self.emulator.add_column(name, kind, table=self.table)
+
 
 @pytest.fixture
 def source(emulator, db):

@@ -1,9 +1,9 @@
-"""Targets that Citus and TimescaleDB own: PostgreSQL's COPY inside the backend, with which
-token_sync writes, would leave the day's rows in the coordinator's shell table or the
-hypertable's root, where no query reads them. Such a target is refused before any row is
-written, and the ledger says why. Real engines, built from their release sources by
-scripts/build-engines.sh: a Citus coordinator that holds its own shards, and a
-TimescaleDB-preloaded server, each with the emulator as source."""
+"""Targets that Citus and TimescaleDB own. Both route rows to where queries read them (the
+shards, the chunks) for statements through the planner, not for the backend's own COPY, so
+token_sync stages the day in a temporary table and inserts from it. Real engines, built
+from their release sources by scripts/build-engines.sh: a Citus coordinator with two
+workers (three servers), and a TimescaleDB-preloaded server, each with the emulator as
+source."""
 
 import datetime as dt
 
@@ -15,6 +15,12 @@ from conftest import Source, set_database_defaults
 from helpers import UTC, notices, token
 
 DAY = dt.datetime(2026, 11, 20, tzinfo=UTC)
+SAME_FINGERPRINT = "token_sync: 2026-11-20 is unchanged in BigQuery (3 rows, same fingerprint); it was not rewritten"
+PRELOAD = "citus,pg_cron,token_sync"
+# Citus sends the day's rows on to a distributed table's shards with COPY, and raises a
+# worker's error in it with the worker's message but not its SQLSTATE (multi_copy.c,
+# ReportCopyError).
+CITUS_COPY_ERROR = "XX000"
 
 
 def require_engine(name):
@@ -29,15 +35,24 @@ def require_engine(name):
 
 @pytest.fixture(scope="module")
 def citus(emulator):
+    """A coordinator, which holds no shards, and two workers, each with token_sync preloaded."""
     require_engine("citus")
-    cluster = Cluster().start(preload="citus,pg_cron,token_sync", extensions=["citus"])
-    set_database_defaults(cluster, emulator)
-    with cluster.connect() as conn:
-        # One node that is coordinator and worker at once, holding the shards itself.
-        conn.execute("SELECT citus_set_coordinator_host('localhost', %s)", (cluster.port,))
-        conn.execute("SELECT citus_set_node_property('localhost', %s, 'shouldhaveshards', true)", (cluster.port,))
-    yield cluster
-    cluster.stop()
+    servers = []
+    try:
+        workers = [Cluster().start(preload=PRELOAD, extensions=["citus"]) for _ in range(2)]
+        servers += workers
+        coordinator = Cluster().start(preload=PRELOAD, extensions=["citus"])
+        servers.append(coordinator)
+        set_database_defaults(coordinator, emulator)
+        with coordinator.connect() as conn:
+            conn.execute("SELECT citus_set_coordinator_host('localhost', %s)", (coordinator.port,))
+            for worker in workers:
+                conn.execute("SELECT citus_add_node('localhost', %s)", (worker.port,))
+        coordinator.workers = workers
+        yield coordinator
+    finally:
+        for server in servers:
+            server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +66,8 @@ def timescaledb(emulator):
 
 
 def target_made_then(cluster, emulator, make):
-    """A connection whose source has 3 rows on DAY, and whose target (public.raw_tokens) a
-    first sync of the empty day before made, then `make` turned into the engine's table."""
+    """A connection and a source with 3 rows on DAY, whose target (public.raw_tokens) a first
+    sync of the empty day before made, then `make` turned into the engine's table."""
     conn = cluster.connect()
     conn.execute("DROP TABLE IF EXISTS public.raw_tokens")
     conn.execute("TRUNCATE token_sync.runs")
@@ -60,47 +75,183 @@ def target_made_then(cluster, emulator, make):
     conn.execute("SELECT token_sync_day('2026-11-19')")
     conn.execute(f"SELECT {make}")
     source.insert([token(n, DAY + dt.timedelta(minutes=n)) for n in (1, 2, 3)])
-    return conn
+    return conn, source
 
 
-def assert_refused_and_nothing_written(conn, kind, hint):
+def day_rows(conn):
+    return conn.execute("SELECT block_number, symbol FROM public.raw_tokens "
+                        "WHERE block_timestamp >= '2026-11-20' AND block_timestamp < '2026-11-21' "
+                        "ORDER BY block_number").fetchall()
+
+
+def assert_a_day_goes_through_the_engine(conn, source, stored_where, check_violation="23514"):
+    """First load, an unchanged re-sync, a changed one, a failure halfway through the day's
+    rows (raised with the engine's `check_violation` SQLSTATE), each checked through a query
+    and in the engine's own storage (`stored_where` gives the rows the engine holds, however
+    queries are routed)."""
     seen = notices(conn)
-    with pytest.raises(psycopg.errors.FeatureNotSupported) as error:
-        conn.execute("SELECT * FROM token_sync_day('2026-11-20')")
-    message = error.value.diag.message_primary
-    assert message == f"the target table public.raw_tokens is {kind}, which token_sync cannot load"
-    assert hint in error.value.diag.message_hint
-    assert "Mirror into a plain or natively partitioned table" in error.value.diag.message_hint
-    (status, failure), = conn.execute(
-        "SELECT status, error FROM token_backfill('2026-11-20', '2026-11-20')").fetchall()
-    assert (status, failure) == ("failed", message)
-    assert seen == [("WARNING", f"token_sync: 2026-11-20 failed: {message}")]
-    # Nothing anywhere: not through a query, not in the table's own heap.
-    assert conn.execute("SELECT count(*) FROM public.raw_tokens").fetchone() == (0,)
+    assert conn.execute("SELECT rows_loaded, rows_reported FROM token_sync_day('2026-11-20')").fetchone() == (3, 3)
+    assert day_rows(conn) == [(1, "T1"), (2, "T2"), (3, "T3")]
+    assert stored_where(conn) == 3
+    assert conn.execute("SELECT matches, bigquery_rows, local_rows FROM token_verify_day('2026-11-20')"
+                        ).fetchone() == (True, 3, 3)
+    # No staging table outlives the day.
+    assert conn.execute("SELECT to_regclass('pg_temp.token_sync_staging')").fetchone() == (None,)
+
+    seen.clear()
+    conn.execute("SELECT token_sync_day('2026-11-20')")
+    assert seen == [("NOTICE", SAME_FINGERPRINT)]
+    assert conn.execute("SELECT status FROM token_sync.runs ORDER BY run_id DESC LIMIT 1").fetchone() == ("unchanged",)
+
+    source.delete_where("block_number = 2")
+    source.insert([token(4, DAY + dt.timedelta(hours=5))])
+    assert conn.execute("SELECT rows_loaded FROM token_sync_day('2026-11-20')").fetchone() == (3,)
+    assert day_rows(conn) == [(1, "T1"), (3, "T3"), (4, "T4")]
+    assert stored_where(conn) == 3
+
+    # The source gains a row the target's constraint refuses: the day's other rows are
+    # already on their way when it fails, and the day stays as it was.
+    conn.execute("ALTER TABLE public.raw_tokens ADD CONSTRAINT no_bad_symbol CHECK (symbol <> 'BAD')")
+    source.insert([token(5, DAY + dt.timedelta(hours=6), symbol="BAD")])
+    with pytest.raises(psycopg.Error) as refused:
+        conn.execute("SELECT token_sync_day('2026-11-20')")
+    assert refused.value.sqlstate == check_violation
+    assert "violates check constraint \"no_bad_symbol" in refused.value.diag.message_primary
+    assert day_rows(conn) == [(1, "T1"), (3, "T3"), (4, "T4")]
+    assert stored_where(conn) == 3
+    (status, error), = conn.execute(
+        "SELECT status, error FROM token_sync.runs ORDER BY run_id DESC LIMIT 1").fetchall()
+    assert status == "failed" and "no_bad_symbol" in error
+    conn.execute("ALTER TABLE public.raw_tokens DROP CONSTRAINT no_bad_symbol")
+
+    # A backfill: each day in its own subtransaction, the next day's too.
+    source.insert([token(6, DAY + dt.timedelta(days=1))])
+    assert conn.execute("SELECT day::text, status, rows_loaded FROM token_backfill('2026-11-20', '2026-11-21')"
+                        ).fetchall() == [("2026-11-20", "succeeded", 4), ("2026-11-21", "succeeded", 1)]
+    assert stored_where(conn) == 5
+    assert conn.execute("SELECT count(*) FROM public.raw_tokens").fetchone() == (5,)
+    for day in ("2026-11-20", "2026-11-21"):
+        assert conn.execute(f"SELECT matches FROM token_verify_day('{day}')").fetchone() == (True,)
+
+    # The source gains a column: the engine's table gains it too, and the day its values.
+    source.add_column("fee", "INT64")
+    source.insert([token(7, DAY + dt.timedelta(days=1, hours=1), fee=42)])
+    seen.clear()
+    assert conn.execute("SELECT rows_loaded FROM token_sync_day('2026-11-21')").fetchone() == (2,)
+    assert seen == [("NOTICE", f"token_sync: the source {source.name} gained columns; "
+                               "added to public.raw_tokens: fee (bigint)")]
+    assert conn.execute("SELECT block_number, fee FROM public.raw_tokens WHERE block_timestamp >= '2026-11-21' "
+                        "ORDER BY block_number").fetchall() == [(6, None), (7, 42)]
+    assert stored_where(conn) == 6
+    assert conn.execute("SELECT matches FROM token_verify_day('2026-11-21')").fetchone() == (True,)
+
+
+def rows_in_shards(conn):
+    """The rows the shards hold, counted on the workers, and none in the coordinator's shell."""
     assert conn.execute("SELECT pg_relation_size('public.raw_tokens')").fetchone() == (0,)
-    assert conn.execute("SELECT status, rows_loaded, error FROM token_sync.runs WHERE day = '2026-11-20' "
-                        "ORDER BY run_id").fetchall() == [("failed", None, message)] * 2
+    counts = conn.execute("SELECT result FROM run_command_on_shards('public.raw_tokens', "
+                          "'SELECT count(*) FROM %s')").fetchall()
+    return sum(int(count) for count, in counts)
 
 
-@pytest.mark.parametrize("make, kind", [
-    ("create_distributed_table('public.raw_tokens', 'address', shard_count := 4)", "a Citus distributed table"),
-    ("create_reference_table('public.raw_tokens')", "a Citus reference table"),
-    ("citus_add_local_table_to_metadata('public.raw_tokens')", "a Citus local table"),
+def test_a_citus_distributed_table_gets_the_day_on_its_shards(citus, emulator):
+    conn, source = target_made_then(
+        citus, emulator, "create_distributed_table('public.raw_tokens', 'address', shard_count := 4)")
+    with conn:
+        workers = conn.execute("SELECT count(DISTINCT nodeport) FROM citus_shards "
+                               "WHERE table_name = 'public.raw_tokens'::regclass").fetchone()
+        assert workers == (2,)
+        assert_a_day_goes_through_the_engine(conn, source, rows_in_shards, CITUS_COPY_ERROR)
+        # Each worker holds some of the rows, read there and not through the coordinator.
+        placements = conn.execute("SELECT nodeport, shard_name FROM citus_shards "
+                                  "WHERE table_name = 'public.raw_tokens'::regclass").fetchall()
+        on_workers = []
+        for worker in citus.workers:
+            with worker.connect() as on_worker:
+                on_workers.append(sum(on_worker.execute(f"SELECT count(*) FROM public.{shard}").fetchone()[0]
+                                      for port, shard in placements if port == worker.port))
+        assert sum(on_workers) == 6 and all(on_workers)
+
+
+@pytest.mark.parametrize("make", [
+    "create_reference_table('public.raw_tokens')",
+    "citus_add_local_table_to_metadata('public.raw_tokens')",
 ])
-def test_a_citus_table_is_refused_before_any_row_is_written(citus, emulator, make, kind):
-    with target_made_then(citus, emulator, make) as conn:
-        assert_refused_and_nothing_written(conn, kind, "Citus does not route to the shards")
+def test_a_citus_reference_or_local_table_gets_the_day(citus, emulator, make):
+    conn, source = target_made_then(citus, emulator, make)
+    with conn:
+        assert_a_day_goes_through_the_engine(conn, source, rows_in_shards)
 
 
-def test_a_timescaledb_hypertable_is_refused_before_any_row_is_written(timescaledb, emulator):
-    make = "create_hypertable('public.raw_tokens', by_range('block_timestamp', INTERVAL '1 day'))"
-    with target_made_then(timescaledb, emulator, make) as conn:
-        assert_refused_and_nothing_written(conn, "a TimescaleDB hypertable", "TimescaleDB does not route to the chunks")
+def test_a_timescaledb_hypertable_gets_the_day_in_its_chunks(timescaledb, emulator):
+    conn, source = target_made_then(
+        timescaledb, emulator, "create_hypertable('public.raw_tokens', by_range('block_timestamp', INTERVAL '1 day'))")
+
+    def rows_in_chunks(conn):
+        assert conn.execute("SELECT count(*) FROM ONLY public.raw_tokens").fetchone() == (0,)
+        chunks = conn.execute("SELECT show_chunks('public.raw_tokens')").fetchall()
+        return sum(conn.execute(f"SELECT count(*) FROM {chunk}").fetchone()[0] for chunk, in chunks)
+
+    with conn:
+        assert_a_day_goes_through_the_engine(conn, source, rows_in_chunks)
+        assert conn.execute("SELECT count(*) FROM show_chunks('public.raw_tokens', "
+                            "newer_than => '2026-11-20'::timestamptz)").fetchone() == (2,)
+
+
+def test_a_day_in_a_compressed_chunk_is_re_synced(timescaledb, emulator):
+    conn, source = target_made_then(
+        timescaledb, emulator, "create_hypertable('public.raw_tokens', by_range('block_timestamp', INTERVAL '1 day'))")
+    with conn:
+        assert conn.execute("SELECT rows_loaded FROM token_sync_day('2026-11-20')").fetchone() == (3,)
+        conn.execute("ALTER TABLE public.raw_tokens SET (timescaledb.compress, "
+                     "timescaledb.compress_orderby = 'block_timestamp')")
+        conn.execute("SELECT compress_chunk(c) FROM show_chunks('public.raw_tokens') AS c")
+        day_chunk = ("SELECT is_compressed FROM timescaledb_information.chunks WHERE hypertable_name = 'raw_tokens' "
+                     "AND range_start = '2026-11-20'")
+        assert conn.execute(day_chunk).fetchone() == (True,)
+        seen = notices(conn)
+        conn.execute("SELECT token_sync_day('2026-11-20')")
+        assert seen == [("NOTICE", SAME_FINGERPRINT)]
+
+        source.delete_where("block_number = 2")
+        source.insert([token(4, DAY + dt.timedelta(hours=5))])
+        assert conn.execute("SELECT rows_loaded FROM token_sync_day('2026-11-20')").fetchone() == (3,)
+        assert day_rows(conn) == [(1, "T1"), (3, "T3"), (4, "T4")]
+        assert conn.execute("SELECT matches FROM token_verify_day('2026-11-20')").fetchone() == (True,)
         assert conn.execute("SELECT count(*) FROM ONLY public.raw_tokens").fetchone() == (0,)
 
 
-def test_a_plain_table_beside_the_engines_still_loads(citus, timescaledb, emulator):
+def test_a_hypertable_of_another_role_is_loaded_as_its_owner(timescaledb, emulator):
+    """The caller makes the staging table; the target's owner, as whom token_sync writes,
+    may read it and nothing more."""
+    conn, source = target_made_then(
+        timescaledb, emulator, "create_hypertable('public.raw_tokens', by_range('block_timestamp', INTERVAL '1 day'))")
+    with conn:
+        conn.execute("DROP ROLE IF EXISTS chain_owner")
+        conn.execute("CREATE ROLE chain_owner")
+        conn.execute("ALTER TABLE public.raw_tokens OWNER TO chain_owner")
+        # The owner's trigger sees who writes.
+        conn.execute("CREATE TABLE public.writers (who text)")
+        conn.execute("GRANT INSERT ON public.writers TO chain_owner")
+        conn.execute("CREATE FUNCTION public.note_writer() RETURNS trigger LANGUAGE plpgsql AS "
+                     "$$BEGIN INSERT INTO public.writers VALUES (current_user); RETURN NEW; END$$")
+        conn.execute("CREATE TRIGGER note_writer BEFORE INSERT ON public.raw_tokens "
+                     "FOR EACH ROW EXECUTE FUNCTION public.note_writer()")
+        try:
+            assert conn.execute("SELECT rows_loaded FROM token_sync_day('2026-11-20')").fetchone() == (3,)
+            assert conn.execute("SELECT who, count(*) FROM public.writers GROUP BY who").fetchall() == [
+                ("chain_owner", 3)]
+            assert conn.execute("SELECT count(*) FROM public.raw_tokens").fetchone() == (3,)
+        finally:
+            conn.execute("DROP TABLE public.raw_tokens, public.writers")
+            conn.execute("DROP FUNCTION public.note_writer()")
+            conn.execute("DROP ROLE chain_owner")
+
+
+def test_a_plain_table_beside_the_engines_still_loads_directly(citus, timescaledb, emulator):
     for cluster in (citus, timescaledb):
-        with target_made_then(cluster, emulator, "1") as conn:
+        conn, _ = target_made_then(cluster, emulator, "1")
+        with conn:
             assert conn.execute("SELECT rows_loaded FROM token_sync_day('2026-11-20')").fetchone() == (3,)
             assert conn.execute("SELECT matches FROM token_verify_day('2026-11-20')").fetchone() == (True,)
+            assert conn.execute("SELECT pg_relation_size('public.raw_tokens') > 0").fetchone() == (True,)

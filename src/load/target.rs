@@ -22,6 +22,26 @@ pub struct TargetTable {
     pub not_null: Vec<String>,
     /// Columns the preparation added because the source gained them, e.g. `fee (numeric)`.
     pub added_columns: Vec<String>,
+    /// How the day's rows get into the table.
+    pub write_path: WritePath,
+}
+
+/// How the day's rows reach the table where every query reads them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WritePath {
+    /// PostgreSQL's own COPY inside the backend, straight into the table.
+    Copy,
+    /// COPY into a temporary staging table, then `INSERT INTO ... SELECT` from it: for a
+    /// table an extension routes its rows for (a Citus table to its shards, a TimescaleDB
+    /// hypertable to its chunks), which it does for statements through the planner but not
+    /// for the backend's COPY.
+    Staged(Engine),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Citus,
+    TimescaleDb,
 }
 
 /// How a target column says it mirrors a source column (its comment), so that a column the
@@ -62,15 +82,10 @@ impl TargetTable {
             oid = lookup(&quoted)?;
         }
         if oid.is_none() {
-            let columns: Vec<String> = schema
-                .columns
-                .iter()
-                .map(|column| {
-                    let not_null = if column.not_null() { " NOT NULL" } else { "" };
-                    format!("{} {}{not_null}", column.postgres_name(), column.pg_type())
-                })
-                .collect();
-            Spi::run(&format!("CREATE TABLE {quoted} ({})", columns.join(", ")))?;
+            Spi::run(&format!(
+                "CREATE TABLE {quoted} ({})",
+                column_definitions(schema, true)
+            ))?;
             Spi::run(&format!(
                 "CREATE INDEX ON {quoted} ({})",
                 time.postgres_name()
@@ -86,14 +101,12 @@ impl TargetTable {
                 "Check that the schema exists and the calling role may create tables in it.",
             )
         })?;
-        refuse_unloadable(oid, &quoted)?;
         Self::checked(oid, quoted, schema, NewColumns::Add)
     }
 
-    /// Refuses a table whose rows PostgreSQL's own COPY would not put where queries read
-    /// them (see `refuse_unloadable`), before anything is written.
+    /// Refuses a table token_sync cannot load (see `write_path`), before anything is written.
     pub fn check_loadable(&self) -> SyncResult<()> {
-        refuse_unloadable(self.oid, &self.qualified_name)
+        write_path(self.oid, &self.qualified_name).map(|_| ())
     }
 
     /// Checks, as the calling role, what it needs to do `access` to the table: token_sync
@@ -260,12 +273,35 @@ impl TargetTable {
         )?
         .unwrap_or(quoted);
         Ok(Self {
+            write_path: write_path(oid, &qualified_name)?,
             oid,
             qualified_name,
             not_null,
             added_columns,
         })
     }
+}
+
+/// The source's columns as CREATE TABLE defines them, each of the type that holds it
+/// exactly, REQUIRED ones NOT NULL if `not_null`.
+pub fn column_definitions(schema: &SourceSchema, not_null: bool) -> String {
+    let columns: Vec<String> = schema
+        .columns
+        .iter()
+        .map(|column| {
+            let constraint = if not_null && column.not_null() {
+                " NOT NULL"
+            } else {
+                ""
+            };
+            format!(
+                "{} {}{constraint}",
+                column.postgres_name(),
+                column.pg_type()
+            )
+        })
+        .collect();
+    columns.join(", ")
 }
 
 /// The setting as `schema.table` (or `table`), each part quoted: safe to splice into SQL.
@@ -312,18 +348,12 @@ enum TableKind {
     /// A heap table or a partitioned table whose partitions are all heap tables: COPY
     /// stores the rows where every query reads them.
     Loadable,
+    /// A table whose rows an extension routes elsewhere, in statements through the planner.
+    Routed(Engine),
     /// Anything else, named as the error shows it, with what to do instead.
     Refused { what: String, hint: &'static str },
 }
 
-const CITUS_HINT: &str = "token_sync writes through PostgreSQL's own COPY inside the backend, which Citus does not \
-     route to the shards: the day's rows would be stored in the coordinator's shell table, where no query reads them. \
-     Mirror into a plain or natively partitioned table instead (another target_table); support for Citus tables is \
-     planned for a later version of token_sync.";
-const TIMESCALEDB_HINT: &str = "token_sync writes through PostgreSQL's own COPY inside the backend, which TimescaleDB \
-     does not route to the chunks: the day's rows would be stored in the hypertable's root, where no query reads them. \
-     Mirror into a plain or natively partitioned table instead (another target_table); support for hypertables is \
-     planned for a later version of token_sync.";
 const ACCESS_METHOD_HINT: &str = "token_sync loads heap tables (PostgreSQL's default access method), and has not been \
      tested with others. Mirror into a heap table, or convert this one: ALTER TABLE ... SET ACCESS METHOD heap.";
 const RULE_HINT: &str = "COPY, through which token_sync loads, ignores rules, so rows the rule would redirect or \
@@ -332,16 +362,16 @@ const FOREIGN_HINT: &str =
     "token_sync loads the rows into the table's own storage, and has not been tested with \
      foreign tables. Make the partition a heap table, or mirror into another table.";
 
-/// Refuses, with an error naming the table's kind, a target whose rows PostgreSQL's own
-/// COPY (with which token_sync writes, inside the backend) would not put into that table's
-/// own heap: a Citus distributed, reference or local table, a TimescaleDB hypertable (both
-/// route COPY in hooks this path skips), a table or partition with an access method other
-/// than heap, or a foreign partition, and a table with rules on INSERT (COPY ignores rules).
-/// Read from the catalogs; an extension's own catalog is read only when the extension is
-/// installed, so a plain server pays one lookup of pg_extension.
-fn refuse_unloadable(oid: pg_sys::Oid, quoted: &str) -> SyncResult<()> {
+/// How rows reach the table, or an error naming its kind if token_sync cannot load it: a
+/// table or partition with an access method other than heap, a foreign partition, or a
+/// table with rules on INSERT (COPY ignores rules). A Citus table or a TimescaleDB
+/// hypertable is staged (see `WritePath::Staged`). Read from the catalogs; an extension's
+/// own catalog is read only when the extension is installed, so a plain server pays one
+/// lookup of pg_extension.
+fn write_path(oid: pg_sys::Oid, quoted: &str) -> SyncResult<WritePath> {
     match table_kind(oid)? {
-        TableKind::Loadable => Ok(()),
+        TableKind::Loadable => Ok(WritePath::Copy),
+        TableKind::Routed(engine) => Ok(WritePath::Staged(engine)),
         TableKind::Refused { what, hint } => Err(SyncError::new(
             PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
             format!("the target table {quoted} is {what}, which token_sync cannot load"),
@@ -368,31 +398,19 @@ fn table_kind(oid: pg_sys::Oid) -> SyncResult<TableKind> {
     storage_kind(oid)
 }
 
-/// A Citus or TimescaleDB table, whose rows those extensions route in their own COPY.
+/// A Citus table (distributed, reference or local) or a TimescaleDB hypertable.
 fn engine_table(oid: pg_sys::Oid) -> SyncResult<Option<TableKind>> {
-    let refused = |what: &str, hint| {
-        Ok(Some(TableKind::Refused {
-            what: what.to_string(),
-            hint,
-        }))
-    };
     let (citus, timescaledb) = Spi::get_two::<bool, bool>(
         "SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus'), \
          EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'timescaledb')",
     )?;
     if citus == Some(true) {
-        let method = Spi::get_one_with_args::<String>(
-            "SELECT (SELECT p.partmethod::text || p.repmodel::text FROM pg_catalog.pg_dist_partition p \
-             WHERE p.logicalrelid = $1)",
+        let in_metadata = Spi::get_one_with_args::<bool>(
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = $1)",
             &[oid.into()],
         )?;
-        if let Some(method) = method {
-            let what = match method.as_str() {
-                "nt" => "a Citus reference table",
-                "ns" => "a Citus local table",
-                _ => "a Citus distributed table",
-            };
-            return refused(what, CITUS_HINT);
+        if in_metadata == Some(true) {
+            return Ok(Some(TableKind::Routed(Engine::Citus)));
         }
     }
     if timescaledb == Some(true) {
@@ -404,7 +422,7 @@ fn engine_table(oid: pg_sys::Oid) -> SyncResult<Option<TableKind>> {
             &[oid.into()],
         )?;
         if hypertable == Some(true) {
-            return refused("a TimescaleDB hypertable", TIMESCALEDB_HINT);
+            return Ok(Some(TableKind::Routed(Engine::TimescaleDb)));
         }
     }
     Ok(None)

@@ -9,12 +9,12 @@ DO $$ BEGIN
     CREATE ROLE token_sync_runner NOLOGIN;
 EXCEPTION WHEN duplicate_object THEN NULL;
 END $$;
-GRANT EXECUTE ON FUNCTION token_sync_day(date), token_backfill(date, date), token_verify_day(date),
-      token_catch_up(date) TO token_sync_runner;
+GRANT EXECUTE ON FUNCTION token_sync_day(date), token_backfill(date, date),
+      token_backfill(date, date, integer), token_verify_day(date), token_catch_up(date) TO token_sync_runner;
 -- Registered tables: the runner syncs and verifies them; registering (add_table,
 -- remove_table) stays with the superuser, since it decides what is fetched and billed.
 GRANT EXECUTE ON FUNCTION token_sync.sync_day(text, date), token_sync.backfill(text, date, date),
-      token_sync.verify_day(text, date), token_sync.sync_all(date), token_sync.catch_up(date)
+      token_sync.backfill(text, date, date, integer), token_sync.verify_day(text, date), token_sync.sync_all(date), token_sync.catch_up(date)
       TO token_sync_runner;
 GRANT USAGE ON SCHEMA token_sync TO token_sync_runner;
 GRANT SELECT ON token_sync.tables TO token_sync_runner;
@@ -23,8 +23,8 @@ GRANT SELECT ON token_sync.tables TO token_sync_runner;
 -- UPDATE: taken back here).
 REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON token_sync.runs FROM token_sync_runner;
 GRANT SELECT ON token_sync.runs TO token_sync_runner;
-GRANT SELECT ON token_sync.attempts, token_sync.day_status, token_sync.catch_up, token_sync.stale_days
-      TO token_sync_runner;
+GRANT SELECT ON token_sync.attempts, token_sync.day_status, token_sync.catch_up, token_sync.stale_days,
+      token_sync.backfills, token_sync.backfill_progress TO token_sync_runner;
 -- The target tables: token_sync.target_table's, and each registered table's that exists.
 SELECT format('GRANT SELECT, INSERT, DELETE ON %s TO token_sync_runner',
               current_setting('token_sync.target_table')::regclass) \gexec

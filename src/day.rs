@@ -60,6 +60,23 @@ impl SyncDay {
         self.0.checked_add_days(Days::new(1)).map(Self)
     }
 
+    /// The day `days` days later.
+    pub fn after(self, days: u64) -> Option<Self> {
+        self.0.checked_add_days(Days::new(days)).map(Self)
+    }
+
+    /// A day as `Display` writes it (YYYY-MM-DD).
+    pub fn parse(text: &str) -> SyncResult<Self> {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .map(Self)
+            .map_err(|error| {
+                SyncError::invalid_argument(
+                    format!("\"{text}\" is not a day: {error}"),
+                    "Give a day as YYYY-MM-DD.",
+                )
+            })
+    }
+
     pub fn days_until(self, later: Self) -> i64 {
         (later.0 - self.0).num_days()
     }

@@ -63,6 +63,11 @@ impl MirrorPlan {
         Ok(self.prepared.insert(mirror))
     }
 
+    /// The column the days are cut by, if the registry names it (else the source's own).
+    pub fn time_column(&self) -> Option<&str> {
+        self.time_column.as_deref()
+    }
+
     /// The source as users write it, `project.dataset.table`.
     pub fn source_name(&self) -> String {
         self.table.display()

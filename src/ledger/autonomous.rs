@@ -9,10 +9,14 @@
 
 use crate::error::{SyncError, SyncResult};
 use crate::restricted::PINNED_SEARCH_PATH;
-use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
+use pgrx::bgworkers::{
+    BackgroundWorker, BackgroundWorkerBuilder, DynamicBackgroundWorker,
+    DynamicBackgroundWorkerLoadError, SignalWakeFlags,
+};
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode};
 use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant};
 
 const STATUS_PENDING: u32 = 0;
 const STATUS_DONE: u32 = 1;
@@ -51,20 +55,7 @@ pub fn run(sql: &str, args: Vec<Option<String>>) -> SyncResult<Option<i64>> {
         std::ptr::copy_nonoverlapping(payload.as_ptr(), base.add(HEADER), payload.len());
         let handle = pg_sys::dsm_segment_handle(segment);
 
-        let outcome = BackgroundWorkerBuilder::new("token_sync ledger")
-            .set_type("token_sync ledger")
-            .set_library("token_sync")
-            .set_function("token_sync_ledger_worker")
-            .enable_spi_access()
-            .set_restart_time(None)
-            .set_argument(Some(pg_sys::Datum::from(handle)))
-            .set_extra(&format!(
-                "{} {}",
-                pg_sys::MyDatabaseId.to_u32(),
-                owner.to_u32()
-            ))
-            .set_notify_pid(pg_sys::MyProcPid)
-            .load_dynamic()
+        let outcome = start_worker(handle, owner)
             .map_err(|_| failed("no background worker slot was free".into()))
             .and_then(|worker| {
                 worker
@@ -79,6 +70,45 @@ pub fn run(sql: &str, args: Vec<Option<String>>) -> SyncResult<Option<i64>> {
             return Err(failed("the statement failed; see the server log".into()));
         }
         Ok((result != i64::MIN).then_some(result))
+    }
+}
+
+/// How long a write waits for a background worker slot: a parallel backfill's workers may
+/// hold all but one, and each of them writes the ledger.
+const SLOT_WAIT: Duration = Duration::from_secs(5);
+
+fn start_worker(
+    handle: pg_sys::dsm_handle,
+    owner: pg_sys::Oid,
+) -> Result<DynamicBackgroundWorker, DynamicBackgroundWorkerLoadError> {
+    let waited = Instant::now();
+    loop {
+        // SAFETY: plain reads of this backend's identity.
+        let (database, pid) = unsafe { (pg_sys::MyDatabaseId.to_u32(), pg_sys::MyProcPid) };
+        let started = BackgroundWorkerBuilder::new("token_sync ledger")
+            .set_type("token_sync ledger")
+            .set_library("token_sync")
+            .set_function("token_sync_ledger_worker")
+            .enable_spi_access()
+            .set_restart_time(None)
+            .set_argument(Some(pg_sys::Datum::from(handle)))
+            .set_extra(&format!("{database} {}", owner.to_u32()))
+            .set_notify_pid(pid)
+            .load_dynamic();
+        if started.is_ok() || waited.elapsed() >= SLOT_WAIT {
+            return started;
+        }
+        // SAFETY: our own latch; a cancel gets in at the check below.
+        unsafe {
+            pg_sys::WaitLatch(
+                pg_sys::MyLatch,
+                (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH) as i32,
+                10,
+                pg_sys::PG_WAIT_EXTENSION,
+            );
+            pg_sys::ResetLatch(pg_sys::MyLatch);
+        }
+        pg_sys::check_for_interrupts!();
     }
 }
 

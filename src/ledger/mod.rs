@@ -1,9 +1,10 @@
 //! The run ledger: one row per day attempt in `token_sync.runs`, the view
 //! `token_sync.attempts` that tells running from abandoned attempts, and the view
 //! `token_sync.day_status` that shows, per day of the synced range, the last successful
-//! load and whether the day is missing.
+//! load and whether the day is missing; `backfills`, the backfills called with `parallel`.
 
 pub mod autonomous;
+pub mod backfills;
 
 use crate::day::{SyncDay, PG_EPOCH_OFFSET_MICROS};
 use crate::error::{SyncError, SyncResult};

@@ -4,6 +4,7 @@
 //! a superuser grants EXECUTE (see the README's "Who may run it").
 
 mod fingerprint;
+mod parallel;
 mod tables;
 
 use crate::bigquery::context::BigQuery;
@@ -12,6 +13,7 @@ use crate::catch_up;
 use crate::day::SyncDay;
 use crate::error::{OrRaise, SyncError};
 use crate::ledger;
+use crate::ledger::backfills::Backfill;
 use crate::load::target::TargetTable;
 use crate::mirror::MirrorPlan;
 use crate::restricted::Restricted;
@@ -143,6 +145,61 @@ fn token_backfill(
         from,
         to,
     ))
+}
+
+/// `token_backfill` with up to `parallel` days at once, each in a background worker of its
+/// own that commits the day (see `parallel`); `parallel => 1` is `token_backfill(from_day,
+/// to_day)`, in the caller's transaction.
+#[allow(clippy::type_complexity)]
+#[pg_extern(volatile, parallel_unsafe, name = "token_backfill")]
+fn token_backfill_in_parallel(
+    from_day: Option<Date>,
+    to_day: Option<Date>,
+    parallel: Option<i32>,
+) -> TableIterator<
+    'static,
+    (
+        name!(day, Date),
+        name!(status, String),
+        name!(rows_loaded, Option<i64>),
+        name!(rows_reported, Option<i64>),
+        name!(seconds, f64),
+        name!(bytes_billed, Option<i64>),
+        name!(job_id, Option<String>),
+        name!(error, Option<String>),
+    ),
+> {
+    let parallel = parallel::checked_parallel(parallel);
+    let bigquery = BigQuery::load().or_raise();
+    let (from, to) = backfill_range(
+        &bigquery.settings,
+        from_day,
+        to_day,
+        "token_backfill(from_day, to_day, parallel)",
+    );
+    let mut plan = settings_mirror(&bigquery.settings);
+    TableIterator::new(backfill_days_at_once(
+        &bigquery, &mut plan, from, to, parallel,
+    ))
+}
+
+/// The days [from, to] of a mirror, `parallel` at once in background workers, or one after
+/// another in the caller's transaction when `parallel` is 1.
+pub(crate) fn backfill_days_at_once(
+    bigquery: &BigQuery,
+    plan: &mut MirrorPlan,
+    from: SyncDay,
+    to: SyncDay,
+    parallel: usize,
+) -> Vec<BackfillRow> {
+    let backfill = Backfill::start(&plan.ledger_name, &plan.source_name(), from, to, parallel);
+    let rows = if parallel == 1 {
+        backfill_days(bigquery, plan, from, to)
+    } else {
+        parallel::backfill_in_workers(plan, from, to, parallel)
+    };
+    backfill.finish();
+    rows
 }
 
 /// The days [from_day, to_day], checked: given, in order, begun, and no more of them than

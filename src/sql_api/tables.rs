@@ -17,8 +17,8 @@ mod token_sync {
     use crate::restricted::Restricted;
     use crate::source::TableRef;
     use crate::sql_api::{
-        backfill_days, backfill_range, backfill_row, catch_up_days, failed_row, past_day,
-        sync_one_day, verify_one_day,
+        backfill_days, backfill_days_at_once, backfill_range, backfill_row, catch_up_days,
+        failed_row, past_day, sync_one_day, verify_one_day,
     };
     use pgrx::datum::{Date, TimestampWithTimeZone};
     use pgrx::prelude::*;
@@ -159,6 +159,43 @@ mod token_sync {
         );
         let mut plan = plan(&registered).or_raise();
         TableIterator::new(backfill_days(&bigquery, &mut plan, from, to))
+    }
+
+    /// `token_backfill(from_day, to_day, parallel)` for a registered table.
+    #[allow(clippy::type_complexity)]
+    #[pg_extern(volatile, parallel_unsafe, name = "backfill")]
+    fn backfill_in_parallel(
+        source_table: Option<&str>,
+        from_day: Option<Date>,
+        to_day: Option<Date>,
+        parallel: Option<i32>,
+    ) -> TableIterator<
+        'static,
+        (
+            name!(day, Date),
+            name!(status, String),
+            name!(rows_loaded, Option<i64>),
+            name!(rows_reported, Option<i64>),
+            name!(seconds, f64),
+            name!(bytes_billed, Option<i64>),
+            name!(job_id, Option<String>),
+            name!(error, Option<String>),
+        ),
+    > {
+        let parallel = crate::sql_api::parallel::checked_parallel(parallel);
+        let bigquery = BigQuery::load().or_raise();
+        let _pinned = Restricted::search_path();
+        let registered = registry::find(given(source_table, "source_table")).or_raise();
+        let (from, to) = backfill_range(
+            &bigquery.settings,
+            from_day,
+            to_day,
+            "token_sync.backfill(source_table, from_day, to_day, parallel)",
+        );
+        let mut plan = plan(&registered).or_raise();
+        TableIterator::new(backfill_days_at_once(
+            &bigquery, &mut plan, from, to, parallel,
+        ))
     }
 
     /// `token_verify_day` for a registered table.

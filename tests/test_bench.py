@@ -43,3 +43,14 @@ def test_benchmark_of_a_transactions_day_runs_token_sync_and_copy(tmp_path):
     result = json.loads(out.read_text())
     assert (result["table"], result["rows"]) == ("transactions", 1500)
     assert sorted(result["medians"]) == sorted(TOKEN_SYNC_AND_COPY)
+
+
+def test_backfill_benchmark_loads_every_day_at_each_parallel(tmp_path):
+    out = tmp_path / "backfill.json"
+    completed = subprocess.run([sys.executable, str(ROOT / "bench" / "backfill.py"), "--days", "6", "--rows", "300",
+                                "--job-ms", "100", "--page-ms", "10", "--runs", "1", "--json", str(out)],
+                               check=True, capture_output=True, text=True, timeout=600)
+    result = json.loads(out.read_text())
+    assert sorted(result["seconds"]) == ["1", "4", "8"]
+    assert all(len(times) == 1 for times in result["seconds"].values())
+    assert "| 8 |" in completed.stdout and "× parallel 1" in completed.stdout

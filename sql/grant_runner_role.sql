@@ -17,6 +17,9 @@ GRANT EXECUTE ON FUNCTION token_sync.sync_day(text, date), token_sync.backfill(t
       token_sync.backfill(text, date, date, integer), token_sync.verify_day(text, date), token_sync.sync_all(date), token_sync.catch_up(date)
       TO token_sync_runner;
 GRANT USAGE ON SCHEMA token_sync TO token_sync_runner;
+-- Citus and TimescaleDB targets stage each day in a temporary table (PUBLIC has TEMPORARY
+-- unless it was revoked).
+SELECT format('GRANT TEMPORARY ON DATABASE %I TO token_sync_runner', current_database()) \gexec
 GRANT SELECT ON token_sync.tables TO token_sync_runner;
 -- The ledger: read only. token_sync writes it itself, as the ledger's owner, so that a
 -- runner can sync days but not write their history (0.4.0 and earlier granted INSERT and

@@ -50,17 +50,24 @@ pub fn sync_day(
         } else {
             None
         };
-        let staging = Staging::create(&mirror.source, &mirror.target)?;
-        let mut figures = {
+        let unchanged = {
             let _owner = Restricted::as_owner_of(mirror.target.oid)?;
-            match unchanged_day(bigquery, mirror, day, last_load)? {
-                Some(figures) => figures,
-                None => load_day(bigquery, mirror, day, staging.as_ref())?,
+            unchanged_day(bigquery, mirror, day, last_load)?
+        };
+        let mut figures = match unchanged {
+            Some(figures) => figures,
+            None => {
+                let staging = Staging::create(&mirror.source, &mirror.target)?;
+                let figures = {
+                    let _owner = Restricted::as_owner_of(mirror.target.oid)?;
+                    load_day(bigquery, mirror, day, staging.as_ref())?
+                };
+                if let Some(staging) = staging {
+                    staging.drop()?;
+                }
+                figures
             }
         };
-        if let Some(staging) = staging {
-            staging.drop()?;
-        }
         if !added.is_empty() {
             let added = added.join(", ");
             pgrx::notice!(

@@ -255,3 +255,81 @@ def test_a_plain_table_beside_the_engines_still_loads_directly(citus, timescaled
             assert conn.execute("SELECT rows_loaded FROM token_sync_day('2026-11-20')").fetchone() == (3,)
             assert conn.execute("SELECT matches FROM token_verify_day('2026-11-20')").fetchone() == (True,)
             assert conn.execute("SELECT pg_relation_size('public.raw_tokens') > 0").fetchone() == (True,)
+
+
+def test_a_citus_table_whose_owner_cannot_log_in_is_refused_with_what_to_do(citus, emulator):
+    """token_sync writes as the table's owner, and Citus connects to the workers as that role."""
+    conn, _ = target_made_then(citus, emulator, "create_distributed_table('public.raw_tokens', 'address')")
+    with conn:
+        conn.execute("DROP ROLE IF EXISTS chain_group")
+        conn.execute("CREATE ROLE chain_group NOLOGIN")
+        conn.execute("ALTER TABLE public.raw_tokens OWNER TO chain_group")
+        try:
+            for call in ("SELECT token_sync_day('2026-11-20')", "SELECT * FROM token_verify_day('2026-11-20')"):
+                with pytest.raises(psycopg.errors.InvalidAuthorizationSpecification) as refused:
+                    conn.execute(call)
+                assert refused.value.diag.message_primary == (
+                    "the owner of public.raw_tokens, chain_group, cannot log in, and token_sync reads and writes "
+                    "the table as its owner, as whom Citus connects to the workers")
+                assert refused.value.diag.message_hint.startswith("ALTER ROLE chain_group LOGIN")
+            conn.execute("ALTER ROLE chain_group LOGIN")  # trust authentication on these servers
+            assert conn.execute("SELECT rows_loaded FROM token_sync_day('2026-11-20')").fetchone() == (3,)
+        finally:
+            conn.execute("DROP TABLE public.raw_tokens")
+            conn.execute("DROP ROLE chain_group")
+
+
+def test_a_distributed_columnar_table_is_refused_like_any_columnar_table(citus, emulator):
+    conn, _ = target_made_then(citus, emulator, "1")
+    with conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS citus_columnar")
+        conn.execute("DROP TABLE IF EXISTS public.raw_columnar")
+        conn.execute("CREATE TABLE public.raw_columnar (LIKE public.raw_tokens) USING columnar")
+        conn.execute("SELECT create_distributed_table('public.raw_columnar', 'address')")
+        conn.execute("SET token_sync.target_table = 'public.raw_columnar'")
+        try:
+            with pytest.raises(psycopg.errors.FeatureNotSupported) as refused:
+                conn.execute("SELECT token_sync_day('2026-11-20')")
+            assert refused.value.diag.message_primary == (
+                "the target table public.raw_columnar is a table of the access method columnar, "
+                "which token_sync cannot load")
+        finally:
+            conn.execute("DROP TABLE public.raw_columnar")
+
+
+def test_staging_needs_temporary_tables_only_when_a_day_is_written(timescaledb, emulator):
+    conn, source = target_made_then(
+        timescaledb, emulator, "create_hypertable('public.raw_tokens', by_range('block_timestamp', INTERVAL '1 day'))")
+    with conn:
+        conn.execute("SELECT token_sync_day('2026-11-20')")
+        conn.execute("DROP ROLE IF EXISTS chain_runner")
+        conn.execute("CREATE ROLE chain_runner LOGIN")
+        conn.execute(f"ALTER ROLE chain_runner SET token_sync.source_table = '{source.name}'")
+        conn.execute("GRANT EXECUTE ON FUNCTION token_sync_day(date) TO chain_runner")
+        conn.execute("GRANT SELECT, INSERT, DELETE ON public.raw_tokens TO chain_runner")
+        conn.execute("REVOKE TEMPORARY ON DATABASE token_sync_test FROM PUBLIC")
+        try:
+            with timescaledb.connect(user="chain_runner") as runner:
+                seen = notices(runner)
+                runner.execute("SELECT token_sync_day('2026-11-20')")  # unchanged: nothing staged
+                assert seen == [("NOTICE", SAME_FINGERPRINT)]
+                source.insert([token(4, DAY + dt.timedelta(hours=5))])
+                with pytest.raises(psycopg.errors.InsufficientPrivilege) as refused:
+                    runner.execute("SELECT token_sync_day('2026-11-20')")
+                assert refused.value.diag.message_primary == (
+                    "permission denied to create temporary tables, in which token_sync stages the day of "
+                    "public.raw_tokens")
+                conn.execute("GRANT TEMPORARY ON DATABASE token_sync_test TO chain_runner")
+                assert runner.execute("SELECT rows_loaded FROM token_sync_day('2026-11-20')").fetchone() == (4,)
+                # A temporary table of the session's own under the staging table's name.
+                runner.execute("CREATE TEMPORARY TABLE token_sync_staging (note text)")
+                source.insert([token(5, DAY + dt.timedelta(hours=6))])
+                with pytest.raises(psycopg.errors.DuplicateTable) as taken:
+                    runner.execute("SELECT token_sync_day('2026-11-20')")
+                assert taken.value.diag.message_primary.startswith(
+                    "this session has a temporary relation or type pg_temp.token_sync_staging of its own")
+        finally:
+            conn.execute("GRANT TEMPORARY ON DATABASE token_sync_test TO PUBLIC")
+            conn.execute("DROP TABLE public.raw_tokens")
+            conn.execute("DROP OWNED BY chain_runner")
+            conn.execute("DROP ROLE chain_runner")

@@ -111,6 +111,28 @@ def test_a_natively_partitioned_target_loads_and_one_with_an_odd_partition_is_re
     assert db.execute("SELECT count(*) FROM public.raw_parted_19").fetchone() == (0,)
 
 
+def test_a_day_without_its_partition_fails_naming_the_partition_to_make(loaded):
+    db = loaded
+    db.execute("CREATE TABLE public.raw_parted (LIKE public.raw_tokens INCLUDING ALL) PARTITION BY RANGE (block_timestamp)")
+    db.execute("CREATE TABLE public.raw_parted_19 PARTITION OF public.raw_parted "
+               "FOR VALUES FROM ('2026-11-19') TO ('2026-11-20')")
+    db.execute("SET token_sync.target_table = 'public.raw_parted'")
+    assert db.execute("SELECT rows_loaded FROM token_sync_day('2026-11-19')").fetchone() == (2,)
+    with pytest.raises(psycopg.errors.CheckViolation) as missing:
+        db.execute("SELECT token_sync_day('2026-11-20')")
+    diag = missing.value.diag
+    assert diag.message_primary == "the partitioned target table public.raw_parted has no partition for rows of 2026-11-20"
+    assert diag.message_hint.startswith("Make the day's partition, e.g. CREATE TABLE ... PARTITION OF public.raw_parted "
+                                        "FOR VALUES FROM ('2026-11-20') TO ('2026-11-21')")
+    assert "partman.run_maintenance('public.raw_parted')" in diag.message_hint
+    assert diag.message_detail.startswith('no partition of relation "raw_parted" found for row (Partition key')
+    assert last_run(db) == ("2026-11-20", "failed", None, f"{diag.message_primary} ({diag.message_detail})")
+    assert day_counts(db, "public.raw_parted") == (2, 0)
+    db.execute("CREATE TABLE public.raw_parted_20 PARTITION OF public.raw_parted "
+               "FOR VALUES FROM ('2026-11-20') TO ('2026-11-21')")
+    assert db.execute("SELECT rows_loaded FROM token_sync_day('2026-11-20')").fetchone() == (3,)
+
+
 def test_a_table_with_a_rule_on_insert_is_refused(loaded):
     db = loaded
     db.execute("CREATE TABLE public.raw_elsewhere (LIKE public.raw_tokens)")

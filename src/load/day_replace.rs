@@ -8,7 +8,10 @@ use super::target::{column_definitions, TargetTable, WritePath};
 use crate::day::SyncDay;
 use crate::error::{SyncError, SyncResult};
 use crate::source::Source;
+use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode;
+use std::panic::AssertUnwindSafe;
 
 /// Serialises syncs of the same target and day until the end of the transaction: a second
 /// session waits (bounded by `lock_timeout`, cancellable) and then replaces the day again,
@@ -33,10 +36,35 @@ pub struct Staging {
 const STAGING_TABLE: &str = "pg_temp.token_sync_staging";
 
 impl Staging {
-    /// None for a target that COPY loads directly.
+    /// None for a target that COPY loads directly. Refused, with what to do, if the caller
+    /// may not create temporary tables or has one of the staging table's name.
     pub fn create(source: &Source, target: &TargetTable) -> SyncResult<Option<Self>> {
         if target.write_path == WritePath::Copy {
             return Ok(None);
+        }
+        let may_stage = Spi::get_one::<bool>(
+            "SELECT pg_catalog.has_database_privilege(pg_catalog.current_database(), 'TEMPORARY')",
+        )?;
+        if may_stage != Some(true) {
+            return Err(SyncError::new(
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!(
+                    "permission denied to create temporary tables, in which token_sync stages the day of {}",
+                    target.qualified_name
+                ),
+                "Grant it: GRANT TEMPORARY ON DATABASE ... TO the calling role (sql/grant_runner_role.sql does).",
+            ));
+        }
+        let taken = Spi::get_one::<bool>(&format!(
+            "SELECT pg_catalog.to_regclass('{STAGING_TABLE}') IS NOT NULL \
+             OR pg_catalog.to_regtype('{STAGING_TABLE}') IS NOT NULL"
+        ))?;
+        if taken == Some(true) {
+            return Err(SyncError::new(
+                PgSqlErrorCode::ERRCODE_DUPLICATE_TABLE,
+                format!("this session has a temporary relation or type {STAGING_TABLE} of its own, where token_sync stages the day of {}", target.qualified_name),
+                format!("Drop it (DROP TABLE {STAGING_TABLE} or DROP TYPE {STAGING_TABLE}), or sync the day from another session."),
+            ));
         }
         Spi::run(&format!(
             "CREATE TEMPORARY TABLE {STAGING_TABLE} ({})",
@@ -88,7 +116,17 @@ pub fn replace_day(
         .map(|column| column.name.as_str())
         .collect();
     let Some(staging) = staging else {
-        return copy_into(target.oid, &target.qualified_name, &columns, next_chunk);
+        return PgTryBuilder::new(AssertUnwindSafe(|| {
+            copy_into(target.oid, &target.qualified_name, &columns, next_chunk)
+        }))
+        .catch_when(
+            PgSqlErrorCode::ERRCODE_CHECK_VIOLATION,
+            |caught| match no_partition_for(&caught, target, day) {
+                Some(error) => Err(error),
+                None => caught.rethrow(),
+            },
+        )
+        .execute();
     };
     copy_into(
         staging.oid,
@@ -116,6 +154,32 @@ pub fn replace_day(
             .map(|inserted| inserted.len() as u64)
     })
     .map_err(SyncError::from)
+}
+
+/// PostgreSQL's "no partition of relation ... found for row", said as the day's: which
+/// partition is missing and how to make it. The caller's subtransaction then rolls back.
+fn no_partition_for(caught: &CaughtError, target: &TargetTable, day: SyncDay) -> Option<SyncError> {
+    let CaughtError::PostgresError(report) = caught else {
+        return None;
+    };
+    if !report.message().starts_with("no partition of relation") {
+        return None;
+    }
+    let next = day.next().unwrap_or(day);
+    let target = &target.qualified_name;
+    let error = SyncError::new(
+        PgSqlErrorCode::ERRCODE_CHECK_VIOLATION,
+        format!("the partitioned target table {target} has no partition for rows of {day}"),
+        format!(
+            "Make the day's partition, e.g. CREATE TABLE ... PARTITION OF {target} FOR VALUES FROM ('{day}') TO ('{next}') \
+             (or a DEFAULT partition); where pg_partman manages the table, run partman.run_maintenance('{target}') or \
+             raise its premake. Then sync the day again: nothing of it was written."
+        ),
+    );
+    Some(match report.detail() {
+        Some(detail) => error.with_detail(format!("{} ({detail})", report.message())),
+        None => error.with_detail(report.message()),
+    })
 }
 
 /// The rows the day holds in the target, read back through a query: what every reader of

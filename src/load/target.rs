@@ -151,8 +151,40 @@ impl TargetTable {
                 ),
                 "GRANT USAGE ON SCHEMA ... TO the table's owner, or make a role that may use the schema its owner.",
             )),
-            Access::Read | Access::Replace => Ok(()),
+            _ => self.check_staged_may(),
         }
+    }
+
+    /// What a staged target (see `WritePath::Staged`) needs beyond a plain table's, to be
+    /// read or written: a Citus table's owner, as whom Citus connects to the workers, may log
+    /// in. (The staging table's privilege is checked when a day is staged.)
+    fn check_staged_may(&self) -> SyncResult<()> {
+        let WritePath::Staged(engine) = self.write_path else {
+            return Ok(());
+        };
+        if engine == Engine::Citus {
+            let owner_without_login = Spi::get_one_with_args::<String>(
+                "SELECT (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_class c \
+                 JOIN pg_catalog.pg_roles r ON r.oid = c.relowner \
+                 WHERE c.oid = $1 AND NOT r.rolcanlogin AND EXISTS (SELECT FROM pg_catalog.pg_dist_partition p \
+                   WHERE p.logicalrelid = c.oid AND NOT (p.partmethod = 'n' AND p.repmodel = 's')))",
+                &[self.oid.into()],
+            )?;
+            if let Some(owner) = owner_without_login {
+                return Err(SyncError::new(
+                    PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+                    format!(
+                        "the owner of {}, {owner}, cannot log in, and token_sync reads and writes the table as its owner, \
+                         as whom Citus connects to the workers",
+                        self.qualified_name
+                    ),
+                    format!(
+                        "ALTER ROLE {owner} LOGIN, with a way in to every worker (pg_dist_authinfo or .pgpass), or make a role that can log in the table's owner."
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Resolves the target table's name and checks its columns, changing nothing: `None`
@@ -381,9 +413,15 @@ fn write_path(oid: pg_sys::Oid, quoted: &str) -> SyncResult<WritePath> {
 }
 
 fn table_kind(oid: pg_sys::Oid) -> SyncResult<TableKind> {
-    if let Some(kind) = engine_table(oid)? {
-        return Ok(kind);
+    match storage_or_rule(oid)? {
+        TableKind::Loadable => Ok(engine_table(oid)?.unwrap_or(TableKind::Loadable)),
+        refused => Ok(refused),
     }
+}
+
+/// Refused if the table has a rule on INSERT, or its storage is not heap (`storage_kind`),
+/// whichever engine owns it.
+fn storage_or_rule(oid: pg_sys::Oid) -> SyncResult<TableKind> {
     let insert_rule = Spi::get_one_with_args::<String>(
         "SELECT (SELECT pg_catalog.quote_ident(r.rulename) FROM pg_catalog.pg_rewrite r \
          WHERE r.ev_class = $1 AND r.ev_type = '3' ORDER BY r.rulename LIMIT 1)",

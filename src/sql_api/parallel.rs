@@ -420,7 +420,11 @@ impl Drop for Workers {
 pub extern "C-unwind" fn token_sync_backfill_worker(argument: pg_sys::Datum) {
     // SAFETY: installed before signals are unblocked; see `die_at_next_interrupt_check`.
     unsafe {
+        #[cfg(not(feature = "pg18"))]
         pg_sys::pqsignal(pg_sys::SIGTERM as i32, Some(die_at_next_interrupt_check));
+        // PostgreSQL 18 names the backend's pqsignal pqsignal_be (its header's macro).
+        #[cfg(feature = "pg18")]
+        pg_sys::pqsignal_be(pg_sys::SIGTERM as i32, Some(die_at_next_interrupt_check));
         pg_sys::BackgroundWorkerUnblockSignals();
     }
     let mut ids = BackgroundWorker::get_extra()

@@ -147,7 +147,9 @@ SELECT pg_catalog.pg_extension_config_dump('token_sync.backfills', '');
 
 -- Each backfill with its days' last attempts since it started: done (succeeded or
 -- unchanged), failed (failed or abandoned), running; the rows they loaded; and, while it
--- runs, when it will end at the pace so far.
+-- runs, when it will end at the pace so far. Whether it runs is read from
+-- pg_stat_activity, which shows another role's session only to members of
+-- pg_read_all_stats.
 CREATE VIEW token_sync.backfill_progress AS
 SELECT b.backfill_id,
        b.source_table,
@@ -162,15 +164,18 @@ SELECT b.backfill_id,
        p.rows_loaded,
        b.started_at,
        b.finished_at,
-       CASE WHEN b.finished_at IS NOT NULL THEN 'finished'
-            WHEN EXISTS (SELECT FROM pg_catalog.pg_stat_activity a
-                         WHERE a.pid = b.backend_pid AND a.backend_start = b.backend_start
-                           AND a.xact_start <= b.started_at) THEN 'running'
-            ELSE 'stopped' END AS state,
-       CASE WHEN b.finished_at IS NULL AND p.done + p.failed > 0
+       s.state,
+       CASE WHEN s.state = 'running' AND p.done + p.failed > 0
             THEN pg_catalog.now() + (pg_catalog.now() - b.started_at) / (p.done + p.failed)
                  * (b.to_day - b.from_day + 1 - p.done - p.failed) END AS eta
 FROM token_sync.backfills b
+CROSS JOIN LATERAL (
+    SELECT CASE WHEN b.finished_at IS NOT NULL THEN 'finished'
+                WHEN EXISTS (SELECT FROM pg_catalog.pg_stat_activity a
+                             WHERE a.pid = b.backend_pid AND a.backend_start = b.backend_start
+                               AND a.xact_start <= b.started_at) THEN 'running'
+                ELSE 'stopped' END AS state
+) s
 CROSS JOIN LATERAL (
     SELECT count(*) FILTER (WHERE l.outcome IN ('succeeded', 'unchanged')) AS done,
            count(*) FILTER (WHERE l.outcome IN ('failed', 'abandoned'))    AS failed,

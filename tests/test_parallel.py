@@ -153,3 +153,114 @@ def test_a_running_backfill_shows_its_progress_to_other_sessions(db, fake_google
     assert row[10:] == ("running", True)
     assert db.execute(progress).fetchall() == [
         (source, "public.raw_tokens", "2026-11-10", "2026-11-13", 2, 4, 4, 0, 0, 8, "finished", False)]
+
+
+def test_inside_a_transaction_block_it_is_refused_and_parallel_1_runs_there(db, fake_google):
+    fake_google.rows = [to_fake(r) for index in range(2) for r in rows_on(index, 1, index)]
+    db.execute("SELECT token_sync_day('2026-11-09')")
+    db.execute("BEGIN")
+    db.execute("SELECT token_sync_day('2026-11-10')")  # holds the day's lock a worker would wait on
+    with pytest.raises(psycopg.errors.ActiveSqlTransaction) as refused:
+        db.execute("SELECT * FROM token_backfill('2026-11-10', '2026-11-11', 2)")
+    assert refused.value.diag.message_primary == "a backfill with parallel cannot run inside a transaction block"
+    assert "parallel => 1" in refused.value.diag.message_hint
+    db.execute("ROLLBACK")
+    db.execute("BEGIN")
+    assert db.execute("SELECT count(*) FROM token_backfill('2026-11-10', '2026-11-11', 1)").fetchone() == (2,)
+    db.execute("COMMIT")
+    # Not a transaction block, but one statement that synced a day first: its worker would
+    # wait for the day's lock for ever; the call fails instead, within about a second.
+    started = time.monotonic()
+    with pytest.raises(psycopg.errors.DeadlockDetected) as blocked:
+        db.execute("DO $$BEGIN PERFORM token_sync_day('2026-11-10'); "
+                   "PERFORM * FROM token_backfill('2026-11-10', '2026-11-11', 2); END$$")
+    assert blocked.value.diag.message_primary == "a backfill worker waits for a lock that this call's own statement holds"
+    assert time.monotonic() - started < 5
+    assert wait_until(lambda: db.execute(WORKERS).fetchone() == (0,), timeout=1, interval=0.05)
+
+
+def test_the_end_of_the_caller_stops_every_worker_within_a_second(db, fake_google, cluster):
+    fake_google.rows = [to_fake(r) for index in range(6) for r in rows_on(index, 1, index)]
+    db.execute("SELECT token_sync_day('2026-11-09')")
+    before = fake_google.count("query")
+    fake_google.fault = lambda kind, n: {"delay": 30} if kind == "query" else None
+    caller = cluster.connect()
+    caller.execute(f"SET token_sync.api_url = '{fake_google.base_url}'")
+    caller.execute("SET token_sync.source_table = 'bigquery-public-data.crypto_ethereum.tokens'")
+    pid = caller.info.backend_pid
+    running = threading.Thread(target=lambda: pytest.raises(
+        psycopg.OperationalError, caller.execute, "SELECT * FROM token_backfill('2026-11-10', '2026-11-15', 2)"),
+        daemon=True)
+    running.start()
+    assert wait_until(lambda: fake_google.count("query") >= before + 2, timeout=10, interval=0.05)
+    db.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    terminated = time.monotonic()
+    assert wait_until(lambda: db.execute(WORKERS).fetchone() == (0,), timeout=1.5, interval=0.05), \
+        "a worker outlived its caller by more than a second"
+    assert time.monotonic() - terminated < 1.5
+    running.join()
+    assert db.execute("SELECT count(*) FROM raw_tokens WHERE block_timestamp >= '2026-11-10'").fetchone() == (0,)
+    assert fake_google.count("query") == before + 2, "no day was started after the caller ended"
+
+
+def test_workers_take_the_callers_settings_and_role_whatever_their_source(db, fake_google, cluster):
+    """Settings given as connection options, and a SET ROLE to a role that cannot log in:
+    the workers connect as the login and act as the role, with the caller's settings."""
+    fake_google.rows = [to_fake(r) for index in range(2) for r in rows_on(index, 1, index)]
+    db.execute("SELECT token_sync_day('2026-11-09')")
+    db.execute("DROP ROLE IF EXISTS chain_runner")
+    db.execute("CREATE ROLE chain_runner NOLOGIN")
+    db.execute("GRANT EXECUTE ON FUNCTION token_backfill(date, date, integer) TO chain_runner")
+    db.execute("GRANT SELECT, DELETE ON public.raw_tokens TO chain_runner")  # not INSERT
+    options = (f"-c token_sync.api_url={fake_google.base_url} "
+               "-c token_sync.source_table=bigquery-public-data.crypto_ethereum.tokens")
+    try:
+        with cluster.connect(options=options) as caller:
+            assert caller.execute("SELECT status FROM token_backfill('2026-11-10', '2026-11-11', 2)").fetchall() == [
+                ("succeeded",), ("succeeded",)]
+            caller.execute("SET ROLE chain_runner")
+            rows = caller.execute("SELECT status, error FROM token_backfill('2026-11-10', '2026-11-11', 2)").fetchall()
+            assert rows == [("failed", "permission denied to insert into public.raw_tokens")] * 2
+            caller.execute("RESET ROLE")
+    finally:
+        db.execute("DROP OWNED BY chain_runner")
+        db.execute("DROP ROLE chain_runner")
+
+
+def test_with_every_slot_taken_one_is_kept_for_the_ledger(source, db, cluster):
+    """max_worker_processes = 8: pg_cron's launcher and the logical replication launcher hold
+    two, so six workers would fit and leave none for the ledger's writes."""
+    source.insert([r for index in range(12) for r in rows_on(index, 1, index)])
+    db.execute("SELECT token_sync_day('2026-11-09')")
+    log_before = cluster.log.stat().st_size
+    seen = notices(db)
+    started = time.monotonic()
+    assert db.execute("SELECT count(*) FROM token_backfill('2026-11-10', '2026-11-21', 6) "
+                      "WHERE status = 'succeeded'").fetchone() == (12,)
+    assert time.monotonic() - started < 30, "the ledger's writes waited for slots"
+    assert seen == [("NOTICE", "token_sync: 5 of 6 background workers work on the backfill: the server has no slot "
+                               "for more (max_worker_processes), and keeps one for the ledger's writes")]
+    with open(cluster.log, "rb") as log:
+        log.seek(log_before)
+        assert b"could not write to the token_sync ledger" not in log.read()
+
+
+def test_a_long_error_is_cut_to_fit_and_a_column_is_added_once(db, fake_google):
+    fake_google.rows = [to_fake(r) for index in range(4) for r in rows_on(index, 1, index)]
+    db.execute("SELECT token_sync_day('2026-11-09')")
+    fake_google.schema = fake_google.schema + [("gas_price", "INTEGER")]
+    fake_google.rows = [dict(r, gas_price=7) for r in fake_google.rows]
+    statuses = db.execute("SELECT status FROM token_backfill('2026-11-10', '2026-11-13', 4)").fetchall()
+    assert statuses == [("succeeded",)] * 4
+    assert db.execute("SELECT schema_changes FROM token_sync.runs WHERE schema_changes IS NOT NULL").fetchall() == [
+        ("added gas_price (bigint)",)]
+    assert db.execute("SELECT count(*) FROM raw_tokens WHERE gas_price = 7").fetchone() == (4,)
+
+    quoted = '"\u0001' * 1500
+    fake_google.fault = lambda kind, n: {"status": 400, "body": {"error": {
+        "code": 400, "message": quoted, "errors": [{"reason": "invalidQuery", "message": quoted}]}}} \
+        if kind == "query" else None
+    db.execute("TRUNCATE raw_tokens")
+    rows = db.execute("SELECT status, error FROM token_backfill('2026-11-10', '2026-11-11', 2)").fetchall()
+    for status, error in rows:
+        assert status == "failed" and error.endswith("…") and '"\u0001"' in error, error[:200]

@@ -75,10 +75,7 @@ impl TargetTable {
         if oid.is_none() {
             // Two first syncs at once would both create it: the second waits here for the
             // first to commit, then finds the table.
-            Spi::run_with_args(
-                "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('token_sync create ' || $1))",
-                &[quoted.clone().into()],
-            )?;
+            lock_creation(&quoted)?;
             oid = lookup(&quoted)?;
         }
         if oid.is_none() {
@@ -256,7 +253,13 @@ impl TargetTable {
         schema: &SourceSchema,
         new_columns: NewColumns,
     ) -> SyncResult<Self> {
-        let (not_null, missing) = check_columns(oid, &quoted, schema)?;
+        let (mut not_null, mut missing) = check_columns(oid, &quoted, schema)?;
+        if new_columns == NewColumns::Add && missing.iter().any(|column| !column.not_null()) {
+            // Another session (a backfill's other worker) may be adding them: wait for it,
+            // as for the table's creation, then look again.
+            lock_creation(&quoted)?;
+            (not_null, missing) = check_columns(oid, &quoted, schema)?;
+        }
         if new_columns == NewColumns::Add && missing.iter().any(|column| !column.not_null()) {
             mark_mirrors(oid, &quoted, schema)?;
         }
@@ -334,6 +337,16 @@ pub fn column_definitions(schema: &SourceSchema, not_null: bool) -> String {
         })
         .collect();
     columns.join(", ")
+}
+
+/// Serialises the sessions that create the table or add columns to it, until the end of
+/// the transaction.
+fn lock_creation(quoted: &str) -> SyncResult<()> {
+    Spi::run_with_args(
+        "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('token_sync create ' || $1))",
+        &[quoted.into()],
+    )
+    .map_err(SyncError::from)
 }
 
 /// The setting as `schema.table` (or `table`), each part quoted: safe to splice into SQL.

@@ -81,6 +81,9 @@ macro_rules! settings {
     ($(
         $name:ident: $field:ty = $kind:ident($($argument:tt)*), $short:literal, $long:literal, $convert:expr;
     )+) => {
+        /// Every setting's name, as PostgreSQL knows it.
+        pub const NAMES: &[&str] = &[$( concat!("token_sync.", stringify!($name)), )+];
+
         /// PostgreSQL's variables behind the settings, one per row of the table.
         #[allow(non_upper_case_globals)]
         mod gucs {

@@ -1,8 +1,10 @@
 //! A backfill's days spread over background workers (`parallel => N`). Each worker connects
-//! to the database as the caller, takes the next day from a counter in a shared memory
-//! segment, syncs it as a backfill does (its own subtransaction and ledger row), commits it,
-//! and writes the day's result into the segment; the caller waits, says each failed day in
-//! a WARNING as it ends, and returns the rows in day order. A cancel of the caller stops the
+//! to the database as the caller's session user, becomes the caller's current user with the
+//! caller's token_sync settings (as PostgreSQL's parallel workers take on their leader's
+//! state), takes the next day from a counter in a shared memory segment, syncs it as a
+//! backfill does (its own subtransaction and ledger row), commits it, and writes the day's
+//! result into the segment; the caller waits, says each failed day in a WARNING as it ends,
+//! and returns the rows in day order. A cancel of the caller, or its end, stops the
 //! workers: each day in flight is rolled back.
 //!
 //! Segment layout: `Header` | the request (JSON) | one slot of `SLOT` bytes per day:
@@ -26,8 +28,7 @@ use std::time::Instant;
 /// At most this many workers for one call.
 pub const MAX_PARALLEL: i32 = 32;
 /// A day's result in the segment; an error longer than fits is cut (the ledger has it whole).
-const SLOT: usize = 4096;
-const ERROR_CUT: usize = 3000;
+const SLOT: usize = 1024;
 
 const RUNNING: u32 = 1;
 const DONE: u32 = 2;
@@ -55,7 +56,16 @@ struct Request {
     time_column: Option<String>,
     target_table: String,
     from_day: String,
-    /// token_sync's settings the caller SET in its session, which a new connection lacks.
+    database: u32,
+    /// The caller's login role, as whom the worker connects.
+    session_user: u32,
+    /// The role the caller runs as (after SET ROLE, or in a SECURITY DEFINER function),
+    /// and its security context.
+    current_user: u32,
+    security_context: i32,
+    /// The caller's process, whose end stops the worker.
+    leader_pid: i32,
+    /// Every token_sync setting as the caller has it, wherever it came from.
     settings: Vec<(String, String)>,
 }
 
@@ -93,17 +103,36 @@ pub(crate) fn backfill_in_workers(
     parallel: usize,
 ) -> Vec<BackfillRow> {
     let days = (from.days_until(to) + 1) as usize;
+    check_own_transaction();
+    // SAFETY: plain reads of this backend's identity.
+    let (database, session_user, leader_pid, (current_user, security_context)) = unsafe {
+        let mut user = pg_sys::InvalidOid;
+        let mut context = 0;
+        pg_sys::GetUserIdAndSecContext(&mut user, &mut context);
+        (
+            pg_sys::MyDatabaseId.to_u32(),
+            pg_sys::GetSessionUserId().to_u32(),
+            pg_sys::MyProcPid,
+            (user.to_u32(), context),
+        )
+    };
     let request = serde_json::to_vec(&Request {
         source_table: plan.source_name(),
         time_column: plan.time_column().map(str::to_string),
         target_table: plan.ledger_name.clone(),
         from_day: from.to_string(),
-        settings: session_settings(),
+        database,
+        session_user,
+        current_user,
+        security_context,
+        leader_pid,
+        settings: current_settings(),
     })
     .unwrap_or_default();
     let segment = Segment::create(&request, days);
     let workers = Workers::start(&segment, parallel.min(days));
     let mut reported = vec![false; days];
+    let mut waits = 0u64;
     loop {
         for (index, reported) in reported.iter_mut().enumerate() {
             if *reported {
@@ -120,6 +149,10 @@ pub(crate) fn backfill_in_workers(
             break;
         }
         wait_a_moment();
+        waits += 1;
+        if waits % 10 == 0 {
+            check_not_blocking(&workers);
+        }
     }
     let started = Instant::now();
     (0..days)
@@ -128,7 +161,12 @@ pub(crate) fn backfill_in_workers(
             match segment.result(index) {
                 Some(result) => row(day, result),
                 None => {
-                    let error = "the background worker syncing the day ended before it finished; see the server log".to_string();
+                    let error = if segment.taken(index) {
+                        "the background worker syncing the day ended before it finished; see the server log"
+                    } else {
+                        "no background worker took the day: every worker ended before it; see the server log"
+                    }
+                    .to_string();
                     pgrx::warning!("token_sync: {day} failed: {error}");
                     failed_row(day, started, error)
                 }
@@ -154,29 +192,65 @@ fn row(day: SyncDay, result: DayResult) -> BackfillRow {
     )
 }
 
-/// token_sync's settings SET in this session: a worker's new connection has the rest
-/// (server, database and role settings) as the caller has them.
-fn session_settings() -> Vec<(String, String)> {
-    Spi::connect(|client| {
-        client
-            .select(
-                "SELECT name::text, setting FROM pg_catalog.pg_settings \
-                 WHERE name LIKE 'token\\_sync.%' AND source = 'session' ORDER BY name",
-                None,
-                &[],
-            )?
-            .map(|row| Ok((row.get::<String>(1)?, row.get::<String>(2)?)))
-            .filter_map(
-                |pair: Result<(Option<String>, Option<String>), pgrx::spi::Error>| match pair {
-                    Ok((Some(name), Some(value))) => Some(Ok((name, value))),
-                    Ok(_) => None,
-                    Err(error) => Some(Err(error)),
-                },
-            )
-            .collect::<Result<Vec<_>, _>>()
-    })
+/// A backfill with `parallel` commits each day in its worker, so it refuses to run inside a
+/// transaction block: locks the block took before (a day's, the target's) would keep the
+/// workers waiting on it while it waits on them (`check_not_blocking` catches the rest).
+fn check_own_transaction() {
+    // SAFETY: a plain read of the transaction's state.
+    if unsafe { pg_sys::IsTransactionBlock() } {
+        SyncError::new(
+            PgSqlErrorCode::ERRCODE_ACTIVE_SQL_TRANSACTION,
+            "a backfill with parallel cannot run inside a transaction block",
+            "Run it on its own, outside BEGIN ... COMMIT (as psql and pg_cron run a statement): each day commits in its worker, and this transaction's locks would keep them waiting. Or pass parallel => 1, which runs in the caller's transaction.",
+        )
+        .raise();
+    }
+}
+
+/// Fails the call if a worker waits for a lock this backend holds: it would wait for ever,
+/// unseen by the deadlock detector (this backend waits on its latch, not on a lock).
+fn check_not_blocking(workers: &Workers) {
+    let pids: Vec<i32> = workers
+        .0
+        .iter()
+        .filter_map(|worker| worker.pid().ok())
+        .collect();
+    let blocking = Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT FROM pg_catalog.unnest($1::pg_catalog.int4[]) AS w(pid) \
+         WHERE pg_catalog.pg_backend_pid() = ANY (pg_catalog.pg_blocking_pids(w.pid)))",
+        &[pids.into()],
+    )
     .map_err(SyncError::from)
-    .or_raise()
+    .or_raise();
+    if blocking == Some(true) {
+        SyncError::new(
+            PgSqlErrorCode::ERRCODE_T_R_DEADLOCK_DETECTED,
+            "a backfill worker waits for a lock that this call's own statement holds",
+            "Run the backfill with parallel in a statement of its own (not from a function or DO block that synced a day or changed the target first), or pass parallel => 1.",
+        )
+        .raise();
+    }
+}
+
+/// Every token_sync setting's value in this session, read as PostgreSQL holds it (also one
+/// the calling role may not read back, such as the credentials).
+fn current_settings() -> Vec<(String, String)> {
+    crate::settings::NAMES
+        .iter()
+        .filter_map(|name| {
+            let name_c = std::ffi::CString::new(*name).ok()?;
+            // SAFETY: a setting this library defines; the value is copied at once.
+            let value = unsafe {
+                let value = pg_sys::GetConfigOption(name_c.as_ptr(), true, false);
+                (!value.is_null()).then(|| {
+                    std::ffi::CStr::from_ptr(value)
+                        .to_string_lossy()
+                        .into_owned()
+                })
+            }?;
+            Some((name.to_string(), value))
+        })
+        .collect()
 }
 
 /// Sleeps until a worker starts or stops (the postmaster sets our latch) or 100 ms pass,
@@ -277,6 +351,13 @@ impl Segment {
         (index < header.days).then_some(index as usize)
     }
 
+    /// Whether a worker took the day.
+    fn taken(&self, index: usize) -> bool {
+        // SAFETY: a slot begins with its SlotHeader, zeroed by `create`.
+        let slot = unsafe { &*self.slot(index).cast::<SlotHeader>() };
+        slot.state.load(Ordering::Acquire) != 0
+    }
+
     fn mark_running(&self, index: usize) {
         // SAFETY: a slot begins with its SlotHeader, zeroed by `create`.
         let slot = unsafe { &*self.slot(index).cast::<SlotHeader>() };
@@ -285,19 +366,21 @@ impl Segment {
 
     fn store(&self, index: usize, mut result: DayResult) {
         let capacity = SLOT - std::mem::size_of::<SlotHeader>();
-        if let Some(error) = result
-            .error
-            .as_mut()
-            .filter(|error| error.len() > ERROR_CUT)
-        {
-            let mut cut = ERROR_CUT;
+        let mut json = serde_json::to_vec(&result).unwrap_or_default();
+        // Escapes can make the JSON of an error several times its length: cut the error
+        // until its JSON fits.
+        while json.len() > capacity {
+            let Some(error) = result.error.as_mut().filter(|error| !error.is_empty()) else {
+                break;
+            };
+            let mut cut = error.len() / 2;
             while !error.is_char_boundary(cut) {
                 cut -= 1;
             }
             error.truncate(cut);
             error.push('…');
+            json = serde_json::to_vec(&result).unwrap_or_default();
         }
-        let mut json = serde_json::to_vec(&result).unwrap_or_default();
         json.truncate(capacity);
         let slot = self.slot(index);
         // SAFETY: only the worker that took the day writes its slot, before marking it DONE.
@@ -349,38 +432,17 @@ struct Workers(Vec<DynamicBackgroundWorker>);
 
 impl Workers {
     fn start(segment: &Segment, wanted: usize) -> Self {
-        // SAFETY: plain reads of this backend's identity.
-        let (database, role, leader) = unsafe {
-            (
-                pg_sys::MyDatabaseId.to_u32(),
-                pg_sys::GetUserId().to_u32(),
-                pg_sys::MyProcPid,
-            )
-        };
         let mut workers = Vec::new();
-        let mut working = wanted;
         for number in 1..=wanted {
-            let started = BackgroundWorkerBuilder::new(&format!(
-                "token_sync backfill {number} of {wanted} for PID {leader}"
-            ))
-            .set_type("token_sync backfill")
-            .set_library("token_sync")
-            .set_function("token_sync_backfill_worker")
-            .enable_spi_access()
-            .set_restart_time(None)
-            .set_argument(Some(pg_sys::Datum::from(segment.handle())))
-            .set_extra(&format!("{database} {role} {number}"))
-            .set_notify_pid(leader)
-            .load_dynamic();
-            match started {
+            match register(
+                &format!("token_sync backfill {number} of {wanted}"),
+                "token_sync backfill",
+                "token_sync_backfill_worker",
+                segment,
+                number,
+            ) {
                 Ok(worker) => workers.push(worker),
-                Err(_) => {
-                    // The server is full: the last worker takes no day (or none after the one
-                    // it may have begun) and ends, which frees a slot for the ledger writes.
-                    working = workers.len().saturating_sub(1).max(1);
-                    segment.allow_workers(working);
-                    break;
-                }
+                Err(_) => break,
             }
         }
         if workers.is_empty() {
@@ -391,9 +453,33 @@ impl Workers {
             )
             .raise();
         }
+        // The workers' ledger writes each need a slot for a moment: one must stay free. A
+        // probe that ends at once shows whether one is; if not, the last worker takes no
+        // day (or none after the one it may have begun) and ends, which frees its slot.
+        let room_left = workers.len() < wanted
+            || register(
+                "token_sync slot probe",
+                "token_sync slot probe",
+                "token_sync_slot_probe",
+                segment,
+                0,
+            )
+            .map(DynamicBackgroundWorker::terminate)
+            .is_err();
+        let working = if room_left && workers.len() > 1 {
+            workers.len() - 1
+        } else {
+            workers.len()
+        };
+        segment.allow_workers(working);
         if working < wanted {
             pgrx::notice!(
-                "token_sync: {working} of {wanted} background workers work on the backfill: the server has no slot for more (max_worker_processes), and keeps one for the ledger's writes"
+                "token_sync: {working} of {wanted} background workers work on the backfill: the server has no slot for more (max_worker_processes){}",
+                if working < workers.len() {
+                    ", and keeps one for the ledger's writes"
+                } else {
+                    ""
+                }
             );
         }
         Self(workers)
@@ -405,6 +491,39 @@ impl Workers {
             .all(|worker| matches!(worker.pid(), Err(status) if !matches!(status, pgrx::bgworkers::BackgroundWorkerStatus::NotYetStarted)))
     }
 }
+
+/// Registers a worker of this library, of type `kind`, that runs `function` on `segment`.
+fn register(
+    name: &str,
+    kind: &str,
+    function: &str,
+    segment: &Segment,
+    number: usize,
+) -> Result<DynamicBackgroundWorker, pgrx::bgworkers::DynamicBackgroundWorkerLoadError> {
+    // SAFETY: plain reads of this backend's identity.
+    let (database, session_user, leader) = unsafe {
+        (
+            pg_sys::MyDatabaseId.to_u32(),
+            pg_sys::GetSessionUserId().to_u32(),
+            pg_sys::MyProcPid,
+        )
+    };
+    BackgroundWorkerBuilder::new(&format!("{name} for PID {leader}"))
+        .set_type(kind)
+        .set_library("token_sync")
+        .set_function(function)
+        .enable_spi_access()
+        .set_restart_time(None)
+        .set_argument(Some(pg_sys::Datum::from(segment.handle())))
+        .set_extra(&format!("{database} {session_user} {number}"))
+        .set_notify_pid(leader)
+        .load_dynamic()
+}
+
+/// A worker that ends at once: `Workers::start` learns from it whether a slot is free.
+#[pg_guard]
+#[no_mangle]
+pub extern "C-unwind" fn token_sync_slot_probe(_argument: pg_sys::Datum) {}
 
 impl Drop for Workers {
     fn drop(&mut self) {
@@ -430,7 +549,7 @@ pub extern "C-unwind" fn token_sync_backfill_worker(argument: pg_sys::Datum) {
     let mut ids = BackgroundWorker::get_extra()
         .split(' ')
         .map(|id| id.parse::<u32>().ok());
-    let (Some(Some(database)), Some(Some(role)), Some(Some(number))) =
+    let (Some(Some(database)), Some(Some(session_user)), Some(Some(number))) =
         (ids.next(), ids.next(), ids.next())
     else {
         pgrx::warning!("token_sync backfill worker started without its database, role and number");
@@ -438,7 +557,7 @@ pub extern "C-unwind" fn token_sync_backfill_worker(argument: pg_sys::Datum) {
     };
     BackgroundWorker::connect_worker_to_spi_by_oid(
         Some(pg_sys::Oid::from(database)),
-        Some(pg_sys::Oid::from(role)),
+        Some(pg_sys::Oid::from(session_user)),
     );
     // SAFETY: the segment's maker waits for this worker to end before it detaches.
     let Some(segment) = (unsafe { Segment::attach(argument.value() as pg_sys::dsm_handle) }) else {
@@ -449,15 +568,18 @@ pub extern "C-unwind" fn token_sync_backfill_worker(argument: pg_sys::Datum) {
         pgrx::warning!("token_sync backfill worker got a request it cannot read");
         return;
     };
+    stop_when_gone(request.leader_pid);
+    // SAFETY: the caller's role and context, as a parallel worker takes on its leader's;
+    // the session's, kept across this worker's transactions.
+    unsafe {
+        pg_sys::SetUserIdAndSecContext(
+            pg_sys::Oid::from(request.current_user),
+            request.security_context,
+        );
+    }
     let (bigquery, mut plan, from) = BackgroundWorker::transaction(AssertUnwindSafe(|| {
         for (name, value) in &request.settings {
-            Spi::run_with_args(
-                "SELECT pg_catalog.set_config($1, $2, false) \
-                 WHERE pg_catalog.current_setting($1) IS DISTINCT FROM $2",
-                &[name.as_str().into(), value.as_str().into()],
-            )
-            .map_err(SyncError::from)
-            .or_raise();
+            take_setting(name, value);
         }
         let bigquery = BigQuery::load().or_raise();
         let table = TableRef::parse(&request.source_table).or_raise();
@@ -490,6 +612,54 @@ pub extern "C-unwind" fn token_sync_backfill_worker(argument: pg_sys::Datum) {
             },
         );
     }
+}
+
+/// Sets a token_sync setting to the caller's value. Set as the server would set it for a
+/// superuser: the caller held the value, whoever may set it.
+fn take_setting(name: &str, value: &str) {
+    let (Ok(name), Ok(value)) = (std::ffi::CString::new(name), std::ffi::CString::new(value))
+    else {
+        return;
+    };
+    // SAFETY: a setting of this library, set for the session at the current nest level,
+    // as SET would; an invalid value raises an ERROR, which ends the worker.
+    unsafe {
+        pg_sys::set_config_option(
+            name.as_ptr(),
+            value.as_ptr(),
+            pg_sys::GucContext::PGC_SUSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SET,
+            true,
+            0,
+            false,
+        );
+    }
+}
+
+/// Ends this worker (as SIGTERM does) once the caller's process is gone, e.g. terminated:
+/// its cancel guard never ran. Watched from a thread of its own, which blocks every signal
+/// so that they reach the main thread, and calls nothing of PostgreSQL's.
+fn stop_when_gone(leader: i32) {
+    std::thread::spawn(move || {
+        // SAFETY: this thread's own signal mask.
+        unsafe {
+            let mut all = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+            libc::sigfillset(all.as_mut_ptr());
+            libc::pthread_sigmask(libc::SIG_BLOCK, all.as_ptr(), std::ptr::null_mut());
+        }
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            // SAFETY: signal 0 only checks that the process exists.
+            let gone = unsafe { libc::kill(leader, 0) } != 0
+                && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+            if gone {
+                // SAFETY: SIGTERM to this process, handled on the main thread.
+                unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
+                return;
+            }
+        }
+    });
 }
 
 /// SIGTERM in a worker, as PostgreSQL's `die` handles it in a backend: the next

@@ -150,7 +150,7 @@ pub(crate) fn backfill_in_workers(
         }
         wait_a_moment();
         waits += 1;
-        if waits % 10 == 0 {
+        if waits.is_multiple_of(10) {
             check_not_blocking(&workers);
         }
     }

@@ -56,9 +56,6 @@ struct Request {
     time_column: Option<String>,
     target_table: String,
     from_day: String,
-    database: u32,
-    /// The caller's login role, as whom the worker connects.
-    session_user: u32,
     /// The role the caller runs as (after SET ROLE, or in a SECURITY DEFINER function),
     /// and its security context.
     current_user: u32,
@@ -105,24 +102,17 @@ pub(crate) fn backfill_in_workers(
     let days = (from.days_until(to) + 1) as usize;
     check_own_transaction();
     // SAFETY: plain reads of this backend's identity.
-    let (database, session_user, leader_pid, (current_user, security_context)) = unsafe {
+    let (leader_pid, (current_user, security_context)) = unsafe {
         let mut user = pg_sys::InvalidOid;
         let mut context = 0;
         pg_sys::GetUserIdAndSecContext(&mut user, &mut context);
-        (
-            pg_sys::MyDatabaseId.to_u32(),
-            pg_sys::GetSessionUserId().to_u32(),
-            pg_sys::MyProcPid,
-            (user.to_u32(), context),
-        )
+        (pg_sys::MyProcPid, (user.to_u32(), context))
     };
     let request = serde_json::to_vec(&Request {
         source_table: plan.source_name(),
         time_column: plan.time_column().map(str::to_string),
         target_table: plan.ledger_name.clone(),
         from_day: from.to_string(),
-        database,
-        session_user,
         current_user,
         security_context,
         leader_pid,
@@ -390,9 +380,9 @@ impl Segment {
                 slot.add(std::mem::size_of::<SlotHeader>()),
                 json.len(),
             );
-            let header = &mut *slot.cast::<SlotHeader>();
-            header.len = json.len() as u32;
-            header.state.store(DONE, Ordering::Release);
+            let header = slot.cast::<SlotHeader>();
+            std::ptr::addr_of_mut!((*header).len).write(json.len() as u32);
+            (*header).state.store(DONE, Ordering::Release);
         }
     }
 

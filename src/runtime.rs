@@ -94,3 +94,21 @@ pub fn wait<F: Future>(future: F) -> SyncResult<F::Output> {
         }
     }
 }
+
+/// Sleeps on the backend's latch until it is set (e.g. a background worker this backend
+/// waits for started or ended) or `timeout` passes, then lets a cancel or timeout in.
+pub fn sleep_on_latch(timeout: Duration) {
+    // SAFETY: the backend's own latch, waited on as every backend does.
+    unsafe {
+        pgrx::pg_sys::WaitLatch(
+            pgrx::pg_sys::MyLatch,
+            (pgrx::pg_sys::WL_LATCH_SET
+                | pgrx::pg_sys::WL_TIMEOUT
+                | pgrx::pg_sys::WL_EXIT_ON_PM_DEATH) as i32,
+            timeout.as_millis() as _,
+            pgrx::pg_sys::PG_WAIT_EXTENSION,
+        );
+        pgrx::pg_sys::ResetLatch(pgrx::pg_sys::MyLatch);
+    }
+    pgrx::pg_sys::check_for_interrupts!();
+}

@@ -98,17 +98,7 @@ fn start_worker(
         if started.is_ok() || waited.elapsed() >= SLOT_WAIT {
             return started;
         }
-        // SAFETY: our own latch; a cancel gets in at the check below.
-        unsafe {
-            pg_sys::WaitLatch(
-                pg_sys::MyLatch,
-                (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH) as i32,
-                10,
-                pg_sys::PG_WAIT_EXTENSION,
-            );
-            pg_sys::ResetLatch(pg_sys::MyLatch);
-        }
-        pg_sys::check_for_interrupts!();
+        crate::runtime::sleep_on_latch(Duration::from_millis(10));
     }
 }
 

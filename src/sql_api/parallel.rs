@@ -138,7 +138,7 @@ pub(crate) fn backfill_in_workers(
         if workers.all_stopped() {
             break;
         }
-        wait_a_moment();
+        crate::runtime::sleep_on_latch(std::time::Duration::from_millis(100));
         waits += 1;
         if waits.is_multiple_of(10) {
             check_not_blocking(&workers);
@@ -241,22 +241,6 @@ fn current_settings() -> Vec<(String, String)> {
             Some((name.to_string(), value))
         })
         .collect()
-}
-
-/// Sleeps until a worker starts or stops (the postmaster sets our latch) or 100 ms pass,
-/// and lets a cancel in.
-fn wait_a_moment() {
-    // SAFETY: our own latch, as every backend waits on it.
-    unsafe {
-        pg_sys::WaitLatch(
-            pg_sys::MyLatch,
-            (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH) as i32,
-            100,
-            pg_sys::PG_WAIT_EXTENSION,
-        );
-        pg_sys::ResetLatch(pg_sys::MyLatch);
-    }
-    pg_sys::check_for_interrupts!();
 }
 
 /// The shared memory segment of one call.

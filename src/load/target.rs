@@ -98,7 +98,9 @@ impl TargetTable {
                 "Check that the schema exists and the calling role may create tables in it.",
             )
         })?;
-        Self::checked(oid, quoted, schema, NewColumns::Add)
+        // Refused before any column is added to it.
+        let write_path = write_path(oid, &quoted)?;
+        Self::checked(oid, quoted, schema, NewColumns::Add, write_path)
     }
 
     /// Refuses a table token_sync cannot load (see `write_path`), before anything is written.
@@ -185,7 +187,8 @@ impl TargetTable {
     }
 
     /// Resolves the target table's name and checks its columns, changing nothing: `None`
-    /// when the table does not exist yet.
+    /// when the table does not exist yet. A table token_sync cannot load is found too (it
+    /// can be read and verified); `check_loadable` refuses it.
     pub fn find(
         setting: &str,
         schema: &SourceSchema,
@@ -193,7 +196,13 @@ impl TargetTable {
     ) -> SyncResult<Option<Self>> {
         let quoted = quoted_name(setting)?;
         lookup(&quoted)?
-            .map(|oid| Self::checked(oid, quoted, schema, new_columns))
+            .map(|oid| {
+                let write_path = match table_kind(oid)? {
+                    TableKind::Routed(engine) => WritePath::Staged(engine),
+                    TableKind::Loadable | TableKind::Refused { .. } => WritePath::Copy,
+                };
+                Self::checked(oid, quoted, schema, new_columns, write_path)
+            })
             .transpose()
     }
 
@@ -252,6 +261,7 @@ impl TargetTable {
         quoted: String,
         schema: &SourceSchema,
         new_columns: NewColumns,
+        write_path: WritePath,
     ) -> SyncResult<Self> {
         let (mut not_null, mut missing) = check_columns(oid, &quoted, schema)?;
         if new_columns == NewColumns::Add && missing.iter().any(|column| !column.not_null()) {
@@ -308,7 +318,7 @@ impl TargetTable {
         )?
         .unwrap_or(quoted);
         Ok(Self {
-            write_path: write_path(oid, &qualified_name)?,
+            write_path,
             oid,
             qualified_name,
             not_null,

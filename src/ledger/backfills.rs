@@ -2,8 +2,8 @@
 //! with `parallel` is recorded when it starts and when it ends, each on its own (see
 //! `autonomous`), so that other sessions can follow it.
 
-use super::{autonomous, rfc3339};
-use crate::day::{SyncDay, PG_EPOCH_OFFSET_MICROS};
+use super::{autonomous, backend_start, rfc3339};
+use crate::day::SyncDay;
 
 pgrx::extension_sql_file!("backfills.sql", name = "backfills", requires = ["ledger"]);
 
@@ -21,8 +21,6 @@ impl Backfill {
         to: SyncDay,
         parallel: usize,
     ) -> Self {
-        // SAFETY: reading the backend's own start time, set once at backend start.
-        let backend_start = unsafe { pgrx::pg_sys::MyStartTimestamp } + PG_EPOCH_OFFSET_MICROS;
         let recorded = autonomous::run(
             "INSERT INTO token_sync.backfills (target_table, source_table, from_day, to_day, parallel, \
              started_at, backend_pid, backend_start) \
@@ -36,7 +34,7 @@ impl Backfill {
                 Some(parallel.to_string()),
                 Some(rfc3339(chrono::Utc::now().timestamp_micros())),
                 Some(std::process::id().to_string()),
-                Some(rfc3339(backend_start)),
+                Some(backend_start()),
             ],
         );
         match recorded {

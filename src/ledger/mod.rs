@@ -160,15 +160,13 @@ impl Attempt {
     /// Records the attempt as running. If that cannot be done on its own (no worker slot),
     /// the sync goes on and only its end is recorded.
     pub fn open(day: SyncDay, target_table: &str, source_table: &str) -> Self {
-        // SAFETY: reading the backend's own start time, set once at backend start.
-        let backend_start = unsafe { pgrx::pg_sys::MyStartTimestamp } + PG_EPOCH_OFFSET_MICROS;
         let mut attempt = Self {
             run_id: None,
             day,
             target_table: target_table.to_string(),
             source_table: source_table.to_string(),
             started_at: rfc3339(chrono::Utc::now().timestamp_micros()),
-            backend_start: rfc3339(backend_start),
+            backend_start: backend_start(),
         };
         let opened = autonomous::run(
             &format!(
@@ -274,6 +272,12 @@ impl Attempt {
             pgrx::warning!("{}", failure.message);
         }
     }
+}
+
+/// When this backend started, as the ledger records it (with its PID, it names the backend).
+fn backend_start() -> String {
+    // SAFETY: reading the backend's own start time, set once at backend start.
+    rfc3339(unsafe { pgrx::pg_sys::MyStartTimestamp } + PG_EPOCH_OFFSET_MICROS)
 }
 
 fn rfc3339(unix_micros: i64) -> String {

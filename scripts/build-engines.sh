@@ -14,7 +14,13 @@ CITUS_VERSION=13.2.2
 TIMESCALEDB_VERSION=2.28.3
 
 if [ "$major" != 15 ] && [ -z "${TOKEN_SYNC_IN_ROOT:-}" ]; then
-  exec bash "$ROOT/scripts/pg-root.sh" "$major" run bash scripts/build-engines.sh "$major"
+  # The root sees this project and /tmp, not the vendor directory beside the project: the
+  # two release sources go there through /tmp.
+  sources=$(mktemp -d /tmp/token_sync_vendor.XXXXXX)
+  trap 'rm -rf "$sources"' EXIT
+  cp "$VENDOR/citus-$CITUS_VERSION.tar.gz" "$VENDOR/timescaledb-$TIMESCALEDB_VERSION.tar.gz" "$sources/"
+  bash "$ROOT/scripts/pg-root.sh" "$major" run env TOKEN_SYNC_VENDOR="$sources" bash scripts/build-engines.sh "$major"
+  exit
 fi
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -35,7 +41,8 @@ if installed citus "${CITUS_VERSION%.*}" && timescaledb_installed; then
   exit 0
 fi
 
-packages=(make gcc cmake libzstd-dev liblz4-dev libkrb5-dev libssl-dev libcurl4-openssl-dev "postgresql-server-dev-$major")
+packages=(make gcc cmake libzstd-dev liblz4-dev libkrb5-dev libssl-dev libcurl4-openssl-dev libicu-dev
+          "postgresql-server-dev-$major")
 need_apt=0
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need_apt=1

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything token_sync needs on a fresh Debian 12 machine with Rust:
-# PostgreSQL 15 with headers and pg_cron, clang for pgrx's bindgen, dpkg-dev and lintian
-# for the packages, sudo (Postgres refuses to run as root, so clusters run as the postgres
-# user), shellcheck, cargo-pgrx, the BigQuery emulator and test tools in their own
+# PostgreSQL 15 with headers, pg_cron and (for the tests) pg_partman, clang for pgrx's
+# bindgen, dpkg-dev and lintian for the packages, sudo (Postgres refuses to run as root, so
+# clusters run as the postgres user), shellcheck, cargo-pgrx, the BigQuery emulator and test tools in their own
 # virtualenv, podman and debootstrap for the container tests. Safe to run again: each step
 # skips what is already there.
 #   --build-only [MAJOR]   only what building the extension needs, for PostgreSQL MAJOR
@@ -33,7 +33,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 packages=(postgresql-server-dev-"$major" libclang-dev clang gcc libc6-dev dpkg-dev)
 [ "$build_only" = 1 ] && packages+=(ca-certificates libssl-dev pkg-config)  # cargo-pgrx links OpenSSL
-[ "$build_only" = 1 ] || packages+=(postgresql-15 postgresql-15-cron sudo python3-venv shellcheck
+[ "$build_only" = 1 ] || packages+=(postgresql-15 postgresql-15-cron postgresql-15-partman sudo python3-venv shellcheck
                                     podman runc debootstrap lintian)
 need_apt=0
 for pkg in "${packages[@]}"; do

@@ -6,7 +6,7 @@
 #   bash scripts/pg-root.sh 17 host CMD ...  # runs CMD here, with the root mounted and
 #                                            # TOKEN_SYNC_PG_ROOT and PG_BIN pointing into it
 # PostgreSQL 17 comes from Debian 13 (trixie), 18 from Debian unstable (sid), each with its
-# own pg_cron. The root is debootstrapped once and kept in $TOKEN_SYNC_ROOTS (default
+# own pg_cron and pg_partman. The root is debootstrapped once and kept in $TOKEN_SYNC_ROOTS (default
 # /var/tmp/token_sync-roots) for the next run on the same machine. Inside it, the project,
 # /tmp and this machine's Rust toolchain (~/.cargo, ~/.rustup) are mounted at the same
 # paths, and its postgres user has this system's uid, so that a server started in the root
@@ -30,7 +30,7 @@ fi
 ROOTS=${TOKEN_SYNC_ROOTS:-/var/tmp/token_sync-roots}
 dir=$ROOTS/$suite
 mirror=${TOKEN_SYNC_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-packages=(postgresql-"$major" postgresql-server-dev-"$major" postgresql-"$major"-cron
+packages=(postgresql-"$major" postgresql-server-dev-"$major" postgresql-"$major"-cron postgresql-"$major"-partman
           clang libclang-dev gcc libc6-dev dpkg-dev pkg-config sudo python3-venv procps)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }

@@ -2,8 +2,8 @@
 # The whole test suite, from a fresh Debian 12 machine with Rust:
 #   1. installs what it needs (scripts/install-deps.sh); the newer versions' Debian roots
 #      (scripts/pg-root.sh), the containers' base images and Citus and TimescaleDB
-#      (scripts/build-engines.sh, from their release sources in ../shared/vendor) are made
-#      in the background from the start;
+#      (scripts/build-engines.sh, from their release sources in ../shared/vendor, for 15 and
+#      in the root of 17) are made in the background from the start;
 #   2. checks formatting and clippy;
 #   3. PostgreSQL 15, this system's own: the unit and in-database tests (tests/pgrx.sh, once
 #      for all versions), its Debian package (scripts/package.sh) installed here, then the
@@ -31,8 +31,9 @@ bash scripts/install-deps.sh --system
 mkdir -p target
 # Work that waits on the network and the disk more than on the 2 cores runs beside the rest
 # from the start, each with its log: the Debian roots of the newer versions and the base
-# images of the containers (downloads), and Citus and TimescaleDB for PostgreSQL 15's suite
-# (kept once built).
+# images of the containers (downloads), then Citus and TimescaleDB for 17's suite; and
+# Citus and TimescaleDB for PostgreSQL 15's suite (each build kept once made). Citus 13
+# does not build against 18.
 export TOKEN_SYNC_PG_VERSIONS=${TOKEN_SYNC_PG_VERSIONS-17 18}
 declare -A suite_of=([17]=trixie [18]=sid)
 prepare_log=$ROOT/target/prepare.log
@@ -45,6 +46,9 @@ export CONTAINERS_CONF=${CONTAINERS_CONF:-$ROOT/tests/containers.conf}
   done
   bash tests/base-images.sh "${suites[@]}"
   bash tests/containers.sh emulator
+  if [[ " $TOKEN_SYNC_PG_VERSIONS " == *" 17 "* ]]; then
+    bash scripts/build-engines.sh 17
+  fi
 ) >"$prepare_log" 2>&1 &
 prepare=$!
 engines_log=$ROOT/target/build-engines.log

@@ -1,9 +1,10 @@
-"""Targets that Citus and TimescaleDB own. Both route rows to where queries read them (the
-shards, the chunks) for statements through the planner, not for the backend's own COPY, so
-token_sync stages the day in a temporary table and inserts from it. Real engines, built
-from their release sources by scripts/build-engines.sh: a Citus coordinator with two
-workers (three servers), and a TimescaleDB-preloaded server, each with the emulator as
-source."""
+"""Targets that Citus, TimescaleDB and pg_partman own. Citus and TimescaleDB route rows to
+where queries read them (the shards, the chunks) for statements through the planner, not for
+the backend's own COPY, so token_sync stages the day in a temporary table and inserts from
+it; a pg_partman table is natively partitioned, which COPY routes. Real engines: a Citus
+coordinator with two workers (three servers) and a TimescaleDB-preloaded server, built from
+their release sources by scripts/build-engines.sh, and a server with Debian's pg_partman,
+each with the emulator as source."""
 
 import datetime as dt
 
@@ -23,14 +24,21 @@ PRELOAD = "citus,pg_cron,token_sync"
 CITUS_COPY_ERROR = "XX000"
 
 
+# Where tests/run.sh installs each: Citus and TimescaleDB are built from their release
+# sources (scripts/build-engines.sh), pg_partman is Debian's package (scripts/install-deps.sh,
+# scripts/pg-root.sh).
+INSTALLED_FOR = {"citus": ("15", "17"), "timescaledb": ("15", "17"), "pg_partman": ("15", "17", "18")}
+
+
 def require_engine(name):
-    """The engine's extension must be installed: scripts/build-engines.sh (which tests/run.sh
-    runs) builds both for this system's PostgreSQL 15 only."""
+    """The engine's extension must be installed where tests/run.sh installs it; elsewhere its
+    tests are skipped."""
     if server_path(f"{pg_config('--sharedir')}/extension/{name}.control").exists():
         return
-    if pg_config("--version").split()[1].startswith("15."):
-        pytest.fail(f"{name} is not installed: run bash scripts/build-engines.sh")
-    pytest.skip(f"{name} is built for PostgreSQL 15 only (scripts/build-engines.sh)")
+    if pg_config("--version").split()[1].split(".")[0] in INSTALLED_FOR[name]:
+        pytest.fail(f"{name} is not installed: run bash tests/run.sh, or scripts/build-engines.sh MAJOR "
+                    "for Citus and TimescaleDB")
+    pytest.skip(f"{name} is installed for PostgreSQL {', '.join(INSTALLED_FOR[name])} only")
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +68,18 @@ def timescaledb(emulator):
     require_engine("timescaledb")
     cluster = Cluster().start("timescaledb.telemetry_level=off", preload="timescaledb,pg_cron,token_sync",
                               extensions=["timescaledb"])
+    set_database_defaults(cluster, emulator)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def partman(emulator):
+    require_engine("pg_partman")
+    cluster = Cluster().start()
+    with cluster.connect() as conn:
+        conn.execute("CREATE SCHEMA partman")
+        conn.execute("CREATE EXTENSION pg_partman SCHEMA partman")
     set_database_defaults(cluster, emulator)
     yield cluster
     cluster.stop()
@@ -333,3 +353,77 @@ def test_staging_needs_temporary_tables_only_when_a_day_is_written(timescaledb, 
             conn.execute("DROP TABLE public.raw_tokens")
             conn.execute("DROP OWNED BY chain_runner")
             conn.execute("DROP ROLE chain_runner")
+
+
+def partman_managed_target(conn):
+    """public.raw_tokens made again as pg_partman's daily layout, from 2026-11-19 on, like the
+    table the first sync made (its columns, their comments and its indexes)."""
+    # pg_partman keeps its configuration of a table dropped by an earlier test.
+    conn.execute("DELETE FROM partman.part_config WHERE parent_table = 'public.raw_tokens'")
+    conn.execute("DROP TABLE IF EXISTS partman.template_public_raw_tokens")
+    conn.execute("ALTER TABLE public.raw_tokens RENAME TO raw_tokens_first")
+    conn.execute("CREATE TABLE public.raw_tokens (LIKE public.raw_tokens_first INCLUDING ALL) "
+                 "PARTITION BY RANGE (block_timestamp)")
+    conn.execute("DROP TABLE public.raw_tokens_first")
+    version, = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'pg_partman'").fetchone()
+    if version.startswith("4."):
+        conn.execute("SELECT partman.create_parent('public.raw_tokens', 'block_timestamp', 'native', 'daily', "
+                     "p_start_partition => '2026-11-19')")
+    else:
+        conn.execute("SELECT partman.create_parent('public.raw_tokens', 'block_timestamp', '1 day', "
+                     "p_start_partition => '2026-11-19')")
+
+
+def rows_in_day_partitions(conn):
+    """The rows pg_partman's child tables hold, none in its default partition."""
+    assert conn.execute("SELECT count(*) FROM public.raw_tokens_default").fetchone() == (0,)
+    children = conn.execute("SELECT partition_schemaname, partition_tablename "
+                            "FROM partman.show_partitions('public.raw_tokens')").fetchall()
+    assert len(children) > 3
+    return sum(conn.execute(f'SELECT count(*) FROM "{schema}"."{table}"').fetchone()[0]
+               for schema, table in children)
+
+
+def day_partition(conn, day):
+    """How many rows the day's own partition holds: the day's rows are all there, with
+    nothing else."""
+    (partition, rows), = conn.execute(
+        "SELECT tableoid::regclass::text, count(*) FROM public.raw_tokens "
+        "WHERE block_timestamp >= %s::date AND block_timestamp < %s::date + 1 GROUP BY 1", (day, day)).fetchall()
+    bound, held = conn.execute("SELECT pg_get_expr(relpartbound, oid), (SELECT count(*) FROM public.raw_tokens "
+                               "WHERE tableoid = c.oid) FROM pg_class c WHERE oid = %s::regclass",
+                               (partition,)).fetchone()
+    assert bound.startswith(f"FOR VALUES FROM ('{day} 00:00:00+00')"), bound
+    assert held == rows
+    return rows
+
+
+def test_a_pg_partman_daily_table_gets_the_day_in_its_partition(partman, emulator):
+    conn, source = target_made_then(partman, emulator, "1")
+    with conn:
+        partman_managed_target(conn)
+        assert_a_day_goes_through_the_engine(conn, source, rows_in_day_partitions)
+        assert day_partition(conn, "2026-11-20") == 4
+        assert day_partition(conn, "2026-11-21") == 2
+
+
+def test_a_pg_partman_table_without_the_days_partition_says_how_to_make_it(partman, emulator):
+    """Without its default partition, a day before the table's first partition has nowhere to
+    go: the day fails with the call that makes its partition, which then lets it load."""
+    conn, source = target_made_then(partman, emulator, "1")
+    with conn:
+        partman_managed_target(conn)
+        conn.execute("DROP TABLE public.raw_tokens_default")
+        source.insert([token(9, DAY - dt.timedelta(days=2))])
+        with pytest.raises(psycopg.errors.CheckViolation) as missing:
+            conn.execute("SELECT token_sync_day('2026-11-18')")
+        diag = missing.value.diag
+        assert diag.message_primary == ("the partitioned target table public.raw_tokens has no partition "
+                                        "for rows of 2026-11-18")
+        make = "SELECT partman.create_partition_time('public.raw_tokens', ARRAY['2026-11-18'::timestamptz])"
+        assert make in diag.message_hint
+        assert conn.execute("SELECT count(*) FROM public.raw_tokens").fetchone() == (0,)
+        conn.execute(make)
+        assert conn.execute("SELECT rows_loaded FROM token_sync_day('2026-11-18')").fetchone() == (1,)
+        assert day_partition(conn, "2026-11-18") == 1
+        assert conn.execute("SELECT matches FROM token_verify_day('2026-11-18')").fetchone() == (True,)

@@ -166,14 +166,16 @@ fn no_partition_for(caught: &CaughtError, target: &TargetTable, day: SyncDay) ->
         return None;
     }
     let next = day.next().unwrap_or(day);
+    let target_literal = crate::quote::pg_literal(&target.qualified_name);
     let target = &target.qualified_name;
     let error = SyncError::new(
         PgSqlErrorCode::ERRCODE_CHECK_VIOLATION,
         format!("the partitioned target table {target} has no partition for rows of {day}"),
         format!(
             "Make the day's partition, e.g. CREATE TABLE ... PARTITION OF {target} FOR VALUES FROM ('{day}') TO ('{next}') \
-             (or a DEFAULT partition); where pg_partman manages the table, run partman.run_maintenance('{target}') or \
-             raise its premake. Then sync the day again: nothing of it was written."
+             (or a DEFAULT partition); where pg_partman manages the table, \
+             SELECT partman.create_partition_time({target_literal}, ARRAY['{day}'::timestamptz]) (days ahead: \
+             partman.run_maintenance or a larger premake). Then sync the day again: nothing of it was written."
         ),
     );
     Some(match report.detail() {

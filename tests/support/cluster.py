@@ -28,12 +28,16 @@ def free_port():
 
 def as_postgres(command):
     """Runs a server command as the postgres OS user: PostgreSQL refuses to run as root."""
+    env = None
     if PG_ROOT:
         user = pwd.getpwnam("postgres")
         command = ["chroot", f"--userspec={user.pw_uid}:{user.pw_gid}", PG_ROOT, *command]
+        # The postgres user's own home, as sudo gives it: libpq in the server (Citus's
+        # connections to its workers) looks there for client certificates.
+        env = {**os.environ, "HOME": user.pw_dir}
     elif os.geteuid() == 0:
         command = ["sudo", "-u", "postgres", *command]
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env=env)
 
 
 def server_path(path):

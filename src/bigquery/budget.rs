@@ -10,8 +10,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// Room is counted in KiB, so that a budget of gigabytes still fits the semaphore's count.
 const UNIT: usize = 1024;
 
-/// A REST response's peak while it is prepared, per byte of its body: the body itself, the
-/// rows decoded from it (mostly borrowing from it), and their COPY text.
+/// A REST response's peak while it is prepared, per byte of its body: the body itself and
+/// its rows' COPY text, each row encoded as it is parsed (one decoded row at a time).
 pub const PEAK_PER_BODY_BYTE: usize = 2;
 /// The same for a ReadRows message: the message, its Arrow arrays (copied where the
 /// message's buffers are not aligned as Arrow wants), and their COPY text.

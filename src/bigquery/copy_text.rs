@@ -3,12 +3,13 @@
 //! its column's type (`crate::types`), in the schema's column order.
 
 use super::errors::bad_response;
-use super::wire::{Row, TableSchema};
+use super::wire::{Body, QueryResponse, Row, TableSchema};
 use crate::day::{SyncDay, TimeColumn};
 use crate::error::{SyncError, SyncResult};
 use crate::source::Source;
 use crate::types::value::Value;
 use crate::types::Column;
+use serde::de::IgnoredAny;
 
 /// One page, ready for COPY: whole lines only, so a page boundary is a row boundary.
 #[derive(Debug, Default)]
@@ -79,52 +80,71 @@ impl RowEncoder {
         Ok(())
     }
 
+    /// A response's rows as COPY text, each row encoded as soon as it is parsed, so that a
+    /// page's peak is its body and its text, never the rows all decoded besides; with what
+    /// describes the page.
+    pub fn encode_body(&self, body: &Body) -> SyncResult<(QueryResponse<IgnoredAny>, EncodedPage)> {
+        // JSON spells a value in about as many bytes as COPY text does, or more.
+        let mut page = EncodedPage {
+            bytes: Vec::with_capacity(body.bytes.len()),
+            ..EncodedPage::default()
+        };
+        let head = body.parse_each_row(|row| self.encode_row(&row, &mut page))?;
+        Ok((head, page))
+    }
+
     /// One page of rows as COPY text.
     pub fn prepare(&self, rows: Vec<Row<'_>>) -> SyncResult<EncodedPage> {
         let mut page = EncodedPage {
             bytes: Vec::with_capacity(rows.len() * 64 * self.columns.len()),
-            rows: rows.len() as u64,
-            nul_stripped_rows: 0,
+            ..EncodedPage::default()
         };
         for row in rows {
-            if row.f.len() != self.columns.len() {
-                return Err(bad_response(format!(
-                    "a source row has {} cells, expected {}",
-                    row.f.len(),
-                    self.columns.len()
-                )));
-            }
-            let time = &row.f[self.time_position].v;
-            if !self.time.within(time, self.day)? {
-                return Err(SyncError::bad_source_data(
-                    format!(
-                        "BigQuery returned a row outside {} ({} {:?})",
-                        self.day,
-                        self.time.name,
-                        time.as_text().unwrap_or("NULL")
-                    ),
-                    "The source query's day filter was not applied; nothing was written. Check token_sync.api_url.",
-                ));
-            }
-            let mut stripped = false;
-            for (index, (column, cell)) in self.columns.iter().zip(&row.f).enumerate() {
-                if index > 0 {
-                    page.bytes.push(b'\t');
-                }
-                if self.refuses_null[index] && cell.v == Value::Null {
-                    return Err(SyncError::bad_source_data(
-                        format!("a source row of {} has NULL in the column \"{}\", which is NOT NULL in the target", self.day, column.name),
-                        "Nothing was written for the day. Drop the NOT NULL constraint on the target column if NULL is expected there.",
-                    ));
-                }
-                column.write_copy(&cell.v, &mut page.bytes, &mut stripped)?;
-            }
-            page.bytes.push(b'\n');
-            if stripped {
-                page.nul_stripped_rows += 1;
-            }
+            self.encode_row(&row, &mut page)?;
         }
         Ok(page)
+    }
+
+    /// Appends one row to the page as a line of COPY text.
+    fn encode_row(&self, row: &Row<'_>, page: &mut EncodedPage) -> SyncResult<()> {
+        if row.f.len() != self.columns.len() {
+            return Err(bad_response(format!(
+                "a source row has {} cells, expected {}",
+                row.f.len(),
+                self.columns.len()
+            )));
+        }
+        let time = &row.f[self.time_position].v;
+        if !self.time.within(time, self.day)? {
+            return Err(SyncError::bad_source_data(
+                format!(
+                    "BigQuery returned a row outside {} ({} {:?})",
+                    self.day,
+                    self.time.name,
+                    time.as_text().unwrap_or("NULL")
+                ),
+                "The source query's day filter was not applied; nothing was written. Check token_sync.api_url.",
+            ));
+        }
+        let mut stripped = false;
+        for (index, (column, cell)) in self.columns.iter().zip(&row.f).enumerate() {
+            if index > 0 {
+                page.bytes.push(b'\t');
+            }
+            if self.refuses_null[index] && cell.v == Value::Null {
+                return Err(SyncError::bad_source_data(
+                    format!("a source row of {} has NULL in the column \"{}\", which is NOT NULL in the target", self.day, column.name),
+                    "Nothing was written for the day. Drop the NOT NULL constraint on the target column if NULL is expected there.",
+                ));
+            }
+            column.write_copy(&cell.v, &mut page.bytes, &mut stripped)?;
+        }
+        page.bytes.push(b'\n');
+        page.rows += 1;
+        if stripped {
+            page.nul_stripped_rows += 1;
+        }
+        Ok(())
     }
 }
 
@@ -195,5 +215,65 @@ mod tests {
         assert!(encoder
             .prepare(vec![row([None, None, Some("1795132800000000"), Some("1")])])
             .is_err());
+    }
+
+    fn body(json: &str) -> Body {
+        Body {
+            bytes: bytes::Bytes::copy_from_slice(json.as_bytes()),
+            envelope: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_body_is_encoded_row_by_row_whatever_the_order_of_its_members() {
+        let day = crate::day::tests::day(2026, 11, 20);
+        let encoder = RowEncoder::new(&tokens(), &[], day);
+        let (head, page) = encoder
+            .encode_body(&body(
+                r#"{"rows": [{"f": [{"v": "0xa"}, {"v": null}, {"v": "1795132800000001"}, {"v": "42"}]},
+                             {"f": [{"v": "0xb"}, {"v": "B"}, {"v": "1795132800000002"}, {"v": "43"}]}],
+                    "pageToken": "next", "totalRows": "7", "jobComplete": true}"#,
+            ))
+            .expect("encodes");
+        assert_eq!(
+            (page.rows, head.page_token.as_deref(), head.total_rows()),
+            (2, Some("next"), Some(7))
+        );
+        assert_eq!(
+            String::from_utf8(page.bytes).expect("utf-8"),
+            "0xa\t\\N\t2026-11-20 00:00:00.000001+00\t42\n0xb\tB\t2026-11-20 00:00:00.000002+00\t43\n"
+        );
+        let (head, page) = encoder
+            .encode_body(&body(r#"{"totalRows": "0", "rows": null}"#))
+            .expect("no rows");
+        assert_eq!((page.rows, head.total_rows()), (0, Some(0)));
+    }
+
+    #[test]
+    fn a_refused_row_ends_the_body_with_its_own_error() {
+        let day = crate::day::tests::day(2026, 11, 20);
+        let encoder = RowEncoder::new(&tokens(), &[], day);
+        let refused = encoder
+            .encode_body(&body(
+                r#"{"rows": [{"f": [{"v": null}, {"v": null}, {"v": "1795132800000001"}, {"v": "42"}]}]}"#,
+            ))
+            .expect_err("NULL in a REQUIRED column");
+        assert!(
+            refused
+                .message
+                .contains("has NULL in the column \"address\""),
+            "{}",
+            refused.message
+        );
+        let garbled = encoder
+            .encode_body(&body(r#"{"rows": [{"f": [{"v": "0xa"}"#))
+            .expect_err("cut short");
+        assert!(
+            garbled
+                .message
+                .starts_with("BigQuery's answer is not a query response"),
+            "{}",
+            garbled.message
+        );
     }
 }

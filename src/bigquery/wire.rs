@@ -3,10 +3,12 @@
 //! need no allocation of their own.
 
 use super::errors::not_a_query_response;
-use crate::error::SyncResult;
+use crate::error::{SyncError, SyncResult};
 pub use crate::types::value::Cell;
 use crate::types::FieldSchema;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use std::fmt;
 
 /// A complete response body as received, with its envelope already read.
 pub struct Body {
@@ -15,9 +17,112 @@ pub struct Body {
 }
 
 impl Body {
-    /// The whole response, borrowing from the body.
-    pub fn parse(&self) -> SyncResult<QueryResponse<'_>> {
+    /// The whole response, its rows decoded borrowing from the body.
+    pub fn parse(&self) -> SyncResult<QueryResponse<Vec<Row<'_>>>> {
         serde_json::from_slice(&self.bytes).map_err(not_a_query_response)
+    }
+
+    /// What describes the page, its rows skipped.
+    pub fn parse_head(&self) -> SyncResult<QueryResponse<IgnoredAny>> {
+        serde_json::from_slice(&self.bytes).map_err(not_a_query_response)
+    }
+
+    /// What describes the page, each row handed to `each_row` as soon as it is parsed: the
+    /// rows are never all held decoded. The first error `each_row` returns ends the parse
+    /// and is returned as it is.
+    pub fn parse_each_row(
+        &self,
+        mut each_row: impl FnMut(Row<'_>) -> SyncResult<()>,
+    ) -> SyncResult<QueryResponse<IgnoredAny>> {
+        let mut failure = None;
+        let mut deserializer = serde_json::Deserializer::from_slice(&self.bytes);
+        let head = PageSeed {
+            each_row: &mut each_row,
+            failure: &mut failure,
+        }
+        .deserialize(&mut deserializer)
+        .and_then(|head| deserializer.end().map(|()| head));
+        if let Some(failure) = failure {
+            return Err(failure);
+        }
+        serde_json::from_value(serde_json::Value::Object(
+            head.map_err(not_a_query_response)?,
+        ))
+        .map_err(not_a_query_response)
+    }
+}
+
+/// A response object: `rows` through `RowsSeed`, every other member kept as JSON (they are
+/// few and small) for `QueryResponse` to read.
+struct PageSeed<'s, F> {
+    each_row: &'s mut F,
+    failure: &'s mut Option<SyncError>,
+}
+
+impl<'de, F: FnMut(Row<'de>) -> SyncResult<()>> DeserializeSeed<'de> for PageSeed<'_, F> {
+    type Value = serde_json::Map<String, serde_json::Value>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de, F: FnMut(Row<'de>) -> SyncResult<()>> Visitor<'de> for PageSeed<'_, F> {
+    type Value = serde_json::Map<String, serde_json::Value>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("a query response object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut head = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "rows" {
+                map.next_value_seed(RowsSeed {
+                    each_row: &mut *self.each_row,
+                    failure: &mut *self.failure,
+                })?;
+            } else {
+                head.insert(key, map.next_value()?);
+            }
+        }
+        Ok(head)
+    }
+}
+
+/// The `rows` array, one row at a time.
+struct RowsSeed<'s, F> {
+    each_row: &'s mut F,
+    failure: &'s mut Option<SyncError>,
+}
+
+impl<'de, F: FnMut(Row<'de>) -> SyncResult<()>> DeserializeSeed<'de> for RowsSeed<'_, F> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de, F: FnMut(Row<'de>) -> SyncResult<()>> Visitor<'de> for RowsSeed<'_, F> {
+    type Value = ();
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("a list of rows")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(row) = seq.next_element::<Row<'de>>()? {
+            if let Err(error) = (self.each_row)(row) {
+                *self.failure = Some(error);
+                return Err(de::Error::custom("a row was refused"));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -44,19 +149,20 @@ impl Envelope {
     }
 }
 
+/// A page of a query's result; `R` is how its rows are read (decoded, or skipped).
 #[derive(Debug, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
-pub struct QueryResponse<'a> {
+pub struct QueryResponse<R> {
     pub schema: Option<TableSchema>,
-    #[serde(default, borrow)]
-    pub rows: Vec<Row<'a>>,
+    #[serde(default)]
+    pub rows: R,
     pub total_rows: Option<String>,
     pub page_token: Option<String>,
     pub total_bytes_processed: Option<String>,
     pub total_bytes_billed: Option<String>,
 }
 
-impl QueryResponse<'_> {
+impl<R> QueryResponse<R> {
     pub fn total_rows(&self) -> Option<u64> {
         self.total_rows.as_deref().and_then(|n| n.parse().ok())
     }

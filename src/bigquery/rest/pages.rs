@@ -1,8 +1,8 @@
 //! Runs a query job and pages through its result, on the network threads, delivering the
 //! pages through the shared channel (`bigquery::delivery`). After the first page, the rest
 //! is fetched by position, several ranges at once (`token_sync.fetch_concurrency`), and
-//! delivered in order. Each response is decoded (borrowing from its body) and encoded
-//! as soon as it arrives. Memory is bounded in bytes: every response in flight and every
+//! delivered in order. Each response is encoded as soon as it arrives, row by row as it is
+//! parsed (borrowing from its body). Memory is bounded in bytes: every response in flight and every
 //! prepared page not yet written holds room from one `Budget`.
 
 use super::client::{BigQueryClient, Page};
@@ -12,7 +12,7 @@ use crate::bigquery::copy_text::RowEncoder;
 use crate::bigquery::delivery::{Held, JobSummary, PageSink, ReadPath, ResultStream, PAGES_AHEAD};
 use crate::bigquery::errors::bad_response;
 use crate::bigquery::query;
-use crate::bigquery::wire::{Body, JobReference, QueryResponse};
+use crate::bigquery::wire::{Body, JobReference};
 use crate::error::SyncResult;
 use crate::runtime;
 use crate::types::integer::parse as parse_integer;
@@ -41,7 +41,7 @@ async fn fetch_pages(
     let client = bigquery.rest().await?;
     let (job, first_body) =
         run_to_completion(&client, request, query::first_page_rows(settings)).await?;
-    let first = first_body.parse()?;
+    let first = first_body.parse_head()?;
     encoder.check_schema(
         first
             .schema
@@ -70,8 +70,7 @@ async fn fetch_pages(
         )),
     };
     let mut room = pages.budget.unreserved();
-    let (first_page, next_token, delivered) =
-        pages.prepare_parsed(first_body.bytes.len(), first, &mut room)?;
+    let (first_page, next_token, delivered) = pages.prepare(&first_body, &mut room)?;
     drop(first_body);
     if !sink.started(summary).await {
         return Ok(());
@@ -108,22 +107,13 @@ impl PageFetch {
         body: &Body,
         room: &mut Reservation,
     ) -> SyncResult<(Held, Option<String>, u64)> {
-        self.prepare_parsed(body.bytes.len(), body.parse()?, room)
-    }
-
-    fn prepare_parsed(
-        &self,
-        body_bytes: usize,
-        response: QueryResponse<'_>,
-        room: &mut Reservation,
-    ) -> SyncResult<(Held, Option<String>, u64)> {
-        let rows = response.rows.len();
-        self.budget.observe(body_bytes, rows);
+        let body_bytes = body.bytes.len();
         room.grow_to(body_bytes * self.budget.peak_per_body_byte);
-        let token = response.page_token.clone();
-        let page = self.encoder.prepare(response.rows)?;
+        let (head, page) = self.encoder.encode_body(body)?;
+        let rows = page.rows;
+        self.budget.observe(body_bytes, rows as usize);
         let room = room.take(page.weight());
-        Ok((Held { page, room }, token, rows as u64))
+        Ok((Held { page, room }, head.page_token, rows))
     }
 
     /// One page after the other, following BigQuery's page tokens.
@@ -266,7 +256,14 @@ impl SingleRow {
 
 /// Runs a query whose result is a single row of scalars, interruptibly from the main thread.
 pub fn single_row(bigquery: &BigQuery, request: Value) -> SyncResult<SingleRow> {
-    runtime::wait(async {
+    start_single_row(bigquery, request)?.wait()
+}
+
+/// Starts a query whose result is a single row of scalars on the network threads and
+/// returns at once, so that the main thread can work while BigQuery does.
+pub fn start_single_row(bigquery: &BigQuery, request: Value) -> SyncResult<PendingRow> {
+    let bigquery = bigquery.clone();
+    let task = runtime::spawn(async move {
         let client = bigquery.rest().await?;
         let (job, body) = run_to_completion(&client, &request, 1).await?;
         let response = body.parse()?;
@@ -286,5 +283,16 @@ pub fn single_row(bigquery: &BigQuery, request: Value) -> SyncResult<SingleRow> 
                 .map(|cell| cell.v.into_text().map(Cow::into_owned))
                 .collect(),
         })
-    })?
+    })?;
+    Ok(PendingRow(task))
+}
+
+/// A one-row query on the network threads; dropping it cancels the query's requests.
+pub struct PendingRow(runtime::BackgroundTask<SyncResult<SingleRow>>);
+
+impl PendingRow {
+    /// Its row, waited for interruptibly from the main thread.
+    pub fn wait(self) -> SyncResult<SingleRow> {
+        runtime::wait(self.0.join())??
+    }
 }

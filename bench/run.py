@@ -3,8 +3,9 @@ transactions, of a transactions-like table; bench/day_data.py), loaded into the 
 in one run, side by side:
 
   1. token_sync_day from a local BigQuery REST source at wire speed (bench/source_server.py),
-     and at the default settings: a first load, a re-sync of the unchanged day, and a
-     re-sync after one row changed; and a first load from a local Storage Read API at wire
+     and at the default settings: a first load, a re-sync of the unchanged day, a re-sync
+     after one row changed (its partition written), and the same where the partition's
+     metadata cannot be read (compared); and a first load from a local Storage Read API at wire
      speed (bench/storage_server.py: Arrow batches serialized up front), at the defaults;
   2. the same with a fixed latency per page request, fetch_concurrency 1 and 8;
   3. psql \\copy of the same rows from a file (the ceiling);
@@ -149,12 +150,15 @@ class Bench:
         print(f"  {name}: {seconds:.3f} s{rss}{bill}", flush=True)
 
     def token_sync(self, name, url, concurrency=None, empty=True, expect_status="succeeded", storage_url=None,
-                   expect_read_api="query"):
+                   expect_read_api="query", expect_notice=None):
         """Times one token_sync_day; concurrency None keeps the default settings. With a
-        Storage Read API (`storage_url`), read_api's default (auto) reads through it."""
+        Storage Read API (`storage_url`), read_api's default (auto) reads through it. A
+        NOTICE starting `expect_notice` must be raised (the path the day took)."""
         if empty:
             self.empty_table()
         with self.cluster.connect() as conn:
+            notices = []
+            conn.add_notice_handler(lambda diag: notices.append(diag.message_primary or ""))
             conn.execute(f"SET token_sync.api_url = '{url}'")
             if storage_url:
                 conn.execute(f"SET token_sync.storage_api_url = '{storage_url}'")
@@ -172,28 +176,41 @@ class Bench:
                 "SELECT status, read_api, bytes_billed FROM token_sync.runs ORDER BY run_id DESC LIMIT 1").fetchone()
         if status != expect_status:
             raise RuntimeError(f"{name}: the day ended {status}, expected {expect_status}")
+        if expect_notice and not any(notice.startswith(expect_notice) for notice in notices):
+            raise RuntimeError(f"{name}: no NOTICE starting {expect_notice!r} (raised: {notices})")
         if status == "succeeded" and read_api != expect_read_api:
             raise RuntimeError(f"{name}: read through {read_api}, expected {expect_read_api}")
         self.record(name, seconds, growth, billed)
 
     def resyncs(self, url):
         """At the default settings: a first load, a re-sync of the day as it is (unchanged:
-        its partition not written since), and a re-sync after a write to the partition that
-        changed one row (compared, then rewritten)."""
+        its partition not written since), a re-sync after a write to the partition that
+        changed one row (rewritten), and the same where the partition's metadata cannot be
+        read (compared, both sides at once, then rewritten)."""
         self.token_sync("token_sync_day, defaults: first load", url)
         with self.cluster.connect() as conn:
             conn.execute("CHECKPOINT")
         self.token_sync("token_sync_day, defaults: re-sync, unchanged day", url, empty=False,
                         expect_status="unchanged")
         # BigQuery writes to the day's partition (the metadata says so) and one row differs
-        # (changed here, which the comparison finds as it would find it changed there).
+        # (changed here, which a comparison finds as it would find it changed there).
         requests.post(f"{url}/bench/written", timeout=60).raise_for_status()
+        self.change_one_row()
+        self.token_sync("token_sync_day, defaults: re-sync, one row changed", url, empty=False)
+        requests.post(f"{url}/bench/metadata", json={"readable": False}, timeout=60).raise_for_status()
+        try:
+            self.change_one_row()
+            self.token_sync("token_sync_day, defaults: re-sync, one row changed, metadata unreadable (compared)",
+                            url, empty=False, expect_notice="token_sync: BigQuery's metadata of the partition")
+        finally:
+            requests.post(f"{url}/bench/metadata", json={"readable": True}, timeout=60).raise_for_status()
+
+    def change_one_row(self):
         with self.cluster.connect() as conn:
             conn.execute(f"UPDATE {self.target} SET {CHANGE_ONE_ROW[self.args.table]} WHERE ctid = "
                          f"(SELECT ctid FROM {self.target} ORDER BY block_number LIMIT 1)")
             conn.execute(f"VACUUM {self.target}")
             conn.execute("CHECKPOINT")
-        self.token_sync("token_sync_day, defaults: re-sync, one row changed", url, empty=False)
 
     def psql_copy(self, path):
         columns = ", ".join(f["name"] for f in day_data.schema(self.args.table))

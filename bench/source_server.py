@@ -3,8 +3,9 @@
 jobs.getQueryResults (page tokens and startIndex) at wire speed, every row encoded once up
 front, the day's summary (the comparison a re-sync makes) and its partition's metadata
 (INFORMATION_SCHEMA.PARTITIONS: its rows and last write, which POST /bench/written moves to
-now, as a write in BigQuery would), each query job's creationTime, with an optional fixed
-latency per request to model real BigQuery's round trips.
+now, as a write in BigQuery would; POST /bench/metadata {"readable": false} makes it answer
+403 Access Denied), each query job's creationTime, with an optional fixed latency per
+request to model real BigQuery's round trips.
 
     python bench/source_server.py --rows 1000000 --port 9070 --latency-ms 200 [--table transactions]
 """
@@ -62,6 +63,7 @@ class Source:
         self.jobs = 0
         self.lock = threading.Lock()
         self.written = now_micros()
+        self.metadata_readable = True
 
     def page(self, job_id, start, size):
         size = max(1, min(size, MAX_PAGE_ROWS))
@@ -84,6 +86,11 @@ class Source:
 
 def now_micros():
     return time.time_ns() // 1000
+
+
+# What BigQuery answers a caller who may not list the dataset's tables.
+METADATA_DENIED = {"error": {"code": 403, "message": "Access Denied: bigquery.tables.list",
+                             "errors": [{"reason": "accessDenied"}]}}
 
 
 def partitions_answer(reference, rows, written):
@@ -116,6 +123,9 @@ def handler(source):
             if path == "/bench/written":
                 source.written = now_micros()
                 return self.send(b"{}")
+            if path == "/bench/metadata":
+                source.metadata_readable = bool(body.get("readable"))
+                return self.send(b"{}")
             if not path.endswith("/queries"):
                 return self.send(b'{"error":{"code":404,"message":"not served"}}', 404)
             with source.lock:
@@ -123,6 +133,8 @@ def handler(source):
                 job_id = f"bench_{source.jobs}"
             reference = {"projectId": "billing", "jobId": job_id, "location": "US"}
             if is_partitions_query(body):
+                if not source.metadata_readable:
+                    return self.send(json.dumps(METADATA_DENIED).encode(), 403)
                 return self.send(json.dumps(partitions_answer(reference, len(source.rows), source.written)).encode())
             if is_summary_query(body):
                 answer = {**summary_answer(reference, *source.summary), "creationTime": str(now_micros() // 1000)}

@@ -96,9 +96,9 @@ pub fn sync_day(
 
 /// The day's figures if it already holds exactly BigQuery's rows: rewriting it would change
 /// nothing, yet leave a dead tuple and WAL behind for every row. A day that holds no rows is
-/// a first load, with nothing to compare. First the cheap way (`unwritten_since_last_load`),
-/// then the comparison of `token_verify_day`; a table whose columns cannot all be
-/// fingerprinted is always rewritten.
+/// a first load, with nothing to compare. First BigQuery's metadata (`since_last_load`);
+/// where it cannot tell, the comparison of `token_verify_day`, both sides at once. A table
+/// whose columns cannot all be fingerprinted is always rewritten.
 fn unchanged_day(
     bigquery: &BigQuery,
     mirror: &Mirror,
@@ -112,12 +112,15 @@ fn unchanged_day(
     if held == 0 {
         return Ok(None);
     }
-    if let Some(figures) = unwritten_since_last_load(bigquery, mirror, day, held, last_load) {
-        return Ok(Some(figures));
+    match since_last_load(bigquery, mirror, day, held, last_load) {
+        SinceLastLoad::Unwritten(figures) => return Ok(Some(figures)),
+        SinceLastLoad::Written => return Ok(None),
+        SinceLastLoad::Unknown => {}
     }
     let fingerprint = verify::Fingerprint::of(&mirror.source);
+    let remote = verify::PendingSummary::start(bigquery, &mirror.source, &fingerprint, day)?;
     let local = verify::local_summary(&mirror.source, &fingerprint, &mirror.target, day)?;
-    let (remote, job) = verify::bigquery_summary(bigquery, &mirror.source, &fingerprint, day)?;
+    let (remote, job) = remote.wait()?;
     Ok((remote == local).then_some(LoadFigures {
         rows_loaded: local.rows,
         rows_reported: remote.rows,
@@ -131,23 +134,38 @@ fn unchanged_day(
     }))
 }
 
-/// The day is unchanged if each day of the source is a partition, the last load said as of
-/// when it read the day, the day still holds that load's rows, and BigQuery's metadata says
-/// the partition holds as many and was not written to since: one metadata query, no scan
-/// on either side. A row changed in the target without changing the count is not noticed
-/// (`token_verify_day` compares everything). If the metadata cannot be read, None, with a
-/// NOTICE: the day is compared instead.
-fn unwritten_since_last_load(
+/// What BigQuery's metadata says of the day's partition since the last load read it.
+enum SinceLastLoad {
+    /// Not written to, and as many rows as the load left: the day is unchanged.
+    Unwritten(LoadFigures),
+    /// Written to since, or holding another count: the day is rewritten without comparing,
+    /// which costs less than the comparison would (a summary query billed like the load,
+    /// and every local row hashed) even when the write changed nothing.
+    Written,
+    /// The metadata cannot tell: the day is compared.
+    Unknown,
+}
+
+/// One metadata query, no scan on either side. It can tell where each day of the source is a
+/// partition, the last load said as of when it read the day and the day still holds that
+/// load's rows. A row changed in the target without changing the count is not noticed
+/// (`token_verify_day` compares everything). Metadata that cannot be read is Unknown, with
+/// a NOTICE.
+fn since_last_load(
     bigquery: &BigQuery,
     mirror: &Mirror,
     day: SyncDay,
     held: i64,
     last_load: Option<LastLoad>,
-) -> Option<LoadFigures> {
-    let last = last_load.filter(|last| last.rows == held)?;
-    let read_at = last.snapshot_micros?;
+) -> SinceLastLoad {
+    let Some(read_at) = last_load
+        .filter(|last| last.rows == held)
+        .and_then(|last| last.snapshot_micros)
+    else {
+        return SinceLastLoad::Unknown;
+    };
     if !mirror.source.day_is_a_partition() {
-        return None;
+        return SinceLastLoad::Unknown;
     }
     let (partition, job) = match partitions::read(bigquery, &mirror.source, day) {
         Ok(read) => read,
@@ -157,14 +175,17 @@ fn unwritten_since_last_load(
                 mirror.source.table.display(),
                 error.message
             );
-            return None;
+            return SinceLastLoad::Unknown;
         }
     };
     // Strictly before: the read's time is cut to BigQuery's milliseconds.
     let unwritten = partition
         .modified_micros
         .is_some_and(|written| written < read_at);
-    (unwritten && partition.rows == held).then_some(LoadFigures {
+    if !unwritten || partition.rows != held {
+        return SinceLastLoad::Written;
+    }
+    SinceLastLoad::Unwritten(LoadFigures {
         rows_loaded: held,
         rows_reported: partition.rows,
         rows_nul_stripped: 0,

@@ -11,7 +11,7 @@
 
 use crate::bigquery::context::BigQuery;
 use crate::bigquery::query;
-use crate::bigquery::rest::pages::{self, SingleRow};
+use crate::bigquery::rest::pages::{self, PendingRow, SingleRow};
 use crate::day::SyncDay;
 use crate::error::{SyncError, SyncResult};
 use crate::load::target::{Access, NewColumns, TargetTable};
@@ -199,9 +199,13 @@ pub fn compare_day(
 ) -> SyncResult<Comparison> {
     let fingerprint = Fingerprint::of(source);
     // A check changes nothing: a target that does not exist yet holds no rows.
-    let local = match TargetTable::find(target_table, &source.schema, NewColumns::Refuse)? {
+    let target = TargetTable::find(target_table, &source.schema, NewColumns::Refuse)?;
+    if let Some(target) = &target {
+        target.check_caller_may(Access::Read)?;
+    }
+    let remote = PendingSummary::start(bigquery, source, &fingerprint, day)?;
+    let local = match target {
         Some(target) => {
-            target.check_caller_may(Access::Read)?;
             let _owner = Restricted::as_owner_of(target.oid)?;
             local_summary(source, &fingerprint, &target, day)?
         }
@@ -213,7 +217,7 @@ pub fn compare_day(
             DaySummary::default()
         }
     };
-    let (remote, job) = bigquery_summary(bigquery, source, &fingerprint, day)?;
+    let (remote, job) = remote.wait()?;
     Ok(Comparison {
         bigquery: remote,
         local,
@@ -221,22 +225,32 @@ pub fn compare_day(
     })
 }
 
-/// What BigQuery holds for the day, and the job that computed it.
-pub fn bigquery_summary(
-    bigquery: &BigQuery,
-    source: &Source,
-    fingerprint: &Fingerprint,
-    day: SyncDay,
-) -> SyncResult<(DaySummary, SingleRow)> {
-    let request = query::day_summary(&bigquery.settings, source, day, &fingerprint.bigquery);
-    let job = pages::single_row(bigquery, request)?;
-    let summary = DaySummary {
-        rows: job.integer(0, "row_count")?.unwrap_or(0),
-        min_timestamp: job.integer(1, "min_micros")?,
-        max_timestamp: job.integer(2, "max_micros")?,
-        fingerprint: job.integer(3, "fingerprint")?.unwrap_or(0),
-    };
-    Ok((summary, job))
+/// BigQuery's summary of the day, computed on the network threads while this backend
+/// computes its own: the two summaries take as long as the slower one, not their sum.
+pub struct PendingSummary(PendingRow);
+
+impl PendingSummary {
+    pub fn start(
+        bigquery: &BigQuery,
+        source: &Source,
+        fingerprint: &Fingerprint,
+        day: SyncDay,
+    ) -> SyncResult<Self> {
+        let request = query::day_summary(&bigquery.settings, source, day, &fingerprint.bigquery);
+        Ok(Self(pages::start_single_row(bigquery, request)?))
+    }
+
+    /// What BigQuery holds for the day, and the job that computed it.
+    pub fn wait(self) -> SyncResult<(DaySummary, SingleRow)> {
+        let job = self.0.wait()?;
+        let summary = DaySummary {
+            rows: job.integer(0, "row_count")?.unwrap_or(0),
+            min_timestamp: job.integer(1, "min_micros")?,
+            max_timestamp: job.integer(2, "max_micros")?,
+            fingerprint: job.integer(3, "fingerprint")?.unwrap_or(0),
+        };
+        Ok((summary, job))
+    }
 }
 
 /// What the target table holds for the day.

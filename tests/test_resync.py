@@ -2,7 +2,9 @@
 (INFORMATION_SCHEMA.PARTITIONS), no scan on either side. Against the fake, which answers as
 BigQuery does: a job's creationTime, and each partition's rows and last write."""
 
+import concurrent.futures
 import datetime as dt
+import time
 
 import pytest
 
@@ -52,30 +54,34 @@ def test_an_unwritten_partition_is_unchanged_for_one_metadata_query(db, bigquery
     assert queries(bigquery) == ["partitions"]
 
 
-def test_a_write_after_the_read_makes_the_re_sync_compare_and_rewrite(db, bigquery):
+def test_a_write_after_the_read_makes_the_re_sync_rewrite_without_comparing(db, bigquery):
     db.execute(f"SELECT token_sync_day('{DAY}')")
     bigquery.write_day(DAY, day_rows(3, name="Renamed"))
     bigquery.requests.clear()
     seen = notices(db)
     db.execute(f"SELECT token_sync_day('{DAY}')")
     assert seen == []
-    assert queries(bigquery) == ["partitions", "summary", "query"]
+    assert queries(bigquery) == ["partitions", "query"]
     assert last_run(db)[0] == "succeeded"
     assert db.execute("SELECT array_agg(name ORDER BY name) FROM raw_tokens").fetchone() == (
         ["Renamed 1", "Renamed 2", "Renamed 3"],)
 
 
-def test_a_write_that_changed_nothing_is_found_unchanged_by_the_fingerprint(db, bigquery):
+def test_a_write_that_changed_nothing_is_rewritten_rather_than_compared(db, bigquery):
+    """Comparing would cost a summary query billed like the load and every local row
+    hashed: more than the rewrite it might spare."""
     db.execute(f"SELECT token_sync_day('{DAY}')")
     bigquery.write_day(DAY)
     seen = notices(db)
     bigquery.requests.clear()
     db.execute(f"SELECT token_sync_day('{DAY}')")
-    assert seen == [("NOTICE", SAME_FINGERPRINT)]
-    assert queries(bigquery) == ["partitions", "summary"]
-    # That comparison is the newer read: the night after needs the metadata only.
+    assert seen == []
+    assert queries(bigquery) == ["partitions", "query"]
+    assert last_run(db)[:2] == ("succeeded", 3)
+    # That load is the newer read: the night after needs the metadata only.
     bigquery.requests.clear()
     db.execute(f"SELECT token_sync_day('{DAY}')")
+    assert seen == [("NOTICE", UNWRITTEN)]
     assert queries(bigquery) == ["partitions"]
 
 
@@ -83,7 +89,9 @@ def test_a_deletion_that_left_the_last_write_time_as_it_was_is_found_by_the_row_
     db.execute(f"SELECT token_sync_day('{DAY}')")
     # BigQuery says a deletion may not move last_modified_time: only the rows tell.
     bigquery.rows = bigquery.rows[:2]
+    bigquery.requests.clear()
     db.execute(f"SELECT token_sync_day('{DAY}')")
+    assert queries(bigquery) == ["partitions", "query"]
     assert last_run(db)[:2] == ("succeeded", 2)
 
 
@@ -166,3 +174,22 @@ def test_no_metadata_is_asked_where_a_day_is_not_a_partition(db, bigquery, parti
         assert queries(bigquery) == ["summary"]
     finally:
         db.execute("SELECT token_sync.remove_table('bigquery-public-data.crypto_ethereum.tokens')")
+
+
+def test_bigquery_sums_its_side_of_a_comparison_while_postgresql_sums_its_own(db, bigquery, cluster):
+    """The summary query is sent before the local summary is computed: here the local one
+    waits on another session's lock, and BigQuery's request arrives meanwhile."""
+    db.execute(f"SELECT token_sync_day('{DAY}')")
+    bigquery.requests.clear()
+    with cluster.connect() as locker, concurrent.futures.ThreadPoolExecutor(1) as pool:
+        locker.execute("BEGIN")
+        locker.execute("LOCK TABLE public.raw_tokens IN ACCESS EXCLUSIVE MODE")
+        verified = pool.submit(lambda: db.execute(f"SELECT matches FROM token_verify_day('{DAY}')").fetchone())
+        deadline = time.monotonic() + 10
+        while not queries(bigquery) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert queries(bigquery) == ["summary"]
+        assert locker.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s",
+                              (db.info.backend_pid,)).fetchone() == ("Lock",)
+        locker.execute("COMMIT")
+        assert verified.result(timeout=20) == (True,)

@@ -27,6 +27,9 @@ pub struct Budget {
     pub peak_per_body_byte: usize,
     /// The widest response seen so far, in body bytes per row; 0 before the first.
     body_bytes_per_row: AtomicUsize,
+    /// The most a response has held per row seen so far: its body and its prepared page
+    /// (whose text can outgrow its body: hex of bytes, timestamps, a STRUCT's names).
+    peak_bytes_per_row: AtomicUsize,
 }
 
 impl Budget {
@@ -41,30 +44,40 @@ impl Budget {
             page_rows: page_rows.max(1),
             peak_per_body_byte: peak_per_body_byte.max(1),
             body_bytes_per_row: AtomicUsize::new(0),
+            peak_bytes_per_row: AtomicUsize::new(0),
         }
     }
 
-    /// Learns the width of rows from a response of `body_bytes` holding `rows` rows.
-    pub fn observe(&self, body_bytes: usize, rows: usize) {
+    /// Learns the width of rows from a response of `body_bytes` holding `rows` rows, whose
+    /// prepared page keeps `page_bytes`.
+    pub fn observe(&self, body_bytes: usize, rows: usize, page_bytes: usize) {
         if rows > 0 {
             self.body_bytes_per_row
                 .fetch_max(body_bytes.div_ceil(rows), Ordering::Relaxed);
+            self.peak_bytes_per_row.fetch_max(
+                body_bytes.saturating_add(page_bytes).div_ceil(rows),
+                Ordering::Relaxed,
+            );
         }
+    }
+
+    /// What a row takes at the peak of its response: the body times `peak_per_body_byte`,
+    /// or what responses were seen to hold, whichever is more; 0 before the first.
+    fn peak_per_row(&self) -> usize {
+        let by_body = self.body_bytes_per_row.load(Ordering::Relaxed) * self.peak_per_body_byte;
+        by_body.max(self.peak_bytes_per_row.load(Ordering::Relaxed))
     }
 
     /// How many rows the next request asks for: as many as fit one share, 1 to `page_rows`.
     pub fn rows_per_request(&self) -> u32 {
-        match self.body_bytes_per_row.load(Ordering::Relaxed) {
+        match self.peak_per_row() {
             0 => self.page_rows,
-            width => (self.share / (width * self.peak_per_body_byte))
-                .clamp(1, self.page_rows as usize) as u32,
+            width => (self.share / width).clamp(1, self.page_rows as usize) as u32,
         }
     }
 
     fn units_for(&self, rows: u32) -> u32 {
-        let bytes = (rows as usize)
-            .saturating_mul(self.body_bytes_per_row.load(Ordering::Relaxed))
-            .saturating_mul(self.peak_per_body_byte);
+        let bytes = (rows as usize).saturating_mul(self.peak_per_row());
         units(bytes).min(self.total_units)
     }
 
@@ -159,22 +172,28 @@ mod tests {
     fn requests_shrink_to_fit_their_share_of_the_budget() {
         let budget = Budget::new(8 * 1024 * 1024, 8, 10_000, PEAK_PER_BODY_BYTE);
         assert_eq!(budget.rows_per_request(), 10_000, "before any row is seen");
-        budget.observe(1_000 * 400, 1_000);
+        budget.observe(1_000 * 400, 1_000, 1_000 * 300);
         assert_eq!(budget.rows_per_request(), 1_310);
-        budget.observe(100 * 4_000, 100);
+        budget.observe(100 * 4_000, 100, 100 * 3_000);
         assert_eq!(
             budget.rows_per_request(),
             131,
             "the widest rows seen decide"
         );
-        budget.observe(100, 100);
+        budget.observe(100, 100, 100);
         assert_eq!(budget.rows_per_request(), 131);
+        budget.observe(100 * 4_000, 100, 100 * 12_000);
+        assert_eq!(
+            budget.rows_per_request(),
+            65,
+            "a page whose text outgrew its body counts as it was"
+        );
     }
 
     #[test]
     fn room_is_bounded_and_given_back() {
         let budget = Budget::new(1024 * 1024, 4, 10_000, PEAK_PER_BODY_BYTE);
-        budget.observe(100 * 1024, 100);
+        budget.observe(100 * 1024, 100, 0);
         let first = budget.try_reserve(256).expect("half the budget is free");
         assert_eq!(first.units(), 512);
         let second = budget.try_reserve(256).expect("the other half is free");

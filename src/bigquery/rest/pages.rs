@@ -111,7 +111,8 @@ impl PageFetch {
         room.grow_to(body_bytes * self.budget.peak_per_body_byte);
         let (head, page) = self.encoder.encode_body(body)?;
         let rows = page.rows;
-        self.budget.observe(body_bytes, rows as usize);
+        self.budget
+            .observe(body_bytes, rows as usize, page.weight());
         let room = room.take(page.weight());
         Ok((Held { page, room }, head.page_token, rows))
     }
@@ -287,7 +288,8 @@ pub fn start_single_row(bigquery: &BigQuery, request: Value) -> SyncResult<Pendi
     Ok(PendingRow(task))
 }
 
-/// A one-row query on the network threads; dropping it cancels the query's requests.
+/// A one-row query on the network threads. Dropping it stops its requests; a job already
+/// sent runs on in BigQuery, and is billed.
 pub struct PendingRow(runtime::BackgroundTask<SyncResult<SingleRow>>);
 
 impl PendingRow {

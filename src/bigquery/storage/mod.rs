@@ -192,7 +192,8 @@ impl StreamReading {
                 "Nothing was written for the day. Run it again; if it persists, set token_sync.read_api = 'query'.",
             ));
         }
-        self.budget.observe(body_bytes, decoded as usize);
+        self.budget
+            .observe(body_bytes, decoded as usize, page.weight());
         let kept = room.take(page.weight());
         Ok(Some((page, kept)))
     }

@@ -6,7 +6,7 @@ use pgrx::prelude::*;
 #[pg_schema]
 mod tests {
     use crate::bigquery::copy_text::RowEncoder;
-    use crate::bigquery::wire::Row;
+    use crate::bigquery::wire::Body;
     use crate::day::SyncDay;
     use crate::error::SyncError;
     use crate::load::copy_from::copy_into;
@@ -104,7 +104,7 @@ mod tests {
             TargetTable::prepare("public.every_type", &every_type.schema, &every_type.time)
                 .expect("table is created");
         let day = SyncDay::from_pg(Date::new(2026, 11, 20).ok(), "day").expect("day");
-        let body = r#"[
+        let body = r#"{"totalRows": "2", "rows": [
           {"f": [{"v": "1795219199999999"}, {"v": "tab\there \"q\" \\ é"}, {"v": "AAH/"},
                  {"v": "-9223372036854775808"}, {"v": "nan"}, {"v": "-99999999999999999999999999999.999999999"},
                  {"v": "578960446186580977117854925043439539266.34992332820282019728792003956564819967"},
@@ -115,10 +115,13 @@ mod tests {
                  {"v": {"f": [{"v": "7"}, {"v": [{"v": "a"}]}]}}]},
           {"f": [{"v": "1795132800000000"}, {"v": null}, {"v": null}, {"v": null}, {"v": "-inf"},
                  {"v": null}, {"v": null}, {"v": null}, {"v": null}, {"v": null}, {"v": null},
-                 {"v": null}, {"v": null}, {"v": null}, {"v": []}, {"v": []}, {"v": []}, {"v": null}]}]"#;
-        let rows: Vec<Row<'_>> = serde_json::from_str(body).expect("rows parse");
-        let page = RowEncoder::new(&every_type, &target.not_null, day)
-            .prepare(rows)
+                 {"v": null}, {"v": null}, {"v": null}, {"v": []}, {"v": []}, {"v": []}, {"v": null}]}]}"#;
+        let body = Body {
+            bytes: bytes::Bytes::from_static(body.as_bytes()),
+            envelope: Default::default(),
+        };
+        let (_, page) = RowEncoder::new(&every_type, &target.not_null, day)
+            .encode_body(&body)
             .expect("rows encode");
         let mut chunk = Some(page.bytes);
         let columns: Vec<&str> = every_type

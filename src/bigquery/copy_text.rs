@@ -84,7 +84,8 @@ impl RowEncoder {
     /// page's peak is its body and its text, never the rows all decoded besides; with what
     /// describes the page.
     pub fn encode_body(&self, body: &Body) -> SyncResult<(QueryResponse<IgnoredAny>, EncodedPage)> {
-        // JSON spells a value in about as many bytes as COPY text does, or more.
+        // Most values take fewer bytes as COPY text than as JSON cells; where a page's text
+        // outgrows its body (hex of bytes, a STRUCT's names), the budget learns it.
         let mut page = EncodedPage {
             bytes: Vec::with_capacity(body.bytes.len()),
             ..EncodedPage::default()
@@ -232,7 +233,7 @@ mod tests {
             .encode_body(&body(
                 r#"{"rows": [{"f": [{"v": "0xa"}, {"v": null}, {"v": "1795132800000001"}, {"v": "42"}]},
                              {"f": [{"v": "0xb"}, {"v": "B"}, {"v": "1795132800000002"}, {"v": "43"}]}],
-                    "pageToken": "next", "totalRows": "7", "jobComplete": true}"#,
+                    "pageToken": "next", "totalRows": "7", "jobComplete": true, "extra": [1, {"a": "\\u00e9"}]}"#,
             ))
             .expect("encodes");
         assert_eq!(
@@ -264,6 +265,14 @@ mod tests {
                 .contains("has NULL in the column \"address\""),
             "{}",
             refused.message
+        );
+        let twice = encoder
+            .encode_body(&body(r#"{"rows": [], "pageToken": "a", "rows": []}"#))
+            .expect_err("rows twice");
+        assert!(
+            twice.message.contains("duplicate field `rows`"),
+            "{}",
+            twice.message
         );
         let garbled = encoder
             .encode_body(&body(r#"{"rows": [{"f": [{"v": "0xa"}"#))

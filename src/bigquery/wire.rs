@@ -8,6 +8,7 @@ pub use crate::types::value::Cell;
 use crate::types::FieldSchema;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use std::fmt;
 
 /// A complete response body as received, with its envelope already read.
@@ -28,15 +29,16 @@ impl Body {
     }
 
     /// What describes the page, each row handed to `each_row` as soon as it is parsed: the
-    /// rows are never all held decoded. The first error `each_row` returns ends the parse
-    /// and is returned as it is.
+    /// rows are never all held decoded. The other members are kept as their JSON text and
+    /// read as `parse_head` reads them; a member given twice, `rows` too, is refused. The
+    /// first error `each_row` returns ends the parse and is returned as it is.
     pub fn parse_each_row(
         &self,
         mut each_row: impl FnMut(Row<'_>) -> SyncResult<()>,
     ) -> SyncResult<QueryResponse<IgnoredAny>> {
         let mut failure = None;
         let mut deserializer = serde_json::Deserializer::from_slice(&self.bytes);
-        let head = PageSeed {
+        let head = RowsOf {
             each_row: &mut each_row,
             failure: &mut failure,
         }
@@ -45,47 +47,56 @@ impl Body {
         if let Some(failure) = failure {
             return Err(failure);
         }
-        serde_json::from_value(serde_json::Value::Object(
-            head.map_err(not_a_query_response)?,
-        ))
-        .map_err(not_a_query_response)
+        serde_json::from_str(&head.map_err(not_a_query_response)?).map_err(not_a_query_response)
     }
 }
 
-/// A response object: `rows` through `RowsSeed`, every other member kept as JSON (they are
-/// few and small) for `QueryResponse` to read.
-struct PageSeed<'s, F> {
+/// A response object: its `rows` one at a time through `RowsSeed`; its other members as a
+/// JSON object of their text, copied as they are.
+struct RowsOf<'s, F> {
     each_row: &'s mut F,
     failure: &'s mut Option<SyncError>,
 }
 
-impl<'de, F: FnMut(Row<'de>) -> SyncResult<()>> DeserializeSeed<'de> for PageSeed<'_, F> {
-    type Value = serde_json::Map<String, serde_json::Value>;
+impl<'de, F: FnMut(Row<'de>) -> SyncResult<()>> DeserializeSeed<'de> for RowsOf<'_, F> {
+    type Value = String;
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<String, D::Error> {
         deserializer.deserialize_map(self)
     }
 }
 
-impl<'de, F: FnMut(Row<'de>) -> SyncResult<()>> Visitor<'de> for PageSeed<'_, F> {
-    type Value = serde_json::Map<String, serde_json::Value>;
+impl<'de, F: FnMut(Row<'de>) -> SyncResult<()>> Visitor<'de> for RowsOf<'_, F> {
+    type Value = String;
 
     fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
         formatter.write_str("a query response object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut head = serde_json::Map::new();
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<String, A::Error> {
+        let mut seen: Vec<String> = Vec::new();
+        let mut head = String::from("{");
         while let Some(key) = map.next_key::<String>()? {
+            if seen.contains(&key) {
+                return Err(de::Error::custom(format_args!("duplicate field `{key}`")));
+            }
             if key == "rows" {
                 map.next_value_seed(RowsSeed {
                     each_row: &mut *self.each_row,
                     failure: &mut *self.failure,
                 })?;
             } else {
-                head.insert(key, map.next_value()?);
+                let value = map.next_value::<&'de RawValue>()?;
+                if head.len() > 1 {
+                    head.push(',');
+                }
+                head.push_str(&serde_json::to_string(&key).map_err(de::Error::custom)?);
+                head.push(':');
+                head.push_str(value.get());
             }
+            seen.push(key);
         }
+        head.push('}');
         Ok(head)
     }
 }

@@ -50,21 +50,25 @@ pub fn sync_day(
         } else {
             None
         };
-        let unchanged = {
+        let before_load = {
             let _owner = Restricted::as_owner_of(mirror.target.oid)?;
-            unchanged_day(bigquery, mirror, day, last_load)?
+            before_load(bigquery, mirror, day, last_load)?
         };
-        let mut figures = match unchanged {
-            Some(figures) => figures,
-            None => {
+        let mut figures = match before_load {
+            BeforeLoad::Unchanged(figures) => figures,
+            BeforeLoad::Write { billed } => {
                 let staging = Staging::create(&mirror.source, &mirror.target)?;
-                let figures = {
+                let mut figures = {
                     let _owner = Restricted::as_owner_of(mirror.target.oid)?;
                     load_day(bigquery, mirror, day, staging.as_ref())?
                 };
                 if let Some(staging) = staging {
                     staging.drop()?;
                 }
+                figures.bytes_billed = match (figures.bytes_billed, billed) {
+                    (None, None) => None,
+                    (load, before) => Some(load.unwrap_or(0) + before.unwrap_or(0)),
+                };
                 figures
             }
         };
@@ -94,34 +98,47 @@ pub fn sync_day(
     }
 }
 
-/// The day's figures if it already holds exactly BigQuery's rows: rewriting it would change
-/// nothing, yet leave a dead tuple and WAL behind for every row. A day that holds no rows is
-/// a first load, with nothing to compare. First BigQuery's metadata (`since_last_load`);
-/// where it cannot tell, the comparison of `token_verify_day`, both sides at once. A table
-/// whose columns cannot all be fingerprinted is always rewritten.
-fn unchanged_day(
+/// What a re-sync finds before it loads anything.
+enum BeforeLoad {
+    /// The day already holds exactly BigQuery's rows: rewriting it would change nothing, yet
+    /// leave a dead tuple and WAL behind for every row.
+    Unchanged(LoadFigures),
+    /// The day is to be written; what finding so billed (a metadata or summary query).
+    Write { billed: Option<i64> },
+}
+
+/// A day that holds no rows is a first load, with nothing to compare. Else first BigQuery's
+/// metadata (`since_last_load`); where it cannot tell, the comparison of
+/// `token_verify_day`, both sides at once.
+fn before_load(
     bigquery: &BigQuery,
     mirror: &Mirror,
     day: SyncDay,
     last_load: Option<LastLoad>,
-) -> SyncResult<Option<LoadFigures>> {
+) -> SyncResult<BeforeLoad> {
+    let nothing_billed = BeforeLoad::Write { billed: None };
     if !bigquery.settings.skip_unchanged {
-        return Ok(None);
+        return Ok(nothing_billed);
     }
     let held = rows_in_day(&mirror.source, &mirror.target, day)?;
     if held == 0 {
-        return Ok(None);
+        return Ok(nothing_billed);
     }
     match since_last_load(bigquery, mirror, day, held, last_load) {
-        SinceLastLoad::Unwritten(figures) => return Ok(Some(figures)),
-        SinceLastLoad::Written => return Ok(None),
+        SinceLastLoad::Unwritten(figures) => return Ok(BeforeLoad::Unchanged(figures)),
+        SinceLastLoad::Written { billed } => return Ok(BeforeLoad::Write { billed }),
         SinceLastLoad::Unknown => {}
     }
     let fingerprint = verify::Fingerprint::of(&mirror.source);
     let remote = verify::PendingSummary::start(bigquery, &mirror.source, &fingerprint, day)?;
     let local = verify::local_summary(&mirror.source, &fingerprint, &mirror.target, day)?;
     let (remote, job) = remote.wait()?;
-    Ok((remote == local).then_some(LoadFigures {
+    if remote != local {
+        return Ok(BeforeLoad::Write {
+            billed: job.bytes_billed,
+        });
+    }
+    Ok(BeforeLoad::Unchanged(LoadFigures {
         rows_loaded: local.rows,
         rows_reported: remote.rows,
         rows_nul_stripped: 0,
@@ -141,7 +158,7 @@ enum SinceLastLoad {
     /// Written to since, or holding another count: the day is rewritten without comparing,
     /// which costs less than the comparison would (a summary query billed like the load,
     /// and every local row hashed) even when the write changed nothing.
-    Written,
+    Written { billed: Option<i64> },
     /// The metadata cannot tell: the day is compared.
     Unknown,
 }
@@ -183,7 +200,9 @@ fn since_last_load(
         .modified_micros
         .is_some_and(|written| written < read_at);
     if !unwritten || partition.rows != held {
-        return SinceLastLoad::Written;
+        return SinceLastLoad::Written {
+            billed: job.bytes_billed,
+        };
     }
     SinceLastLoad::Unwritten(LoadFigures {
         rows_loaded: held,

@@ -420,7 +420,7 @@ def test_a_pg_partman_table_without_the_days_partition_says_how_to_make_it(partm
         diag = missing.value.diag
         assert diag.message_primary == ("the partitioned target table public.raw_tokens has no partition "
                                         "for rows of 2026-11-18")
-        make = "SELECT partman.create_partition_time('public.raw_tokens', ARRAY['2026-11-18'::timestamptz])"
+        make = "SELECT partman.create_partition_time('public.raw_tokens', ARRAY['2026-11-18 00:00:00+00'::timestamptz])"
         assert make in diag.message_hint
         assert conn.execute("SELECT count(*) FROM public.raw_tokens").fetchone() == (0,)
         conn.execute(make)

@@ -126,14 +126,14 @@ def test_a_day_without_its_partition_fails_naming_the_partition_to_make(loaded):
     diag = missing.value.diag
     assert diag.message_primary == "the partitioned target table public.raw_parted has no partition for rows of 2026-11-20"
     assert diag.message_hint.startswith("Make the day's partition, e.g. CREATE TABLE ... PARTITION OF public.raw_parted "
-                                        "FOR VALUES FROM ('2026-11-20') TO ('2026-11-21')")
-    assert "SELECT partman.create_partition_time('public.raw_parted', ARRAY['2026-11-20'::timestamptz])" \
+                                        "FOR VALUES FROM ('2026-11-20 00:00:00+00') TO ('2026-11-21 00:00:00+00')")
+    assert "SELECT partman.create_partition_time('public.raw_parted', ARRAY['2026-11-20 00:00:00+00'::timestamptz])" \
         in diag.message_hint
     assert diag.message_detail.startswith('no partition of relation "raw_parted" found for row (Partition key')
     assert last_run(db) == ("2026-11-20", "failed", None, f"{diag.message_primary} ({diag.message_detail})")
     assert day_counts(db, "public.raw_parted") == (2, 0)
     db.execute("CREATE TABLE public.raw_parted_20 PARTITION OF public.raw_parted "
-               "FOR VALUES FROM ('2026-11-20') TO ('2026-11-21')")
+               "FOR VALUES FROM ('2026-11-20 00:00:00+00') TO ('2026-11-21 00:00:00+00')")
     assert db.execute("SELECT rows_loaded FROM token_sync_day('2026-11-20')").fetchone() == (3,)
 
 

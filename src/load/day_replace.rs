@@ -172,9 +172,9 @@ fn no_partition_for(caught: &CaughtError, target: &TargetTable, day: SyncDay) ->
         PgSqlErrorCode::ERRCODE_CHECK_VIOLATION,
         format!("the partitioned target table {target} has no partition for rows of {day}"),
         format!(
-            "Make the day's partition, e.g. CREATE TABLE ... PARTITION OF {target} FOR VALUES FROM ('{day}') TO ('{next}') \
+            "Make the day's partition, e.g. CREATE TABLE ... PARTITION OF {target} FOR VALUES FROM ('{day} 00:00:00+00') TO ('{next} 00:00:00+00') \
              (or a DEFAULT partition); where pg_partman manages the table, \
-             SELECT partman.create_partition_time({target_literal}, ARRAY['{day}'::timestamptz]) (days ahead: \
+             SELECT partman.create_partition_time({target_literal}, ARRAY['{day} 00:00:00+00'::timestamptz]) (days ahead: \
              partman.run_maintenance or a larger premake). Then sync the day again: nothing of it was written."
         ),
     );

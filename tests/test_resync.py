@@ -180,16 +180,23 @@ def test_bigquery_sums_its_side_of_a_comparison_while_postgresql_sums_its_own(db
     """The summary query is sent before the local summary is computed: here the local one
     waits on another session's lock, and BigQuery's request arrives meanwhile."""
     db.execute(f"SELECT token_sync_day('{DAY}')")
+    db.execute("SET lock_timeout = '30s'")
     bigquery.requests.clear()
-    with cluster.connect() as locker, concurrent.futures.ThreadPoolExecutor(1) as pool:
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    with cluster.connect() as locker:
         locker.execute("BEGIN")
         locker.execute("LOCK TABLE public.raw_tokens IN ACCESS EXCLUSIVE MODE")
-        verified = pool.submit(lambda: db.execute(f"SELECT matches FROM token_verify_day('{DAY}')").fetchone())
-        deadline = time.monotonic() + 10
-        while not queries(bigquery) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert queries(bigquery) == ["summary"]
-        assert locker.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s",
-                              (db.info.backend_pid,)).fetchone() == ("Lock",)
-        locker.execute("COMMIT")
-        assert verified.result(timeout=20) == (True,)
+        try:
+            verified = pool.submit(lambda: db.execute(f"SELECT matches FROM token_verify_day('{DAY}')").fetchone())
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                waiting = locker.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s",
+                                         (db.info.backend_pid,)).fetchone()
+                if queries(bigquery) and waiting == ("Lock",):
+                    break
+                time.sleep(0.05)
+            assert (queries(bigquery), waiting) == (["summary"], ("Lock",))
+        finally:
+            locker.execute("ROLLBACK")
+            pool.shutdown(wait=True)
+    assert verified.result(timeout=30) == (True,)

@@ -13,14 +13,20 @@ VENDOR=${TOKEN_SYNC_VENDOR:-$ROOT/../shared/vendor}
 CITUS_VERSION=13.2.2
 TIMESCALEDB_VERSION=2.28.3
 
+case "$major" in
+  15|16|17) ;;
+  *) echo "build-engines: Citus $CITUS_VERSION builds for PostgreSQL 15 to 17, not $major" >&2; exit 2 ;;
+esac
 if [ "$major" != 15 ] && [ -z "${TOKEN_SYNC_IN_ROOT:-}" ]; then
-  # The root sees this project and /tmp, not the vendor directory beside the project: the
-  # two release sources go there through /tmp.
-  sources=$(mktemp -d /tmp/token_sync_vendor.XXXXXX)
-  trap 'rm -rf "$sources"' EXIT
-  cp "$VENDOR/citus-$CITUS_VERSION.tar.gz" "$VENDOR/timescaledb-$TIMESCALEDB_VERSION.tar.gz" "$sources/"
-  bash "$ROOT/scripts/pg-root.sh" "$major" run env TOKEN_SYNC_VENDOR="$sources" bash scripts/build-engines.sh "$major"
-  exit
+  # The root sees this project, not the vendor directory beside it: the two release
+  # sources are copied into the project's target/ (where they are, the build needs them).
+  sources=$ROOT/target/vendor
+  mkdir -p "$sources"
+  for tarball in "citus-$CITUS_VERSION.tar.gz" "timescaledb-$TIMESCALEDB_VERSION.tar.gz"; do
+    [ ! -f "$VENDOR/$tarball" ] || cp -u "$VENDOR/$tarball" "$sources/"
+  done
+  exec bash "$ROOT/scripts/pg-root.sh" "$major" run env TOKEN_SYNC_VENDOR="$sources" \
+    bash scripts/build-engines.sh "$major"
 fi
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }

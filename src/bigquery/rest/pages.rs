@@ -2,8 +2,8 @@
 //! pages through the shared channel (`bigquery::delivery`). After the first page, the rest
 //! is fetched by position, several ranges at once (`token_sync.fetch_concurrency`), and
 //! delivered in order. Each response is encoded as soon as it arrives, row by row as it is
-//! parsed (borrowing from its body). Memory is bounded in bytes: every response in flight and every
-//! prepared page not yet written holds room from one `Budget`.
+//! parsed (borrowing from its body). Memory is bounded in bytes: every response in flight
+//! and every prepared page not yet written holds room from one `Budget`.
 
 use super::client::{BigQueryClient, Page};
 use crate::bigquery::budget::{Budget, Reservation, PEAK_PER_BODY_BYTE};

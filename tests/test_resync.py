@@ -62,7 +62,8 @@ def test_a_write_after_the_read_makes_the_re_sync_rewrite_without_comparing(db, 
     db.execute(f"SELECT token_sync_day('{DAY}')")
     assert seen == []
     assert queries(bigquery) == ["partitions", "query"]
-    assert last_run(db)[0] == "succeeded"
+    # What was billed: the load's query and the metadata query that decided it.
+    assert last_run(db) == ("succeeded", 3, 2 * 10 * 1024 * 1024, True)
     assert db.execute("SELECT array_agg(name ORDER BY name) FROM raw_tokens").fetchone() == (
         ["Renamed 1", "Renamed 2", "Renamed 3"],)
 

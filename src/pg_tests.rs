@@ -5,14 +5,15 @@ use pgrx::prelude::*;
 
 #[pg_schema]
 mod tests {
-    use crate::bigquery::copy_text::RowEncoder;
+    use crate::bigquery::copy_rows::RowEncoder;
     use crate::bigquery::wire::Body;
     use crate::day::SyncDay;
     use crate::error::SyncError;
-    use crate::load::copy_from::copy_into;
+    use crate::load::copy_from::{copy_into, format_for};
     use crate::load::target::TargetTable;
     use crate::source::Source;
     use crate::subtransaction;
+    use crate::types::CopyFormat;
     use pgrx::datum::Date;
     use pgrx::prelude::*;
 
@@ -116,28 +117,111 @@ mod tests {
           {"f": [{"v": "1795132800000000"}, {"v": null}, {"v": null}, {"v": null}, {"v": "-inf"},
                  {"v": null}, {"v": null}, {"v": null}, {"v": null}, {"v": null}, {"v": null},
                  {"v": null}, {"v": null}, {"v": null}, {"v": []}, {"v": []}, {"v": []}, {"v": null}]}]}"#;
+        // jsonb, interval, arrays and a STRUCT have no binary form here: the day goes as text.
+        let format = format_for(&every_type.schema);
+        assert_eq!(format, CopyFormat::Text);
+        assert_eq!(copy_body(&every_type, &target, day, format, body), 2);
+    }
+
+    /// COPYs the REST response `body` into `target`, encoded in `format` as a sync does.
+    fn copy_body(
+        source: &Source,
+        target: &TargetTable,
+        day: SyncDay,
+        format: CopyFormat,
+        body: &'static str,
+    ) -> u64 {
         let body = Body {
             bytes: bytes::Bytes::from_static(body.as_bytes()),
             envelope: Default::default(),
         };
-        let (_, page) = RowEncoder::new(&every_type, &target.not_null, day)
+        let (_, page) = RowEncoder::new(source, &target.not_null, day, format)
             .encode_body(&body)
             .expect("rows encode");
         let mut chunk = Some(page.bytes);
-        let columns: Vec<&str> = every_type
+        let columns: Vec<&str> = source
             .schema
             .columns
             .iter()
             .map(|c| c.name.as_str())
             .collect();
-        let stored = copy_into(
+        copy_into(
             target.oid,
             &target.qualified_name,
             &columns,
+            format,
             Box::new(move || Ok(chunk.take())),
         )
-        .expect("COPY accepts every type");
-        assert_eq!(stored, 2);
+        .expect("COPY accepts the rows")
+    }
+
+    /// Every type with a binary form, at the edges of its range, stores the same values
+    /// through COPY's binary format as through its text format.
+    #[pg_test]
+    fn binary_and_text_copy_store_the_same_values() {
+        let scalars = Source::described(
+            r#"[
+            {"name": "block_timestamp", "type": "TIMESTAMP", "mode": "REQUIRED"},
+            {"name": "s", "type": "STRING"}, {"name": "b", "type": "BYTES"},
+            {"name": "i", "type": "INTEGER"}, {"name": "f", "type": "FLOAT"},
+            {"name": "n", "type": "NUMERIC"}, {"name": "bn", "type": "BIGNUMERIC"},
+            {"name": "ok", "type": "BOOLEAN"}, {"name": "d", "type": "DATE"},
+            {"name": "dt", "type": "DATETIME"}, {"name": "t", "type": "TIME"},
+            {"name": "g", "type": "GEOGRAPHY"}]"#,
+        );
+        assert_eq!(format_for(&scalars.schema), CopyFormat::Binary);
+        let body = r#"{"totalRows": "5", "rows": [
+          {"f": [{"v": "1795219199999999"}, {"v": "tab\there \"q\" \\ é\u0000 🚀"}, {"v": "AAH/"},
+                 {"v": "-9223372036854775808"}, {"v": "nan"}, {"v": "-99999999999999999999999999999.999999999"},
+                 {"v": "578960446186580977117854925043439539266.34992332820282019728792003956564819967"},
+                 {"v": "true"}, {"v": "0001-01-01"}, {"v": "9999-12-31T23:59:59.999999"}, {"v": "23:59:59.999999"},
+                 {"v": "POINT(1 2)"}]},
+          {"f": [{"v": "1795132800000000"}, {"v": ""}, {"v": ""}, {"v": "9223372036854775807"}, {"v": "-inf"},
+                 {"v": "0E-9"}, {"v": "1.500000000"}, {"v": "false"}, {"v": "9999-12-31"}, {"v": "0001-01-01 00:00:00"},
+                 {"v": "00:00:00"}, {"v": ""}]},
+          {"f": [{"v": "1.7951328E9"}, {"v": null}, {"v": null}, {"v": "0"}, {"v": "-0"},
+                 {"v": "0.000000001"}, {"v": "1E+30"}, {"v": null}, {"v": "2000-01-01"}, {"v": "1999-12-31 23:59:59.5"},
+                 {"v": "12:00:00.000001"}, {"v": null}]},
+          {"f": [{"v": "1795132800000001"}, {"v": "x"}, {"v": "/w=="}, {"v": "42"}, {"v": "1e-320"},
+                 {"v": "10000"}, {"v": "-0.00000000000000000000000000000000000001"}, {"v": "TRUE"}, {"v": "1999-12-31"},
+                 {"v": "2026-11-20T01:02:03.000100"}, {"v": "01:02:03.4"}, {"v": "LINESTRING(0 0, 1 1)"}]},
+          {"f": [{"v": "1795132800000002"}, {"v": null}, {"v": null}, {"v": null}, {"v": "1.7976931348623157e308"},
+                 {"v": null}, {"v": null}, {"v": null}, {"v": null}, {"v": null}, {"v": null}, {"v": null}]}]}"#;
+        let day = SyncDay::from_pg(Date::new(2026, 11, 20).ok(), "day").expect("day");
+        for (table, format) in [
+            ("public.as_text", CopyFormat::Text),
+            ("public.as_binary", CopyFormat::Binary),
+        ] {
+            let target = TargetTable::prepare(table, &scalars.schema, &scalars.time)
+                .expect("table is created");
+            assert_eq!(
+                copy_body(&scalars, &target, day, format, body),
+                5,
+                "{table}"
+            );
+        }
+        Spi::run("SET LOCAL DateStyle = 'ISO'; SET LOCAL extra_float_digits = 3").expect("set");
+        // Each row as text, so that numeric's display scale and every float bit count.
+        let differing = Spi::get_one::<i64>(
+            "SELECT count(*) FROM ((SELECT text_row::text FROM as_text text_row \
+             EXCEPT ALL SELECT binary_row::text FROM as_binary binary_row) \
+             UNION ALL (SELECT binary_row::text FROM as_binary binary_row \
+             EXCEPT ALL SELECT text_row::text FROM as_text text_row)) AS differing",
+        );
+        assert_eq!(differing, Ok(Some(0)));
+        let spelled = Spi::get_one::<String>(
+            "SELECT concat_ws(' | ', s, n, bn, dt, t) FROM as_binary WHERE i = 0",
+        );
+        assert_eq!(
+            spelled,
+            Ok(Some(
+                "0.000000001 | 1000000000000000000000000000000 | 1999-12-31 23:59:59.5 | 12:00:00.000001"
+                    .to_string()
+            ))
+        );
+        let stripped =
+            Spi::get_one::<String>("SELECT s FROM as_binary WHERE i = -9223372036854775808");
+        assert_eq!(stripped, Ok(Some("tab\there \"q\" \\ é 🚀".to_string())));
     }
 
     /// Every BigQuery type, as the REST API sends it, through the COPY text into the table

@@ -2,19 +2,21 @@
 //! attempt goes into the ledger.
 
 use crate::bigquery::context::BigQuery;
-use crate::bigquery::copy_text::RowEncoder;
+use crate::bigquery::copy_rows::RowEncoder;
 use crate::bigquery::delivery::{Delivery, JobSummary, ReadPath, ResultStream};
 use crate::bigquery::partitions;
 use crate::bigquery::{errors::bad_response, query, rest, storage};
 use crate::day::SyncDay;
 use crate::error::{SyncError, SyncResult};
 use crate::ledger::{self, Attempt, LastLoad, LoadFigures, Unchanged};
+use crate::load::copy_from::format_for;
 use crate::load::day_replace::{lock_day, replace_day, rows_in_day, Staging};
 use crate::load::target::Access;
 use crate::mirror::{Mirror, MirrorPlan};
 use crate::restricted::Restricted;
 use crate::settings::ReadApi;
 use crate::subtransaction::{self, UnitFailure};
+use crate::types::CopyFormat;
 use crate::verify;
 use pgrx::PgSqlErrorCode;
 use std::cell::Cell;
@@ -230,12 +232,14 @@ fn load_day(
         ReadApi::Auto => !mirror.storage_refused && settings.storage_api_url.is_some(),
         ReadApi::Query => false,
     };
-    let encoder = |mirror: &Mirror| RowEncoder::new(&mirror.source, &mirror.target.not_null, day);
+    let format = format_for(&mirror.source.schema);
+    let encoder =
+        |mirror: &Mirror| RowEncoder::new(&mirror.source, &mirror.target.not_null, day, format);
     if through_storage {
         let mut stream = storage::start(bigquery, &mirror.source, day, encoder(mirror))?;
         match stream.next() {
             Ok(Some(Delivery::Started(summary))) => {
-                return copy_day(mirror, day, staging, summary, stream)
+                return copy_day(mirror, day, staging, format, summary, stream)
             }
             Err(error) if settings.read_api == ReadApi::Auto && storage::falls_back(&error) => {
                 pgrx::notice!(
@@ -259,7 +263,7 @@ fn load_day(
         encoder(mirror),
     )?;
     match stream.next()? {
-        Some(Delivery::Started(summary)) => copy_day(mirror, day, staging, summary, stream),
+        Some(Delivery::Started(summary)) => copy_day(mirror, day, staging, format, summary, stream),
         _ => Err(bad_response("BigQuery's result ended before it began")),
     }
 }
@@ -270,6 +274,7 @@ fn copy_day(
     mirror: &Mirror,
     day: SyncDay,
     staging: Option<&Staging>,
+    format: CopyFormat,
     summary: JobSummary,
     mut stream: ResultStream,
 ) -> SyncResult<LoadFigures> {
@@ -280,6 +285,7 @@ fn copy_day(
         &mirror.target,
         day,
         staging,
+        format,
         Box::new(move || match stream.next()? {
             Some(Delivery::Page(page)) => {
                 let (rows, nul_stripped, reported) = pages.get();

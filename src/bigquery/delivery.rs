@@ -4,7 +4,7 @@
 //! current one is written. Every page not yet written holds its room in the fetch's budget.
 
 use super::budget::Reservation;
-use super::copy_text::EncodedPage;
+use super::copy_rows::EncodedPage;
 use crate::error::SyncResult;
 use crate::runtime::{self, BackgroundTask};
 use tokio::sync::mpsc;

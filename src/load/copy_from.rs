@@ -1,16 +1,17 @@
 //! Feeding rows to PostgreSQL's own COPY machinery inside the backend: `BeginCopyFrom`
-//! with a data-source callback that reads the pages the network threads encoded, then
-//! `CopyFrom`. Constraints, defaults, triggers and indexes behave as for `COPY ... FROM`,
+//! with a data-source callback that reads the pages the network threads encoded (in COPY's
+//! binary format where it can, see `format_for`, else its text format), then `CopyFrom`. Constraints, defaults, triggers and indexes behave as for `COPY ... FROM`,
 //! and `pg_stat_progress_copy` shows the load while it runs.
 
 use crate::error::{SyncError, SyncResult};
+use crate::types::{CopyFormat, SourceSchema};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 use std::cell::RefCell;
 use std::ffi::CString;
 
-/// Hands out the next chunk of COPY text (whole lines), or `None` at the end.
+/// Hands out the next chunk of COPY data (whole rows), or `None` at the end.
 pub type ChunkSource<'a> = dyn FnMut() -> SyncResult<Option<Vec<u8>>> + 'a;
 
 struct ActiveSource {
@@ -35,21 +36,52 @@ impl Drop for SourceGuard {
     }
 }
 
-/// COPYs everything `next_chunk` yields into the table `relation` (named `shown` in
-/// errors), into `columns` in that order, and returns the number of rows COPY stored. A
-/// failure of the source ends the COPY and is returned; the caller's (sub)transaction then
-/// discards what was stored.
+/// The binary format's signature, flags and header extension (none), before the rows.
+const BINARY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+
+/// The format a source's rows are COPYed in: binary where every column has a binary form
+/// (`SourceSchema::copy_format`) and the session reads text values as the UTF-8 they are.
+/// A binary text value is converted from the session's client_encoding (the text format
+/// is told its encoding, UTF8, by an option the binary format does not take); so binary
+/// needs client_encoding UTF8, or SQL_ASCII (background workers' own, no conversion) in a
+/// UTF-8 database.
+pub fn format_for(schema: &SourceSchema) -> CopyFormat {
+    // SAFETY: both read the session's settled encodings, plain integers.
+    let (client, database) = unsafe {
+        (
+            pg_sys::pg_get_client_encoding(),
+            pg_sys::GetDatabaseEncoding(),
+        )
+    };
+    let utf8 = pg_sys::pg_enc::PG_UTF8 as i32;
+    let as_is = client == utf8 || client == pg_sys::pg_enc::PG_SQL_ASCII as i32 && database == utf8;
+    if as_is {
+        schema.copy_format()
+    } else {
+        CopyFormat::Text
+    }
+}
+
+/// COPYs everything `next_chunk` yields (rows in `format`) into the table `relation` (named
+/// `shown` in errors), into `columns` in that order, and returns the number of rows COPY
+/// stored. A failure of the source ends the COPY and is returned; the caller's
+/// (sub)transaction then discards what was stored.
 pub fn copy_into(
     relation: pg_sys::Oid,
     shown: &str,
     columns: &[&str],
+    format: CopyFormat,
     next_chunk: Box<ChunkSource<'static>>,
 ) -> SyncResult<u64> {
     check_copy_allowed(relation, shown)?;
     SOURCE.with(|source| {
         *source.borrow_mut() = Some(ActiveSource {
             next_chunk,
-            chunk: Vec::new(),
+            // BeginCopyFrom reads the binary header before any row.
+            chunk: match format {
+                CopyFormat::Binary => BINARY_HEADER.to_vec(),
+                CopyFormat::Text => Vec::new(),
+            },
             position: 0,
             failure: None,
         })
@@ -78,13 +110,20 @@ pub fn copy_into(
             let value = pg_sys::makeString(pg_sys::pstrdup(name.as_ptr()));
             attnames = pg_sys::lappend(attnames, value.cast());
         }
-        // Our bytes are UTF-8 whatever the session's client_encoding.
-        let encoding = pg_sys::makeDefElem(
-            pg_sys::pstrdup(c"encoding".as_ptr()),
-            pg_sys::makeString(pg_sys::pstrdup(c"UTF8".as_ptr())).cast(),
-            -1,
-        );
-        let options = pg_sys::lappend(std::ptr::null_mut(), encoding.cast());
+        let option = match format {
+            CopyFormat::Binary => pg_sys::makeDefElem(
+                pg_sys::pstrdup(c"format".as_ptr()),
+                pg_sys::makeString(pg_sys::pstrdup(c"binary".as_ptr())).cast(),
+                -1,
+            ),
+            // Our bytes are UTF-8 whatever the session's client_encoding.
+            CopyFormat::Text => pg_sys::makeDefElem(
+                pg_sys::pstrdup(c"encoding".as_ptr()),
+                pg_sys::makeString(pg_sys::pstrdup(c"UTF8".as_ptr())).cast(),
+                -1,
+            ),
+        };
+        let options = pg_sys::lappend(std::ptr::null_mut(), option.cast());
         let cstate = pg_sys::BeginCopyFrom(
             pstate,
             rel,

@@ -8,6 +8,7 @@ use super::target::{column_definitions, TargetTable, WritePath};
 use crate::day::SyncDay;
 use crate::error::{SyncError, SyncResult};
 use crate::source::Source;
+use crate::types::CopyFormat;
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
@@ -91,14 +92,15 @@ impl Staging {
     }
 }
 
-/// Deletes the day's rows and stores what `next_chunk` yields, one line per row with the
-/// source's columns in the schema's order, through `staging` if the target has one;
-/// returns the rows stored.
+/// Deletes the day's rows and stores what `next_chunk` yields, rows of COPY in `format`
+/// with the source's columns in the schema's order, through `staging` if the target has
+/// one; returns the rows stored.
 pub fn replace_day(
     source: &Source,
     target: &TargetTable,
     day: SyncDay,
     staging: Option<&Staging>,
+    format: CopyFormat,
     next_chunk: Box<ChunkSource<'static>>,
 ) -> SyncResult<u64> {
     Spi::run_with_args(
@@ -117,7 +119,13 @@ pub fn replace_day(
         .collect();
     let Some(staging) = staging else {
         return PgTryBuilder::new(AssertUnwindSafe(|| {
-            copy_into(target.oid, &target.qualified_name, &columns, next_chunk)
+            copy_into(
+                target.oid,
+                &target.qualified_name,
+                &columns,
+                format,
+                next_chunk,
+            )
         }))
         .catch_when(
             PgSqlErrorCode::ERRCODE_CHECK_VIOLATION,
@@ -132,6 +140,7 @@ pub fn replace_day(
         staging.oid,
         "token_sync's staging table",
         &columns,
+        format,
         next_chunk,
     )?;
     let list = source

@@ -31,6 +31,13 @@ pub fn to_postgres(text: &str, column: &str) -> SyncResult<String> {
     Ok(hex)
 }
 
+/// bytea's binary form: the bytes themselves.
+pub fn send(text: &str, column: &str, out: &mut Vec<u8>) -> SyncResult<()> {
+    STANDARD
+        .decode_vec(text, out)
+        .map_err(|_| bad_value(column, text, "base64-encoded BYTES value"))
+}
+
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
 #[cfg(test)]
@@ -56,5 +63,9 @@ mod tests {
         assert_eq!(to_postgres("AAH/", "b").ok().as_deref(), Some("\\x0001ff"));
         assert_eq!(to_postgres("", "b").ok().as_deref(), Some("\\x"));
         assert!(to_postgres("not base64!", "b").is_err());
+        let mut sent = Vec::new();
+        assert!(send("AAH/", "b", &mut sent).is_ok());
+        assert_eq!(sent, [0x00, 0x01, 0xff]);
+        assert!(send("not base64!", "b", &mut sent).is_err());
     }
 }

@@ -23,6 +23,12 @@ pub fn to_postgres(text: &str, column: &str) -> SyncResult<&'static str> {
     parse(text, column).map(|value| if value { "true" } else { "false" })
 }
 
+/// boolean's binary form: one byte, 1 or 0.
+pub fn send(text: &str, column: &str, out: &mut Vec<u8>) -> SyncResult<()> {
+    out.push(u8::from(parse(text, column)?));
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -48,6 +48,12 @@ pub fn to_postgres(text: &str, column: &str) -> SyncResult<String> {
     parse(text, column).map(format)
 }
 
+/// double precision's binary form: the double's eight bytes, big-endian.
+pub fn send(text: &str, column: &str, out: &mut Vec<u8>) -> SyncResult<()> {
+    out.extend_from_slice(&parse(text, column)?.to_bits().to_be_bytes());
+    Ok(())
+}
+
 /// The double as a JSON value (inside a STRUCT): a number when finite, else a string.
 pub fn to_json(text: &str, column: &str, out: &mut String) -> SyncResult<()> {
     let value = parse(text, column)?;

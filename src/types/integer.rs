@@ -18,6 +18,12 @@ pub fn to_postgres<'v>(text: &'v str, column: &str) -> SyncResult<&'v str> {
     parse(text, column).map(|_| text)
 }
 
+/// bigint's binary form: eight bytes, big-endian.
+pub fn send(text: &str, column: &str, out: &mut Vec<u8>) -> SyncResult<()> {
+    out.extend_from_slice(&parse(text, column)?.to_be_bytes());
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -257,7 +257,99 @@ impl Kind {
     }
 }
 
+/// The two formats of COPY the rows are written in. Binary skips PostgreSQL's parsing of
+/// each line and each value, and PostgreSQL takes it only in the exact type of each column
+/// (which the target's are, see `crate::load::target`); text takes every type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyFormat {
+    Text,
+    Binary,
+}
+
+impl SourceSchema {
+    /// Binary where every column has a binary form here, else text.
+    pub fn copy_format(&self) -> CopyFormat {
+        let binary = self
+            .columns
+            .iter()
+            .all(|column| column.mode != Mode::Repeated && column.kind.has_binary_form());
+        if binary {
+            CopyFormat::Binary
+        } else {
+            CopyFormat::Text
+        }
+    }
+}
+
+impl Kind {
+    /// A scalar type whose PostgreSQL binary form (its type's send/receive format) is
+    /// written here; the others (jsonb, interval, STRUCTs) go as text.
+    pub fn has_binary_form(&self) -> bool {
+        !matches!(self, Kind::Json | Kind::Interval | Kind::Record(_))
+    }
+
+    /// Appends the binary form of one scalar value of a type that has one.
+    fn scalar_send(
+        &self,
+        value: &str,
+        column: &str,
+        out: &mut Vec<u8>,
+        stripped: &mut bool,
+    ) -> SyncResult<()> {
+        match self {
+            Kind::String | Kind::Geography => text::send(value, out, stripped),
+            Kind::Bytes => binary::send(value, column, out)?,
+            Kind::Int64 => integer::send(value, column, out)?,
+            Kind::Float64 => float::send(value, column, out)?,
+            Kind::Numeric | Kind::BigNumeric => numeric::send(value, column, out)?,
+            Kind::Bool => boolean::send(value, column, out)?,
+            Kind::Date => temporal::date_send(value, column, out)?,
+            Kind::Datetime => temporal::datetime_send(value, column, out)?,
+            Kind::Time => temporal::time_send(value, column, out)?,
+            Kind::Timestamp => temporal::timestamp_send(value, column, out)?,
+            Kind::Json | Kind::Interval | Kind::Record(_) => {
+                return Err(bad_shape(column, "of a type with a binary form"))
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Column {
+    fn null_in_required(&self) -> SyncError {
+        SyncError::bad_source_data(
+            format!("a source row has NULL in the REQUIRED column \"{}\"", self.name),
+            "Nothing was written for the day. The source table broke its own schema; report it to its owner.",
+        )
+    }
+
+    /// Appends the value as one field of a binary COPY row: its length (-1 for NULL), then
+    /// its type's binary form.
+    pub fn write_binary(
+        &self,
+        value: &Value<'_>,
+        out: &mut Vec<u8>,
+        stripped: &mut bool,
+    ) -> SyncResult<()> {
+        match (value, self.mode) {
+            (Value::Null, Mode::Required) => Err(self.null_in_required()),
+            (Value::Null, _) => {
+                out.extend_from_slice(&(-1i32).to_be_bytes());
+                Ok(())
+            }
+            (Value::Text(value), Mode::Nullable | Mode::Required) => {
+                let start = out.len();
+                out.extend_from_slice(&[0; 4]);
+                self.kind.scalar_send(value, &self.name, out, stripped)?;
+                let length = i32::try_from(out.len() - start - 4)
+                    .map_err(|_| bad_value(&self.name, value, "value of at most 1 GB"))?;
+                out[start..start + 4].copy_from_slice(&length.to_be_bytes());
+                Ok(())
+            }
+            (_, _) => Err(bad_shape(&self.name, "a scalar")),
+        }
+    }
+
     /// Appends the value as one field of a COPY text line.
     pub fn write_copy(
         &self,
@@ -266,14 +358,11 @@ impl Column {
         stripped: &mut bool,
     ) -> SyncResult<()> {
         match (value, &self.kind, self.mode) {
-            (Value::Null, _, Mode::Required) => {
-                return Err(SyncError::bad_source_data(
-                    format!("a source row has NULL in the REQUIRED column \"{}\"", self.name),
-                    "Nothing was written for the day. The source table broke its own schema; report it to its owner.",
-                ))
-            }
+            (Value::Null, _, Mode::Required) => return Err(self.null_in_required()),
             (Value::Null, _, _) => text::copy_null(out),
-            (_, Kind::Record(_), _) => text::copy_escape(&record::to_postgres(self, value, stripped)?, out),
+            (_, Kind::Record(_), _) => {
+                text::copy_escape(&record::to_postgres(self, value, stripped)?, out)
+            }
             (Value::List(items), kind, Mode::Repeated) => {
                 text::copy_escape(&array::to_postgres(kind, items, &self.name, stripped)?, out)
             }

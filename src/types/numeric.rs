@@ -70,6 +70,62 @@ pub fn canonical<'v>(text: &'v str, column: &str) -> SyncResult<Cow<'v, str>> {
     })
 }
 
+/// numeric's binary form (PostgreSQL's `numeric_send`): the count of base-10000 digits, the
+/// weight of the first (in powers of 10000), the sign, the count of decimal digits after the
+/// point (the canonical text's, as `numeric_in` would count them), then the digits, each
+/// an int16, without leading or trailing zero digits.
+pub fn send(text: &str, column: &str, out: &mut Vec<u8>) -> SyncResult<()> {
+    let canonical = canonical(text, column)?;
+    let (negative, unsigned) = match canonical.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, &*canonical),
+    };
+    let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    let whole = whole.trim_start_matches('0');
+    let lead = (4 - whole.len() % 4) % 4;
+    let trail = (4 - fraction.len() % 4) % 4;
+    let padded: Vec<u8> = std::iter::repeat_n(b'0', lead)
+        .chain(whole.bytes())
+        .chain(fraction.bytes())
+        .chain(std::iter::repeat_n(b'0', trail))
+        .collect();
+    let mut digits: Vec<i16> = padded
+        .chunks(4)
+        .map(|group| {
+            group
+                .iter()
+                .fold(0i16, |value, digit| value * 10 + i16::from(digit - b'0'))
+        })
+        .collect();
+    let mut weight = ((lead + whole.len()) / 4) as i64 - 1;
+    let leading_zeros = digits.iter().take_while(|digit| **digit == 0).count();
+    digits.drain(..leading_zeros);
+    weight -= leading_zeros as i64;
+    while digits.last() == Some(&0) {
+        digits.pop();
+    }
+    if digits.is_empty() {
+        weight = 0;
+    }
+    let too_large = || bad_value(column, text, "NUMERIC PostgreSQL can hold");
+    let count = i16::try_from(digits.len()).map_err(|_| too_large())?;
+    let weight = i16::try_from(weight).map_err(|_| too_large())?;
+    // numeric's largest display scale (NUMERIC_DSCALE_MASK).
+    let scale = i16::try_from(fraction.len())
+        .ok()
+        .filter(|scale| *scale <= 0x3FFF)
+        .ok_or_else(too_large)?;
+    let sign: u16 = if negative { 0x4000 } else { 0 };
+    out.extend_from_slice(&count.to_be_bytes());
+    out.extend_from_slice(&weight.to_be_bytes());
+    out.extend_from_slice(&sign.to_be_bytes());
+    out.extend_from_slice(&scale.to_be_bytes());
+    for digit in digits {
+        out.extend_from_slice(&digit.to_be_bytes());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,5 +171,32 @@ mod tests {
         for bad in ["", ".", "1e", "1.2.3", "NaN", "- 1", "1e99999"] {
             assert!(canonical(bad, "n").is_err(), "{bad}");
         }
+    }
+
+    fn sent(text: &str) -> Vec<i16> {
+        let mut out = Vec::new();
+        send(text, "n", &mut out).expect("sends");
+        out.chunks(2)
+            .map(|pair| i16::from_be_bytes([pair[0], pair[1]]))
+            .collect()
+    }
+
+    #[test]
+    fn binary_form_is_numeric_sends() {
+        // ndigits, weight, sign, dscale, digits: as `SELECT numeric_send(...)` gives them.
+        assert_eq!(sent("0"), [0, 0, 0, 0]);
+        assert_eq!(sent("-0.000000000"), [0, 0, 0, 0]);
+        assert_eq!(sent("1.500000000"), [2, 0, 0, 1, 1, 5000]);
+        assert_eq!(sent("12345.678"), [3, 1, 0, 3, 1, 2345, 6780]);
+        assert_eq!(sent("-0.015"), [1, -1, 0x4000, 3, 150]);
+        assert_eq!(sent("100000000"), [1, 2, 0, 0, 1]);
+        assert_eq!(sent("0.00000001"), [1, -2, 0, 8, 1]);
+        assert_eq!(
+            sent("-99999999999999999999999999999.999999999"),
+            [11, 7, 0x4000, 9, 9, 9999, 9999, 9999, 9999, 9999, 9999, 9999, 9999, 9999, 9000]
+        );
+        let mut out = Vec::new();
+        assert!(send("1.2.3", "n", &mut out).is_err());
+        assert!(send(&format!("1{}", "0".repeat(200_000)), "n", &mut out).is_err());
     }
 }

@@ -122,10 +122,107 @@ pub fn timestamp_json(text: &str, column: &str, out: &mut String) -> SyncResult<
     Ok(())
 }
 
+/// PostgreSQL counts dates and times from 2000-01-01 (its binary forms are days or
+/// microseconds since then).
+const POSTGRES_EPOCH: NaiveDate = match NaiveDate::from_ymd_opt(2000, 1, 1) {
+    Some(day) => day,
+    None => panic!("2000-01-01 is a date"),
+};
+const POSTGRES_EPOCH_UNIX_MICROS: i64 = 946_684_800_000_000;
+
+/// Microseconds of a fraction given in nanoseconds, rounded half to even as PostgreSQL's
+/// input functions round the digits beyond the sixth.
+fn rounded_micros(nanos: u32) -> i64 {
+    let (micros, rest) = (i64::from(nanos / 1000), nanos % 1000);
+    micros + i64::from(rest > 500 || rest == 500 && micros % 2 == 1)
+}
+
+/// timestamp with time zone's binary form: microseconds since 2000-01-01 00:00 UTC.
+pub fn timestamp_send(text: &str, column: &str, out: &mut Vec<u8>) -> SyncResult<()> {
+    let micros = timestamp_micros(text, column)?;
+    moment(micros, text, column)?;
+    out.extend_from_slice(&(micros - POSTGRES_EPOCH_UNIX_MICROS).to_be_bytes());
+    Ok(())
+}
+
+/// timestamp without time zone's binary form: microseconds since 2000-01-01 00:00.
+pub fn datetime_send(text: &str, column: &str, out: &mut Vec<u8>) -> SyncResult<()> {
+    let moment = parse_datetime(text, column)?;
+    let since = moment
+        .date()
+        .signed_duration_since(POSTGRES_EPOCH)
+        .num_days()
+        * 86_400_000_000
+        + i64::from(moment.num_seconds_from_midnight()) * 1_000_000
+        + rounded_micros(moment.nanosecond());
+    out.extend_from_slice(&since.to_be_bytes());
+    Ok(())
+}
+
+/// date's binary form: days since 2000-01-01.
+pub fn date_send(text: &str, column: &str, out: &mut Vec<u8>) -> SyncResult<()> {
+    let days = parse_date(text, column)?
+        .signed_duration_since(POSTGRES_EPOCH)
+        .num_days();
+    let days = i32::try_from(days).map_err(|_| bad_value(column, text, "DATE"))?;
+    out.extend_from_slice(&days.to_be_bytes());
+    Ok(())
+}
+
+/// time without time zone's binary form: microseconds since midnight.
+pub fn time_send(text: &str, column: &str, out: &mut Vec<u8>) -> SyncResult<()> {
+    let time = NaiveTime::parse_from_str(text, "%H:%M:%S%.f")
+        .map_err(|_| bad_value(column, text, "TIME"))?;
+    let micros =
+        i64::from(time.num_seconds_from_midnight()) * 1_000_000 + rounded_micros(time.nanosecond());
+    out.extend_from_slice(&micros.to_be_bytes());
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::types::tests::spelled_both_ways;
+
+    fn sent(send: fn(&str, &str, &mut Vec<u8>) -> SyncResult<()>, text: &str) -> i64 {
+        let mut out = Vec::new();
+        send(text, "c", &mut out).expect("sends");
+        match out.len() {
+            4 => i64::from(i32::from_be_bytes([out[0], out[1], out[2], out[3]])),
+            _ => i64::from_be_bytes(out.try_into().expect("eight bytes")),
+        }
+    }
+
+    #[test]
+    fn binary_forms_count_from_2000() {
+        // As PostgreSQL's timestamptz_send, timestamp_send, date_send and time_send give them.
+        assert_eq!(sent(timestamp_send, "946684800000000"), 0);
+        assert_eq!(
+            sent(timestamp_send, "1795132800000001"),
+            848_448_000_000_001
+        );
+        assert_eq!(
+            sent(timestamp_send, "-62135596800000000"),
+            -63_082_281_600_000_000
+        );
+        assert_eq!(sent(datetime_send, "2000-01-01T00:00:00"), 0);
+        assert_eq!(
+            sent(datetime_send, "9999-12-31T23:59:59.999999"),
+            252_455_615_999_999_999
+        );
+        assert_eq!(
+            sent(datetime_send, "1999-12-31 23:59:59.0000005"),
+            -1_000_000
+        );
+        assert_eq!(sent(datetime_send, "1999-12-31 23:59:59.0000015"), -999_998);
+        assert_eq!(sent(date_send, "0001-01-01"), -730_119);
+        assert_eq!(sent(date_send, "2026-11-20"), 9_820);
+        assert_eq!(sent(time_send, "23:59:59.999999"), 86_399_999_999);
+        assert_eq!(sent(time_send, "00:00:00"), 0);
+        let mut out = Vec::new();
+        assert!(date_send("2026-13-01", "c", &mut out).is_err());
+        assert!(timestamp_send("not a time", "c", &mut out).is_err());
+    }
 
     #[test]
     fn fingerprint_spelling_of_timestamp() {

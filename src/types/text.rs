@@ -47,6 +47,12 @@ pub fn copy_null(out: &mut Vec<u8>) {
     out.extend_from_slice(b"\\N");
 }
 
+/// text's binary form: its bytes, without NUL (the COPY runs only where the session reads
+/// them as UTF-8, see `crate::load::copy_from::format_for`).
+pub fn send(text: &str, out: &mut Vec<u8>, stripped: &mut bool) {
+    out.extend_from_slice(without_nul(text, stripped).as_bytes());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@
 use super::client::{BigQueryClient, Page};
 use crate::bigquery::budget::{Budget, Reservation, PEAK_PER_BODY_BYTE};
 use crate::bigquery::context::BigQuery;
-use crate::bigquery::copy_text::RowEncoder;
+use crate::bigquery::copy_rows::RowEncoder;
 use crate::bigquery::delivery::{Held, JobSummary, PageSink, ReadPath, ResultStream, PAGES_AHEAD};
 use crate::bigquery::errors::bad_response;
 use crate::bigquery::query;

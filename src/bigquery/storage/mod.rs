@@ -1,7 +1,7 @@
 //! The Storage Read API path of a day: one read session over the table with the day's row
 //! restriction and the mirrored columns, in Arrow, split into up to
 //! `token_sync.fetch_concurrency` streams, all read at once. Each Arrow batch becomes COPY
-//! text on the network threads (`arrow_rows`, then both paths' `RowEncoder`). Memory is
+//! rows on the network threads (`arrow_rows`, then both paths' `RowEncoder`). Memory is
 //! bounded in bytes as on the query path: a stream reserves room in the `Budget` before it
 //! takes its next message, and each prepared page keeps its room until it is written. A
 //! stream cut short is read again from the row it had reached.
@@ -11,7 +11,7 @@ pub mod client;
 
 use super::budget::{Budget, Reservation, PEAK_PER_ARROW_BYTE};
 use super::context::BigQuery;
-use super::copy_text::{EncodedPage, RowEncoder};
+use super::copy_rows::{EncodedPage, RowEncoder};
 use super::delivery::{JobSummary, PageSink, ReadPath, ResultStream};
 use super::errors::bad_response;
 use crate::day::SyncDay;
@@ -159,7 +159,7 @@ impl StreamReading {
         Ok(decoder)
     }
 
-    /// One message's rows as a page of COPY text, with the room it keeps; none for a
+    /// One message's rows as a page of COPY rows, with the room it keeps; none for a
     /// message without rows.
     fn prepare(
         &self,
@@ -207,14 +207,12 @@ impl StreamReading {
             let length = ROWS_PER_SLICE.min(batch.num_rows() - offset);
             let slice = batch.slice(offset, length);
             let rows = arrow_rows::rows(&slice, &self.columns)?;
-            let encoded = self.encoder.prepare(rows)?;
-            if page.bytes.is_empty() {
-                page.bytes
-                    .reserve(encoded.bytes.len() * batch.num_rows().div_ceil(length));
+            self.encoder.append(rows, page)?;
+            if offset == 0 {
+                // The first slice's bytes, times the slices to come.
+                let slices_left = (batch.num_rows() - length).div_ceil(length);
+                page.bytes.reserve(page.bytes.len() * slices_left);
             }
-            page.bytes.extend_from_slice(&encoded.bytes);
-            page.rows += encoded.rows;
-            page.nul_stripped_rows += encoded.nul_stripped_rows;
             offset += length;
         }
         Ok(())

@@ -1,6 +1,7 @@
-//! BigQuery's result rows → PostgreSQL's COPY text format, on the network threads, so that
-//! the backend's main thread only hands finished bytes to COPY. Each value is converted by
-//! its column's type (`crate::types`), in the schema's column order.
+//! BigQuery's result rows → rows of PostgreSQL's COPY, on the network threads, so that the
+//! backend's main thread only hands finished bytes to COPY: in the binary format where every
+//! column has one, else in the text format (`crate::types::CopyFormat`). Each value is
+//! converted by its column's type (`crate::types`), in the schema's column order.
 
 use super::errors::bad_response;
 use super::wire::{Body, QueryResponse, Row, TableSchema};
@@ -8,10 +9,10 @@ use crate::day::{SyncDay, TimeColumn};
 use crate::error::{SyncError, SyncResult};
 use crate::source::Source;
 use crate::types::value::Value;
-use crate::types::Column;
+use crate::types::{Column, CopyFormat};
 use serde::de::IgnoredAny;
 
-/// One page, ready for COPY: whole lines only, so a page boundary is a row boundary.
+/// One page, ready for COPY: whole rows only, so a page boundary is a row boundary.
 #[derive(Debug, Default)]
 pub struct EncodedPage {
     pub bytes: Vec<u8>,
@@ -35,11 +36,12 @@ pub struct RowEncoder {
     time: TimeColumn,
     time_position: usize,
     day: SyncDay,
+    format: CopyFormat,
 }
 
 impl RowEncoder {
     /// `not_null`: the columns the target holds NOT NULL.
-    pub fn new(source: &Source, not_null: &[String], day: SyncDay) -> Self {
+    pub fn new(source: &Source, not_null: &[String], day: SyncDay, format: CopyFormat) -> Self {
         let time_position = source
             .schema
             .columns
@@ -57,6 +59,7 @@ impl RowEncoder {
             time: source.time.clone(),
             time_position,
             day,
+            format,
         }
     }
 
@@ -80,12 +83,12 @@ impl RowEncoder {
         Ok(())
     }
 
-    /// A response's rows as COPY text, each row encoded as soon as it is parsed, so that a
+    /// A response's rows for COPY, each row encoded as soon as it is parsed, so that a
     /// page's peak is its body and its text, never the rows all decoded besides; with what
     /// describes the page.
     pub fn encode_body(&self, body: &Body) -> SyncResult<(QueryResponse<IgnoredAny>, EncodedPage)> {
-        // Most values take fewer bytes as COPY text than as JSON cells; where a page's text
-        // outgrows its body (hex of bytes, a STRUCT's names), the budget learns it.
+        // Most values take fewer bytes for COPY than as JSON cells; where a page's rows
+        // outgrow its body (hex of bytes, a STRUCT's names), the budget learns it.
         let mut page = EncodedPage {
             bytes: Vec::with_capacity(body.bytes.len()),
             ..EncodedPage::default()
@@ -94,19 +97,23 @@ impl RowEncoder {
         Ok((head, page))
     }
 
-    /// One page of rows as COPY text.
-    pub fn prepare(&self, rows: Vec<Row<'_>>) -> SyncResult<EncodedPage> {
-        let mut page = EncodedPage {
-            bytes: Vec::with_capacity(rows.len() * 64 * self.columns.len()),
-            ..EncodedPage::default()
-        };
+    /// Appends rows to a page for COPY.
+    pub fn append(&self, rows: Vec<Row<'_>>, page: &mut EncodedPage) -> SyncResult<()> {
         for row in rows {
-            self.encode_row(&row, &mut page)?;
+            self.encode_row(&row, page)?;
         }
+        Ok(())
+    }
+
+    #[cfg(test)]
+    fn prepare(&self, rows: Vec<Row<'_>>) -> SyncResult<EncodedPage> {
+        let mut page = EncodedPage::default();
+        self.append(rows, &mut page)?;
         Ok(page)
     }
 
-    /// Appends one row to the page as a line of COPY text.
+    /// Appends one row to the page: a line of COPY text, or a binary tuple (its count of
+    /// fields, then each field).
     fn encode_row(&self, row: &Row<'_>, page: &mut EncodedPage) -> SyncResult<()> {
         if row.f.len() != self.columns.len() {
             return Err(bad_response(format!(
@@ -128,19 +135,33 @@ impl RowEncoder {
             ));
         }
         let mut stripped = false;
+        if self.format == CopyFormat::Binary {
+            // At most 1,600 columns, PostgreSQL's limit for a table.
+            let fields = i16::try_from(self.columns.len()).unwrap_or(i16::MAX);
+            page.bytes.extend_from_slice(&fields.to_be_bytes());
+        }
         for (index, (column, cell)) in self.columns.iter().zip(&row.f).enumerate() {
-            if index > 0 {
-                page.bytes.push(b'\t');
-            }
             if self.refuses_null[index] && cell.v == Value::Null {
                 return Err(SyncError::bad_source_data(
                     format!("a source row of {} has NULL in the column \"{}\", which is NOT NULL in the target", self.day, column.name),
                     "Nothing was written for the day. Drop the NOT NULL constraint on the target column if NULL is expected there.",
                 ));
             }
-            column.write_copy(&cell.v, &mut page.bytes, &mut stripped)?;
+            match self.format {
+                CopyFormat::Binary => {
+                    column.write_binary(&cell.v, &mut page.bytes, &mut stripped)?
+                }
+                CopyFormat::Text => {
+                    if index > 0 {
+                        page.bytes.push(b'\t');
+                    }
+                    column.write_copy(&cell.v, &mut page.bytes, &mut stripped)?
+                }
+            }
         }
-        page.bytes.push(b'\n');
+        if self.format == CopyFormat::Text {
+            page.bytes.push(b'\n');
+        }
         page.rows += 1;
         if stripped {
             page.nul_stripped_rows += 1;
@@ -177,7 +198,7 @@ mod tests {
     #[test]
     fn escapes_strips_nul_and_writes_utc() {
         let day = crate::day::tests::day(2026, 11, 20);
-        let encoder = RowEncoder::new(&tokens(), &[], day);
+        let encoder = RowEncoder::new(&tokens(), &[], day, CopyFormat::Text);
         let page = encoder
             .prepare(vec![
                 row([
@@ -206,9 +227,45 @@ mod tests {
     }
 
     #[test]
+    fn binary_rows_are_a_field_count_then_each_field_with_its_length() {
+        let day = crate::day::tests::day(2026, 11, 20);
+        let encoder = RowEncoder::new(&tokens(), &[], day, CopyFormat::Binary);
+        let page = encoder
+            .prepare(vec![row([
+                Some("0x\0a"),
+                None,
+                Some("946684800000001"),
+                Some("-2"),
+            ])])
+            .expect_err("outside the day");
+        assert!(
+            page.message.contains("outside 2026-11-20"),
+            "{}",
+            page.message
+        );
+        let page = encoder
+            .prepare(vec![row([
+                Some("0x\0a"),
+                None,
+                Some("1795132800000001"),
+                Some("-2"),
+            ])])
+            .expect("encodes");
+        let mut expected = vec![0, 4];
+        expected.extend([0, 0, 0, 3, b'0', b'x', b'a']);
+        expected.extend([0xff; 4]);
+        expected.extend([0, 0, 0, 8]);
+        expected.extend(848_448_000_000_001i64.to_be_bytes());
+        expected.extend([0, 0, 0, 8]);
+        expected.extend((-2i64).to_be_bytes());
+        assert_eq!(page.bytes, expected);
+        assert_eq!((page.rows, page.nul_stripped_rows), (1, 1));
+    }
+
+    #[test]
     fn refuses_rows_outside_the_day_and_null_in_required_columns() {
         let day = crate::day::tests::day(2026, 11, 20);
-        let encoder = RowEncoder::new(&tokens(), &[], day);
+        let encoder = RowEncoder::new(&tokens(), &[], day, CopyFormat::Text);
         let next_day = day.end_unix_micros().to_string();
         assert!(encoder
             .prepare(vec![row([Some("0xa"), None, Some(&next_day), Some("1")])])
@@ -228,7 +285,7 @@ mod tests {
     #[test]
     fn a_body_is_encoded_row_by_row_whatever_the_order_of_its_members() {
         let day = crate::day::tests::day(2026, 11, 20);
-        let encoder = RowEncoder::new(&tokens(), &[], day);
+        let encoder = RowEncoder::new(&tokens(), &[], day, CopyFormat::Text);
         let (head, page) = encoder
             .encode_body(&body(
                 r#"{"rows": [{"f": [{"v": "0xa"}, {"v": null}, {"v": "1795132800000001"}, {"v": "42"}]},
@@ -253,7 +310,7 @@ mod tests {
     #[test]
     fn a_refused_row_ends_the_body_with_its_own_error() {
         let day = crate::day::tests::day(2026, 11, 20);
-        let encoder = RowEncoder::new(&tokens(), &[], day);
+        let encoder = RowEncoder::new(&tokens(), &[], day, CopyFormat::Text);
         let refused = encoder
             .encode_body(&body(
                 r#"{"rows": [{"f": [{"v": null}, {"v": null}, {"v": "1795132800000001"}, {"v": "42"}]}]}"#,

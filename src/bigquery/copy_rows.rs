@@ -331,6 +331,16 @@ mod tests {
             "{}",
             twice.message
         );
+        let failed = encoder
+            .encode_body(&body(
+                r#"{"rows": [], "errors": [{"reason": "backendError", "message": "the page broke"}]}"#,
+            ))
+            .expect_err("a page reporting errors");
+        assert!(
+            failed.message.contains("the page broke"),
+            "{}",
+            failed.message
+        );
         let garbled = encoder
             .encode_body(&body(r#"{"rows": [{"f": [{"v": "0xa"}"#))
             .expect_err("cut short");

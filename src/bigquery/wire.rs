@@ -2,7 +2,7 @@
 //! A response body is kept whole and parsed borrowing from it: most cells (hex, numbers)
 //! need no allocation of their own.
 
-use super::errors::not_a_query_response;
+use super::errors::{from_error_protos, not_a_query_response};
 use crate::error::{SyncError, SyncResult};
 pub use crate::types::value::Cell;
 use crate::types::FieldSchema;
@@ -11,7 +11,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::fmt;
 
-/// A complete response body as received, with its envelope already read.
+/// A complete response body as received, with its envelope already read (but for a page of
+/// rows, whose envelope is left empty: its one parse, `parse_each_row`, reads its errors).
 pub struct Body {
     pub bytes: bytes::Bytes,
     pub envelope: Envelope,
@@ -30,8 +31,9 @@ impl Body {
 
     /// What describes the page, each row handed to `each_row` as soon as it is parsed: the
     /// rows are never all held decoded. The other members are kept as their JSON text and
-    /// read as `parse_head` reads them; a member given twice, `rows` too, is refused. The
-    /// first error `each_row` returns ends the parse and is returned as it is.
+    /// read as `parse_head` reads them; a member given twice, `rows` too, is refused, and
+    /// so is a page that reports errors. The first error `each_row` returns ends the parse
+    /// and is returned as it is.
     pub fn parse_each_row(
         &self,
         mut each_row: impl FnMut(Row<'_>) -> SyncResult<()>,
@@ -47,7 +49,13 @@ impl Body {
         if let Some(failure) = failure {
             return Err(failure);
         }
-        serde_json::from_str(&head.map_err(not_a_query_response)?).map_err(not_a_query_response)
+        let head: QueryResponse<IgnoredAny> =
+            serde_json::from_str(&head.map_err(not_a_query_response)?)
+                .map_err(not_a_query_response)?;
+        if !head.errors.is_empty() {
+            return Err(from_error_protos(200, &head.errors));
+        }
+        Ok(head)
     }
 }
 
@@ -171,6 +179,8 @@ pub struct QueryResponse<R> {
     pub page_token: Option<String>,
     pub total_bytes_processed: Option<String>,
     pub total_bytes_billed: Option<String>,
+    #[serde(default)]
+    pub errors: Vec<ErrorProto>,
 }
 
 impl<R> QueryResponse<R> {

@@ -101,11 +101,34 @@ impl BigQueryClient {
         self.send(|| self.http.post(url.clone()).json(body)).await
     }
 
+    /// `jobs.getQueryResults`, its envelope read: where the job stands.
     pub async fn get_query_results(
         &self,
         job: &JobReference,
         page: Page<'_>,
         max_results: u32,
+    ) -> SyncResult<Body> {
+        self.results(job, page, max_results, Reading::Envelope)
+            .await
+    }
+
+    /// `jobs.getQueryResults` of a completed job: a page of rows, read in one pass by
+    /// `Body::parse_each_row` (errors included), not scanned once more for its envelope.
+    pub async fn get_result_rows(
+        &self,
+        job: &JobReference,
+        page: Page<'_>,
+        max_results: u32,
+    ) -> SyncResult<Body> {
+        self.results(job, page, max_results, Reading::Rows).await
+    }
+
+    async fn results(
+        &self,
+        job: &JobReference,
+        page: Page<'_>,
+        max_results: u32,
+        reading: Reading,
     ) -> SyncResult<Body> {
         let mut url = self.queries_url(&[&job.job_id]);
         {
@@ -128,7 +151,8 @@ impl BigQueryClient {
                 }
             }
         }
-        self.send(|| self.http.get(url.clone())).await
+        self.send_reading(|| self.http.get(url.clone()), reading)
+            .await
     }
 
     /// `{api_url}/bigquery/v2/projects/{billing_project}/queries[/{extra}]`, each segment escaped.
@@ -152,32 +176,54 @@ impl BigQueryClient {
     /// Sends the request, retrying transient failures as the retry policy says. A retry
     /// repeats the same request: the same job, the same page.
     async fn send(&self, request: impl Fn() -> reqwest::RequestBuilder) -> SyncResult<Body> {
+        self.send_reading(request, Reading::Envelope).await
+    }
+
+    async fn send_reading(
+        &self,
+        request: impl Fn() -> reqwest::RequestBuilder,
+        reading: Reading,
+    ) -> SyncResult<Body> {
         let mut retries = 0;
         loop {
-            match self.send_once(request()).await {
+            match self.send_once(request(), reading).await {
                 Err(error) => retries = self.retry.pause(error, retries, None).await?,
                 body => return body,
             }
         }
     }
 
-    async fn send_once(&self, request: reqwest::RequestBuilder) -> SyncResult<Body> {
+    async fn send_once(
+        &self,
+        request: reqwest::RequestBuilder,
+        reading: Reading,
+    ) -> SyncResult<Body> {
         let token = self.auth.bearer(self.timeout).await?;
         let request = match &token {
             Some(token) => request.bearer_auth(token),
             None => request,
         };
-        self.exchange(request)
+        self.exchange(request, reading)
             .await
             .map_err(|error| redact(error, token.as_deref()))
     }
 
-    async fn exchange(&self, request: reqwest::RequestBuilder) -> SyncResult<Body> {
+    async fn exchange(
+        &self,
+        request: reqwest::RequestBuilder,
+        reading: Reading,
+    ) -> SyncResult<Body> {
         let response = request.send().await.map_err(|e| errors::network(&e))?;
         let status = response.status();
         let body = response.bytes().await.map_err(|e| errors::network(&e))?;
         if !status.is_success() {
             return Err(errors::from_http_status(status.as_u16(), &body));
+        }
+        if reading == Reading::Rows {
+            return Ok(Body {
+                bytes: body,
+                envelope: Envelope::default(),
+            });
         }
         let envelope: Envelope =
             serde_json::from_slice(&body).map_err(errors::not_a_query_response)?;
@@ -189,6 +235,15 @@ impl BigQueryClient {
             envelope,
         })
     }
+}
+
+/// How much of a successful answer `exchange` reads before returning it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// Its envelope: its errors, and where its job stands.
+    Envelope,
+    /// Nothing: a page of rows, whose one parse reads its errors with its rows.
+    Rows,
 }
 
 /// Whatever a server sends back, the bearer token we sent it never reaches an error message.

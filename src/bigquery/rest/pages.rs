@@ -124,7 +124,7 @@ impl PageFetch {
             let mut room = self.budget.reserve(rows).await;
             let body = self
                 .client
-                .get_query_results(&self.job, Page::Token(&current), rows)
+                .get_result_rows(&self.job, Page::Token(&current), rows)
                 .await?;
             let (page, next, _) = self.prepare(&body, &mut room)?;
             if next.as_deref() == Some(current.as_str()) {
@@ -188,7 +188,7 @@ impl PageFetch {
         while position < end {
             let body = self
                 .client
-                .get_query_results(&self.job, Page::Position(position), (end - position) as u32)
+                .get_result_rows(&self.job, Page::Position(position), (end - position) as u32)
                 .await?;
             let (page, _, rows) = self.prepare(&body, &mut room)?;
             if rows == 0 {

@@ -104,6 +104,7 @@ impl Source {
             partitioning_column: Some("block_timestamp".into()),
             partitioned_by_day: true,
             streaming_buffer: false,
+            average_row_bytes: Some(200),
         };
         let time = TimeColumn::choose(&schema, None, "p.d.t").expect("time column");
         Self {

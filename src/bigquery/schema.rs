@@ -21,6 +21,9 @@ struct TableResource {
     table_type: Option<String>,
     /// Present while streamed rows wait in the streaming buffer, outside their partitions.
     streaming_buffer: Option<serde_json::Value>,
+    /// The table's logical bytes and rows, in decimal (absent for a view).
+    num_bytes: Option<String>,
+    num_rows: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -97,7 +100,18 @@ fn parse(resource: TableResource, table: &TableRef) -> SyncResult<SourceSchema> 
                 .is_some_and(|p| p.field.is_some() && p.granularity.as_deref() == Some("DAY")),
         streaming_buffer: resource.streaming_buffer.is_some(),
         partitioning_column: resource.time_partitioning.and_then(|p| p.field),
+        average_row_bytes: average_row_bytes(
+            resource.num_bytes.as_deref(),
+            resource.num_rows.as_deref(),
+        ),
     })
+}
+
+/// Bytes over rows, rounded up; unknown for an empty table or where either is not said.
+fn average_row_bytes(bytes: Option<&str>, rows: Option<&str>) -> Option<u64> {
+    let bytes = bytes?.parse::<u64>().ok()?;
+    let rows = rows?.parse::<u64>().ok().filter(|rows| *rows > 0)?;
+    Some(bytes.div_ceil(rows))
 }
 
 #[cfg(test)]
@@ -125,5 +139,14 @@ mod tests {
         assert_eq!(schema.columns[1].mode, Mode::Repeated);
         assert_eq!(schema.columns[2].kind, Kind::Timestamp);
         assert_eq!(schema.columns[2].mode, Mode::Nullable);
+        assert_eq!(schema.average_row_bytes, None);
+    }
+
+    #[test]
+    fn the_average_row_is_bytes_over_rows_where_both_are_said() {
+        assert_eq!(average_row_bytes(Some("1001"), Some("10")), Some(101));
+        assert_eq!(average_row_bytes(Some("0"), Some("0")), None);
+        assert_eq!(average_row_bytes(None, Some("10")), None);
+        assert_eq!(average_row_bytes(Some("-1"), Some("10")), None);
     }
 }

@@ -266,13 +266,24 @@ pub enum CopyFormat {
     Binary,
 }
 
+/// The widest average row that goes in COPY's binary format. Binary COPY buffers 1,000 rows
+/// before it writes them whatever their size (it sizes its buffer by the bytes of a text
+/// line, and a binary row has none), so rows of 100 KB would hold 100 MB in the backend;
+/// text COPY writes its buffer every 64 KB.
+pub const MAX_BINARY_ROW_BYTES: u64 = 8 * 1024;
+
 impl SourceSchema {
-    /// Binary where every column has a binary form here, else text.
+    /// Binary where every column has a binary form here and the table's rows are known to
+    /// be narrow (`MAX_BINARY_ROW_BYTES`), else text.
     pub fn copy_format(&self) -> CopyFormat {
-        let binary = self
-            .columns
-            .iter()
-            .all(|column| column.mode != Mode::Repeated && column.kind.has_binary_form());
+        let narrow = self
+            .average_row_bytes
+            .is_some_and(|bytes| bytes <= MAX_BINARY_ROW_BYTES);
+        let binary = narrow
+            && self
+                .columns
+                .iter()
+                .all(|column| column.mode != Mode::Repeated && column.kind.has_binary_form());
         if binary {
             CopyFormat::Binary
         } else {
@@ -424,6 +435,8 @@ pub struct SourceSchema {
     /// Streamed rows wait in BigQuery's streaming buffer: queries see them, but the
     /// partitions' metadata does not count them yet.
     pub streaming_buffer: bool,
+    /// The table's logical bytes over its rows, where BigQuery says both (not for a view).
+    pub average_row_bytes: Option<u64>,
 }
 
 impl SourceSchema {
@@ -497,6 +510,47 @@ pub(crate) mod tests {
         for (bigquery, mode, postgres) in cases {
             let column = Column::from_field(&field("c", bigquery, mode)).expect("maps");
             assert_eq!(column.pg_type(), postgres, "{bigquery} {mode}");
+        }
+    }
+
+    #[test]
+    fn binary_copy_for_narrow_rows_of_types_with_a_binary_form() {
+        let schema = |fields: &[(&str, &str, &str)], average_row_bytes| SourceSchema {
+            columns: fields
+                .iter()
+                .map(|(name, kind, mode)| {
+                    Column::from_field(&field(name, kind, mode)).expect("maps")
+                })
+                .collect(),
+            partitioning_column: None,
+            partitioned_by_day: false,
+            streaming_buffer: false,
+            average_row_bytes,
+        };
+        let scalars = [("a", "STRING", "REQUIRED"), ("n", "NUMERIC", "NULLABLE")];
+        assert_eq!(
+            schema(&scalars, Some(200)).copy_format(),
+            CopyFormat::Binary
+        );
+        assert_eq!(
+            schema(&scalars, Some(MAX_BINARY_ROW_BYTES)).copy_format(),
+            CopyFormat::Binary
+        );
+        assert_eq!(
+            schema(&scalars, Some(MAX_BINARY_ROW_BYTES + 1)).copy_format(),
+            CopyFormat::Text
+        );
+        assert_eq!(schema(&scalars, None).copy_format(), CopyFormat::Text);
+        for other in [
+            ("j", "JSON", "NULLABLE"),
+            ("a", "STRING", "REPEATED"),
+            ("r", "RECORD", "NULLABLE"),
+        ] {
+            assert_eq!(
+                schema(&[scalars[0], other], Some(200)).copy_format(),
+                CopyFormat::Text,
+                "{other:?}"
+            );
         }
     }
 

@@ -139,6 +139,10 @@ class FakeGoogle:
             return self._token(handler, body)
         if kind == "table":
             resource = table_resource(self.schema, self.time_partitioning)
+            # The table's size, as BigQuery reports it beside the schema (its logical bytes).
+            resource["numRows"] = str(len(self.rows))
+            resource["numBytes"] = str(sum(len(str(value)) + 2 for row in self.rows for value in row.values()
+                                           if value is not None))
             if self.streaming_buffer:
                 resource["streamingBuffer"] = {"estimatedRows": "1", "estimatedBytes": "100"}
             return self._send(handler, 200, resource)

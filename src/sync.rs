@@ -133,7 +133,8 @@ fn before_load(
     }
     let fingerprint = verify::Fingerprint::of(&mirror.source);
     let remote = verify::PendingSummary::start(bigquery, &mirror.source, &fingerprint, day)?;
-    let local = verify::local_summary(&mirror.source, &fingerprint, &mirror.target, day)?;
+    let local =
+        verify::local_summary_before_load(&mirror.source, &fingerprint, &mirror.target, day)?;
     let (remote, job) = remote.wait()?;
     if remote != local {
         return Ok(BeforeLoad::Write {

@@ -1,11 +1,13 @@
-"""One generated UTC day of rows, deterministic, with realistic lengths, for two tables:
+"""One generated UTC day of rows, deterministic, with realistic lengths, for three tables:
 
 - tokens: 42-character addresses, 66-character hashes, symbols and names of a few words
   (some with tabs, backslashes, non-ASCII and NUL-free), decimals, and supplies of up to
   78 digits;
 - transactions (crypto_ethereum's column set as in tests/support/crypto_ethereum.py):
   hashes, addresses, a NUMERIC value in wei, gas figures, and call data of 10 to 2,000 hex
-  characters (most transfers carry a little, contract calls more).
+  characters (most transfers carry a little, contract calls more);
+- wide: an address, a payload of 100,000 hex characters, a timestamp and a block number
+  (rows whose one value is larger than most pages of tokens).
 
 Each table has a schema (BigQuery fields), a generator of rows as tuples in the schema's
 order (TIMESTAMP as Unix microseconds), and COPY lines of the same rows."""
@@ -72,6 +74,39 @@ def transactions_rows(count, day):
         )
 
 
+WIDE_FIELDS = [{"name": "address", "type": "STRING", "mode": "REQUIRED"},
+               {"name": "payload", "type": "STRING", "mode": "NULLABLE"},
+               {"name": "block_timestamp", "type": "TIMESTAMP", "mode": "REQUIRED"},
+               {"name": "block_number", "type": "INTEGER", "mode": "REQUIRED"}]
+WIDE_PAYLOAD_CHARS = 100_000
+
+
+def wide_rows(count, day):
+    """Yields (address, payload, unix_micros, block_number), the payload 100 KB of hex."""
+    rng = random.Random(f"wide:{day}:{count}")
+    start = int(dt.datetime.combine(day, dt.time(), dt.timezone.utc).timestamp()) * 1_000_000
+    step = 86_400 * 1_000_000 // max(count, 1)
+    for i in range(count):
+        yield (
+            "0x%040x" % rng.getrandbits(160),
+            "%0*x" % (WIDE_PAYLOAD_CHARS, rng.getrandbits(4 * WIDE_PAYLOAD_CHARS)),
+            start + i * step + rng.randrange(step),
+            18_000_000 + i,
+        )
+
+
+def logical_bytes(table, count, day):
+    """The day's size as BigQuery bills it: STRING 2 + its UTF-8 bytes, INT64 and TIMESTAMP 8,
+    NUMERIC 16, NULL 0 (BigQuery's data size calculation)."""
+    sizes = {"INTEGER": 8, "TIMESTAMP": 8, "NUMERIC": 16}
+    total = 0
+    for row in rows(count, day, table):
+        for value, field in zip(row, schema(table)):
+            if value is not None:
+                total += sizes.get(field["type"]) or 2 + len(str(value).encode())
+    return total
+
+
 def _kinds_and_modes(fields):
     return [(f["type"], f["mode"]) for f in fields]
 
@@ -80,6 +115,7 @@ TOKENS_FIELDS = [{"name": n, "type": t, "mode": "REQUIRED" if n in REQUIRED else
 SOURCES = {
     "tokens": (TOKENS_FIELDS, tokens_rows),
     "transactions": (TABLES["transactions"][0], transactions_rows),
+    "wide": (WIDE_FIELDS, wide_rows),
 }
 
 

@@ -45,7 +45,8 @@ from cluster import DATABASE, Cluster, free_port  # noqa: E402
 
 DAY = dt.date(2026, 11, 20)
 # A change to one row of the day, which a re-sync must notice and rewrite.
-CHANGE_ONE_ROW = {"tokens": "name = name || ' changed'", "transactions": "input = input || '00'"}
+CHANGE_ONE_ROW = {"tokens": "name = name || ' changed'", "transactions": "input = input || '00'",
+                  "wide": "payload = payload || '00'"}
 
 
 def start_source(rows, latency_ms, table):
@@ -68,18 +69,6 @@ def wait_serving(process, timeout=900):
     line = process.stdout.readline()
     if not line.startswith("serving"):
         raise RuntimeError(f"the storage source did not start: {line!r}")
-
-
-def logical_bytes(table, count):
-    """The day's size as BigQuery bills it: STRING 2 + its UTF-8 bytes, INT64 and TIMESTAMP 8,
-    NUMERIC 16, NULL 0 (BigQuery's data size calculation)."""
-    sizes = {"INTEGER": 8, "TIMESTAMP": 8, "NUMERIC": 16}
-    total = 0
-    for row in day_data.rows(count, DAY, table):
-        for value, field in zip(row, day_data.schema(table)):
-            if value is not None:
-                total += sizes.get(field["type"]) or 2 + len(str(value).encode())
-    return total
 
 
 def wait_ready(url, timeout=600):
@@ -253,6 +242,8 @@ def main():
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--only-token-sync", action="store_true",
                         help="skip psql \\copy, the old pipeline and the emulator (quick memory checks)")
+    parser.add_argument("--skip-slow", action="store_true",
+                        help="skip the paths with latency, the old pipeline and the emulator (quick ratios to \\copy)")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="token_sync_bench_"))
@@ -273,7 +264,8 @@ def main():
     try:
         emulator.create_table()
         batch = []
-        for row in day_data.rows(args.rows if tokens else 0, DAY):
+        emulated = tokens and not (args.skip_slow or args.only_token_sync)
+        for row in day_data.rows(args.rows if emulated else 0, DAY):
             values = dict(zip(["address", "symbol", "name", "decimals", "total_supply", "block_timestamp",
                                "block_number", "block_hash"], row))
             values["block_timestamp"] = (day_data.EPOCH + dt.timedelta(microseconds=row[5])).strftime(
@@ -303,19 +295,20 @@ def main():
             bench.resyncs(fast_url)
             bench.token_sync("token_sync_day, Storage Read API, defaults: first load", fast_url,
                              storage_url=storage_url, expect_read_api="storage")
-            bench.token_sync(f"token_sync_day, {args.latency_ms} ms/page, concurrency 1", slow_url, 1)
-            bench.token_sync(f"token_sync_day, {args.latency_ms} ms/page, concurrency {args.concurrency}",
-                             slow_url, args.concurrency)
+            if not args.skip_slow:
+                bench.token_sync(f"token_sync_day, {args.latency_ms} ms/page, concurrency 1", slow_url, 1)
+                bench.token_sync(f"token_sync_day, {args.latency_ms} ms/page, concurrency {args.concurrency}",
+                                 slow_url, args.concurrency)
             if args.only_token_sync:
                 continue
             bench.psql_copy(copy_file)
-            if not tokens:
+            if not tokens or args.skip_slow:
                 continue  # the old pipeline and the emulator's table are tokens'
             bench.old_pipeline(fast_url)
             bench.token_sync(f"token_sync_day from bqemulator, concurrency {args.concurrency}",
                              emulator.base_url, args.concurrency)
         medians = bench.report()
-        size = logical_bytes(args.table, args.rows)
+        size = day_data.logical_bytes(args.table, args.rows, DAY)
         print(f"\nthe day's logical size as BigQuery bills it: {size / 1e9:.3f} GB; at list prices "
               f"(on-demand, US): a query ${size / 2**40 * 6.25:.5f}, the Storage Read API ${size / 2**40 * 1.10:.5f}")
         if args.json:

@@ -1,5 +1,5 @@
 """A BigQuery REST source for the benchmark: serves one generated day of a table
-(bench/day_data.py: tokens or transactions) through tables.get, jobs.query and
+(bench/day_data.py: tokens, transactions or wide) through tables.get, jobs.query and
 jobs.getQueryResults (page tokens and startIndex) at wire speed, every row encoded once up
 front, the day's summary (the comparison a re-sync makes) and its partition's metadata
 (INFORMATION_SCHEMA.PARTITIONS: its rows and last write, which POST /bench/written moves to
@@ -7,7 +7,7 @@ now, as a write in BigQuery would; POST /bench/metadata {"readable": false} make
 403 Access Denied), each query job's creationTime, with an optional fixed latency per
 request to model real BigQuery's round trips.
 
-    python bench/source_server.py --rows 1000000 --port 9070 --latency-ms 200 [--table transactions]
+    python bench/source_server.py --rows 1000000 --port 9070 --latency-ms 200 [--table transactions|wide]
 """
 
 import argparse
@@ -60,6 +60,9 @@ class Source:
             fingerprint_sum += fingerprint(row, fields)
         # What token_verify_day's summary query answers, which a re-sync asks for first.
         self.summary = (len(self.rows), stamps, fingerprint_sum)
+        # The table's size beside its schema, as tables.get reports it (logical bytes).
+        self.table["numRows"] = str(count)
+        self.table["numBytes"] = str(day_data.logical_bytes(table, count, day))
         self.jobs = 0
         self.lock = threading.Lock()
         self.written = now_micros()

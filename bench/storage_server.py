@@ -2,11 +2,12 @@
 (bench/day_data.py) through CreateReadSession and ReadRows on a loopback gRPC port at wire
 speed: the rows are built into Arrow record batches and serialized once up front, as
 BigQuery's types map them (STRING as utf8, INT64 as int64, NUMERIC as decimal128(38, 9),
-TIMESTAMP as timestamp[us, UTC]). A session of n streams gives stream i every n-th batch.
+TIMESTAMP as timestamp[us, UTC]), 4,096 rows or about 4 MB to a batch, whichever comes
+first. A session of n streams gives stream i every n-th batch.
 The REST API beside it (tables.get, and the summary query of a re-sync) is
 bench/source_server.py's.
 
-    python bench/storage_server.py --rows 1000000 --port 9080 [--table transactions]
+    python bench/storage_server.py --rows 1000000 --port 9080 [--table transactions|wide]
 """
 
 import argparse
@@ -25,6 +26,7 @@ import day_data
 
 SERVICE = "/google.cloud.bigquery.storage.v1.BigQueryRead"
 BATCH_ROWS = 4096
+BATCH_BYTES = 4 << 20
 ARROW_TYPES = {"STRING": pa.string(), "INTEGER": pa.int64(), "NUMERIC": pa.decimal128(38, 9),
                "TIMESTAMP": pa.timestamp("us", "UTC")}
 
@@ -43,12 +45,13 @@ class Day:
         self.schema = pa.schema([pa.field(f["name"], ARROW_TYPES[f["type"]], f["mode"] != "REQUIRED") for f in fields])
         self.serialized_schema = self.schema.serialize().to_pybytes()
         self.batches = []
-        chunk = []
+        chunk, size = [], 0
         for row in day_data.rows(count, day, table):
             chunk.append(row)
-            if len(chunk) == BATCH_ROWS:
+            size += sum(len(str(value)) for value in row if value is not None)
+            if len(chunk) == BATCH_ROWS or size >= BATCH_BYTES:
                 self.add(chunk, fields)
-                chunk = []
+                chunk, size = [], 0
         if chunk:
             self.add(chunk, fields)
 

@@ -60,6 +60,12 @@ def test_a_failed_page_is_fetched_again_at_the_same_position(db, fake_google, fa
     assert db.execute("SELECT block_number FROM raw_tokens ORDER BY 1").fetchall() == [(n,) for n in range(1, 11)]
 
 
+def page_with_errors(reason):
+    return {"status": 200, "body": {"kind": "bigquery#getQueryResultsResponse", "jobComplete": True,
+                                    "totalRows": "9", "rows": [],
+                                    "errors": [{"reason": reason, "message": f"simulated {reason} in a page"}]}}
+
+
 @pytest.mark.parametrize("concurrency", [1, 4])
 def test_a_page_that_reports_errors_fails_the_day(db, fake_google, concurrency):
     """A page of rows is read in one pass; errors BigQuery reports in it (a 200 answer) are
@@ -69,14 +75,24 @@ def test_a_page_that_reports_errors_fails_the_day(db, fake_google, concurrency):
     fake_google.rows = day_rows(9)
     db.execute("SET token_sync.page_rows = 3")
     db.execute(f"SET token_sync.fetch_concurrency = {concurrency}")
-    broken = {"kind": "bigquery#getQueryResultsResponse", "jobComplete": True, "totalRows": "9",
-              "rows": [], "errors": [{"reason": "invalid", "message": "simulated failure in a page"}]}
-    fake_google.fault = lambda kind, n: {"status": 200, "body": broken} if kind == "results" and n == 1 else None
+    fake_google.fault = lambda kind, n: page_with_errors("invalid") if kind == "results" and n == 1 else None
     with pytest.raises(psycopg.Error) as error:
         db.execute("SELECT token_sync_day('2026-11-20')")
-    assert "simulated failure in a page" in error.value.diag.message_primary
+    assert "simulated invalid in a page" in error.value.diag.message_primary
+    assert fake_google.count("results") == 2, "the pages at rows 3 and 6; the failed one not asked for again"
     assert db.execute("SELECT count(*) FROM raw_tokens").fetchone() == (6,)
     assert db.execute("SELECT status FROM token_sync.runs ORDER BY run_id").fetchall() == [("succeeded",), ("failed",)]
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_a_page_that_reports_a_transient_error_is_asked_for_again(db, fake_google, concurrency):
+    fake_google.rows = day_rows(9)
+    db.execute("SET token_sync.page_rows = 3")
+    db.execute(f"SET token_sync.fetch_concurrency = {concurrency}")
+    fake_google.fault = lambda kind, n: page_with_errors("backendError") if kind == "results" and n == 1 else None
+    assert db.execute("SELECT rows_loaded FROM token_sync_day('2026-11-20')").fetchone() == (9,)
+    assert fake_google.count("results") == 3, "the pages at rows 3 and 6, and the failed one once more"
+    assert db.execute("SELECT block_number FROM raw_tokens ORDER BY 1").fetchall() == [(n,) for n in range(1, 10)]
 
 
 def test_a_connection_cut_every_time_fails_the_day_after_the_retries(db, fake_google):

@@ -112,15 +112,25 @@ impl BigQueryClient {
             .await
     }
 
-    /// `jobs.getQueryResults` of a completed job: a page of rows, read in one pass by
-    /// `Body::parse_each_row` (errors included), not scanned once more for its envelope.
-    pub async fn get_result_rows(
+    /// `jobs.getQueryResults` of a completed job: a page of rows, handed to `read`, which
+    /// reads it in one pass (`Body::parse_each_row`, its errors included) rather than after
+    /// a scan for its envelope. A transient error `read` finds (BigQuery's `backendError`
+    /// in the page) asks for the page again, as a transient HTTP error does.
+    pub async fn get_result_rows<T>(
         &self,
         job: &JobReference,
         page: Page<'_>,
         max_results: u32,
-    ) -> SyncResult<Body> {
-        self.results(job, page, max_results, Reading::Rows).await
+        mut read: impl FnMut(&Body) -> SyncResult<T>,
+    ) -> SyncResult<T> {
+        let mut retries = 0;
+        loop {
+            let body = self.results(job, page, max_results, Reading::Rows).await?;
+            match read(&body) {
+                Err(error) => retries = self.retry.pause(error, retries, None).await?,
+                read => return read,
+            }
+        }
     }
 
     async fn results(

@@ -122,11 +122,12 @@ impl PageFetch {
         while let Some(current) = token.take() {
             let rows = self.budget.rows_per_request();
             let mut room = self.budget.reserve(rows).await;
-            let body = self
+            let (page, next, _) = self
                 .client
-                .get_result_rows(&self.job, Page::Token(&current), rows)
+                .get_result_rows(&self.job, Page::Token(&current), rows, |body| {
+                    self.prepare(body, &mut room)
+                })
                 .await?;
-            let (page, next, _) = self.prepare(&body, &mut room)?;
             if next.as_deref() == Some(current.as_str()) {
                 return Err(bad_response("BigQuery returned the same page token twice"));
             }
@@ -186,11 +187,15 @@ impl PageFetch {
         let mut pages = Vec::new();
         let mut position = start;
         while position < end {
-            let body = self
+            let (page, _, rows) = self
                 .client
-                .get_result_rows(&self.job, Page::Position(position), (end - position) as u32)
+                .get_result_rows(
+                    &self.job,
+                    Page::Position(position),
+                    (end - position) as u32,
+                    |body| self.prepare(body, &mut room),
+                )
                 .await?;
-            let (page, _, rows) = self.prepare(&body, &mut room)?;
             if rows == 0 {
                 return Err(bad_response(format!(
                     "BigQuery returned no rows at position {position} of a {end}-row result"

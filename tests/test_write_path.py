@@ -57,6 +57,33 @@ def test_copy_progress_is_visible_while_a_day_loads(db, fake_google, cluster):
     assert db.execute("SELECT count(*) FROM raw_tokens").fetchone() == (30,)
 
 
+def test_a_column_type_changed_while_the_day_is_read_fails_the_day(db, fake_google, cluster):
+    """Rows go in COPY's binary format, which the column types checked at the start are
+    written for: a type changed while BigQuery ran the job is found under COPY's lock."""
+    fake_google.rows = [to_fake(r) for r in source_rows(3)]
+    db.execute("SELECT token_sync_day('2026-11-19')")  # creates the table
+    db.execute("SET token_sync.skip_unchanged = off")  # nothing reads the table before the job
+    fake_google.fault = lambda kind, n: {"delay": 2} if kind == "query" else None
+    failure = []
+
+    def sync():
+        try:
+            db.execute("SELECT token_sync_day('2026-11-20')")
+        except psycopg.Error as error:
+            failure.append(error)
+
+    worker = threading.Thread(target=sync, daemon=True)
+    worker.start()
+    wait_until(lambda: fake_google.count("query") >= 2, timeout=10, interval=0.05)
+    with cluster.connect() as other:
+        other.execute("ALTER TABLE raw_tokens ALTER COLUMN block_number TYPE numeric")
+    worker.join(timeout=20)
+    assert len(failure) == 1 and isinstance(failure[0], psycopg.errors.DatatypeMismatch), failure
+    assert failure[0].diag.message_primary == \
+        "the column block_number of public.raw_tokens changed while the day was read from BigQuery"
+    assert db.execute("SELECT count(*) FROM raw_tokens WHERE block_timestamp >= '2026-11-20'").fetchone() == (0,)
+
+
 @pytest.mark.parametrize("encoding", ["LATIN1", "SQL_ASCII", "UTF8"])
 def test_strings_survive_any_client_encoding(db, fake_google, encoding):
     fake_google.rows = [to_fake(r) for r in source_rows(3)]

@@ -1,10 +1,11 @@
 //! Feeding rows to PostgreSQL's own COPY machinery inside the backend: `BeginCopyFrom`
 //! with a data-source callback that reads the pages the network threads encoded (in COPY's
-//! binary format where it can, see `format_for`, else its text format), then `CopyFrom`. Constraints, defaults, triggers and indexes behave as for `COPY ... FROM`,
-//! and `pg_stat_progress_copy` shows the load while it runs.
+//! binary format where it can, see `format_for`, else its text format), then `CopyFrom`.
+//! Constraints, defaults, triggers and indexes behave as for `COPY ... FROM`, and
+//! `pg_stat_progress_copy` shows the load while it runs.
 
 use crate::error::{SyncError, SyncResult};
-use crate::types::{CopyFormat, SourceSchema};
+use crate::types::{Column, CopyFormat, SourceSchema};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
@@ -69,11 +70,17 @@ pub fn format_for(schema: &SourceSchema) -> CopyFormat {
 pub fn copy_into(
     relation: pg_sys::Oid,
     shown: &str,
-    columns: &[&str],
+    columns: &[Column],
     format: CopyFormat,
     next_chunk: Box<ChunkSource<'static>>,
 ) -> SyncResult<u64> {
     check_copy_allowed(relation, shown)?;
+    if format == CopyFormat::Binary {
+        // SAFETY: the lock table_open takes below anyway, taken first and held to the end
+        // of the transaction, so that no ALTER TABLE changes a column's type after it is read.
+        unsafe { pg_sys::LockRelationOid(relation, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE) };
+        check_types_unchanged(relation, shown, columns)?;
+    }
     SOURCE.with(|source| {
         *source.borrow_mut() = Some(ActiveSource {
             next_chunk,
@@ -89,7 +96,7 @@ pub fn copy_into(
     let _guard = SourceGuard;
     let column_names: Vec<CString> = columns
         .iter()
-        .map(|name| CString::new(*name).unwrap_or_default())
+        .map(|column| CString::new(column.name.as_str()).unwrap_or_default())
         .collect();
     // SAFETY: the sequence DoCopy follows for COPY FROM, with our callback as the source.
     // Every pointer handed to PostgreSQL is palloc'd in the current memory context or
@@ -149,6 +156,37 @@ pub fn copy_into(
     match failure {
         Some(error) => Err(error),
         None => Ok(stored),
+    }
+}
+
+/// Binary rows are read by the receive function of each column's type as it is when COPY
+/// runs: a type changed since the target was checked (an ALTER TABLE committed while the
+/// day was read) would take them as another type's bytes. Text input would refuse them;
+/// binary is refused here instead.
+fn check_types_unchanged(relation: pg_sys::Oid, shown: &str, columns: &[Column]) -> SyncResult<()> {
+    let names: Vec<String> = columns.iter().map(|column| column.name.clone()).collect();
+    let types: Vec<String> = columns
+        .iter()
+        .map(|column| column.pg_type().into_owned())
+        .collect();
+    let changed = Spi::get_one_with_args::<String>(
+        "SELECT (SELECT c.name FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.text[]), \
+         pg_catalog.unnest($3::pg_catalog.text[])) AS c(name, type) \
+         LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = $1 AND a.attname = c.name AND a.attnum > 0 \
+         AND NOT a.attisdropped \
+         WHERE a.attname IS NULL OR pg_catalog.format_type(a.atttypid, a.atttypmod) <> c.type LIMIT 1)",
+        &[relation.into(), names.into(), types.into()],
+    )?;
+    match changed {
+        None => Ok(()),
+        Some(name) => Err(SyncError::new(
+            PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+            format!(
+                "the column {} of {shown} changed while the day was read from BigQuery",
+                crate::quote::shown(&name)
+            ),
+            "Nothing was written for the day. Sync it again: the next sync checks the table anew.",
+        )),
     }
 }
 

@@ -111,18 +111,13 @@ pub fn replace_day(
         ),
         &[day.start().into(), day.end().into()],
     )?;
-    let columns: Vec<&str> = source
-        .schema
-        .columns
-        .iter()
-        .map(|column| column.name.as_str())
-        .collect();
+    let columns = &source.schema.columns;
     let Some(staging) = staging else {
         return PgTryBuilder::new(AssertUnwindSafe(|| {
             copy_into(
                 target.oid,
                 &target.qualified_name,
-                &columns,
+                columns,
                 format,
                 next_chunk,
             )
@@ -139,7 +134,7 @@ pub fn replace_day(
     copy_into(
         staging.oid,
         "token_sync's staging table",
-        &columns,
+        columns,
         format,
         next_chunk,
     )?;

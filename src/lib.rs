@@ -4,7 +4,7 @@
 //! The path of a day's data, module by module:
 //! `settings` → `bigquery` (auth, schema, query, pages) → `types` (each BigQuery type to
 //! its PostgreSQL type) → `mirror` (source, time column, target) → `load` (target table,
-//! COPY text, write path, day replace) → `ledger` and `verify` → `sql_api`, the functions
+//! COPY rows, write path, day replace) → `ledger` and `verify` → `sql_api`, the functions
 //! users call.
 
 use pgrx::prelude::*;

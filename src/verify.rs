@@ -256,24 +256,16 @@ impl PendingSummary {
 /// `local_summary` without parallel workers, for a re-sync that may rewrite the day right
 /// after: the leader of a parallel scan keeps about 11 MB more of private memory (measured
 /// on a day of a million tokens), which the load would add to; a serial scan took no longer
-/// there.
+/// there. Called as the target's owner (`crate::restricted`), whose GUC nest level puts the
+/// caller's setting back when it ends, also by an error.
 pub fn local_summary_before_load(
     source: &Source,
     fingerprint: &Fingerprint,
     target: &TargetTable,
     day: SyncDay,
 ) -> SyncResult<DaySummary> {
-    let previous = Spi::get_one::<String>(
-        "SELECT pg_catalog.current_setting('max_parallel_workers_per_gather')",
-    )?
-    .unwrap_or_default();
     Spi::run("SELECT pg_catalog.set_config('max_parallel_workers_per_gather', '0', true)")?;
-    let summary = local_summary(source, fingerprint, target, day);
-    Spi::run_with_args(
-        "SELECT pg_catalog.set_config('max_parallel_workers_per_gather', $1, true)",
-        &[previous.into()],
-    )?;
-    summary
+    local_summary(source, fingerprint, target, day)
 }
 
 /// What the target table holds for the day.

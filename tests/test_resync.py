@@ -117,10 +117,12 @@ def test_metadata_it_cannot_read_falls_back_to_the_comparison_with_a_notice(db, 
         "code": 403, "message": "Access Denied: bigquery.tables.list", "errors": [{"reason": "accessDenied"}]}}} \
         if kind == "partitions" else None
     seen = notices(db)
-    # The comparison sums the day without parallel workers, and leaves the caller's setting.
-    db.execute("SET max_parallel_workers_per_gather = 3")
-    db.execute(f"SELECT token_sync_day('{DAY}')")
-    assert db.execute("SHOW max_parallel_workers_per_gather").fetchone() == ("3",)
+    # The comparison sums the day without parallel workers, and leaves the caller's setting
+    # as it was, seen in the same transaction.
+    with db.transaction():
+        db.execute("SET LOCAL max_parallel_workers_per_gather = 3")
+        db.execute(f"SELECT token_sync_day('{DAY}')")
+        assert db.execute("SHOW max_parallel_workers_per_gather").fetchone() == ("3",)
     assert len(seen) == 2 and seen[1] == ("NOTICE", SAME_FINGERPRINT)
     assert seen[0][1].startswith("token_sync: BigQuery's metadata of the partition 2026-11-20 of "
                                  "bigquery-public-data.crypto_ethereum.tokens cannot be read (")

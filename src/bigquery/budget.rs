@@ -11,10 +11,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 const UNIT: usize = 1024;
 
 /// A REST response's peak while it is prepared, per byte of its body: the body itself and
-/// its rows' COPY text, each row encoded as it is parsed (one decoded row at a time).
+/// its COPY rows, each row encoded as it is parsed (one decoded row at a time); where the
+/// rows outgrow the body, the budget learns it (`observe`).
 pub const PEAK_PER_BODY_BYTE: usize = 2;
 /// The same for a ReadRows message: the message, its Arrow arrays (copied where the
-/// message's buffers are not aligned as Arrow wants), and their COPY text.
+/// message's buffers are not aligned as Arrow wants), and their COPY rows.
 pub const PEAK_PER_ARROW_BYTE: usize = 3;
 
 pub struct Budget {

@@ -1,5 +1,5 @@
 //! The channel both read paths deliver through: a producer on the network threads (a
-//! query's pages, or a read session's streams) hands pages of COPY text to the main thread
+//! query's pages, or a read session's streams) hands pages of COPY rows to the main thread
 //! through a small bounded channel, so that the next pages are on their way while the
 //! current one is written. Every page not yet written holds its room in the fetch's budget.
 

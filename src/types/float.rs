@@ -48,9 +48,12 @@ pub fn to_postgres(text: &str, column: &str) -> SyncResult<String> {
     parse(text, column).map(format)
 }
 
-/// double precision's binary form: the double's eight bytes, big-endian.
+/// double precision's binary form: the double's eight bytes, big-endian; every NaN as the
+/// one NaN the text form (`NaN`) loads as.
 pub fn send(text: &str, column: &str, out: &mut Vec<u8>) -> SyncResult<()> {
-    out.extend_from_slice(&parse(text, column)?.to_bits().to_be_bytes());
+    let value = parse(text, column)?;
+    let value = if value.is_nan() { f64::NAN } else { value };
+    out.extend_from_slice(&value.to_bits().to_be_bytes());
     Ok(())
 }
 

@@ -1,10 +1,11 @@
 //! BigQuery's types and the PostgreSQL type each becomes, without loss. A source table's
 //! schema (`Column`s, read from BigQuery's `tables.get`) is the one description from which
-//! the query, the decoding, the COPY text, the target table and the fingerprint are made.
+//! the query, the decoding, the COPY rows, the target table and the fingerprint are made.
 //!
 //! One file per conversion: each turns a value as BigQuery's REST API sends it (text) into
-//! PostgreSQL's input text for the mapped type, and says how both sides spell the value in
-//! the verification fingerprint (its `SPELLING`, which `crate::verify` assembles).
+//! PostgreSQL's input text for the mapped type and, where the type has one here, into its
+//! binary form (`send`), and says how both sides spell the value in the verification
+//! fingerprint (its `SPELLING`, which `crate::verify` assembles).
 
 pub mod array;
 pub mod binary;

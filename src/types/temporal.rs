@@ -130,11 +130,25 @@ const POSTGRES_EPOCH: NaiveDate = match NaiveDate::from_ymd_opt(2000, 1, 1) {
 };
 const POSTGRES_EPOCH_UNIX_MICROS: i64 = 946_684_800_000_000;
 
-/// Microseconds of a fraction given in nanoseconds, rounded half to even as PostgreSQL's
-/// input functions round the digits beyond the sixth.
-fn rounded_micros(nanos: u32) -> i64 {
-    let (micros, rest) = (i64::from(nanos / 1000), nanos % 1000);
-    micros + i64::from(rest > 500 || rest == 500 && micros % 2 == 1)
+/// The microseconds of the text's fraction of a second (the digits after its last point),
+/// rounded as PostgreSQL's input functions round them: `rint(strtod(".F") * 1000000)`.
+fn fraction_micros(text: &str) -> i64 {
+    match text.rsplit_once('.') {
+        Some((_, digits)) if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => {
+            let fraction: f64 = format!("0.{digits}").parse().unwrap_or(0.0);
+            (fraction * 1_000_000.0).round_ties_even() as i64
+        }
+        _ => 0,
+    }
+}
+
+/// BigQuery's dates start at year 1; PostgreSQL's text input refuses year 0 and before,
+/// which chrono reads.
+fn check_year(date: NaiveDate, text: &str, column: &str, kind: &str) -> SyncResult<()> {
+    if date.year() < 1 {
+        return Err(bad_value(column, text, kind));
+    }
+    Ok(())
 }
 
 /// timestamp with time zone's binary form: microseconds since 2000-01-01 00:00 UTC.
@@ -148,22 +162,23 @@ pub fn timestamp_send(text: &str, column: &str, out: &mut Vec<u8>) -> SyncResult
 /// timestamp without time zone's binary form: microseconds since 2000-01-01 00:00.
 pub fn datetime_send(text: &str, column: &str, out: &mut Vec<u8>) -> SyncResult<()> {
     let moment = parse_datetime(text, column)?;
+    check_year(moment.date(), text, column, "DATETIME")?;
     let since = moment
         .date()
         .signed_duration_since(POSTGRES_EPOCH)
         .num_days()
         * 86_400_000_000
         + i64::from(moment.num_seconds_from_midnight()) * 1_000_000
-        + rounded_micros(moment.nanosecond());
+        + fraction_micros(text);
     out.extend_from_slice(&since.to_be_bytes());
     Ok(())
 }
 
 /// date's binary form: days since 2000-01-01.
 pub fn date_send(text: &str, column: &str, out: &mut Vec<u8>) -> SyncResult<()> {
-    let days = parse_date(text, column)?
-        .signed_duration_since(POSTGRES_EPOCH)
-        .num_days();
+    let date = parse_date(text, column)?;
+    check_year(date, text, column, "DATE")?;
+    let days = date.signed_duration_since(POSTGRES_EPOCH).num_days();
     let days = i32::try_from(days).map_err(|_| bad_value(column, text, "DATE"))?;
     out.extend_from_slice(&days.to_be_bytes());
     Ok(())
@@ -173,8 +188,7 @@ pub fn date_send(text: &str, column: &str, out: &mut Vec<u8>) -> SyncResult<()> 
 pub fn time_send(text: &str, column: &str, out: &mut Vec<u8>) -> SyncResult<()> {
     let time = NaiveTime::parse_from_str(text, "%H:%M:%S%.f")
         .map_err(|_| bad_value(column, text, "TIME"))?;
-    let micros =
-        i64::from(time.num_seconds_from_midnight()) * 1_000_000 + rounded_micros(time.nanosecond());
+    let micros = i64::from(time.num_seconds_from_midnight()) * 1_000_000 + fraction_micros(text);
     out.extend_from_slice(&micros.to_be_bytes());
     Ok(())
 }
@@ -215,12 +229,18 @@ mod tests {
             -1_000_000
         );
         assert_eq!(sent(datetime_send, "1999-12-31 23:59:59.0000015"), -999_998);
+        // As PostgreSQL rounds the fraction's double: .0001255 is 125 microseconds there.
+        assert_eq!(sent(datetime_send, "2000-01-01 00:00:00.0001255"), 125);
+        assert_eq!(sent(time_send, "00:00:00.0001255"), 125);
+        assert_eq!(sent(time_send, "00:00:00.123456789"), 123_457);
         assert_eq!(sent(date_send, "0001-01-01"), -730_119);
         assert_eq!(sent(date_send, "2026-11-20"), 9_820);
         assert_eq!(sent(time_send, "23:59:59.999999"), 86_399_999_999);
         assert_eq!(sent(time_send, "00:00:00"), 0);
         let mut out = Vec::new();
         assert!(date_send("2026-13-01", "c", &mut out).is_err());
+        assert!(date_send("0000-01-01", "c", &mut out).is_err());
+        assert!(datetime_send("0000-12-31T00:00:00", "c", &mut out).is_err());
         assert!(timestamp_send("not a time", "c", &mut out).is_err());
     }
 

@@ -1,6 +1,6 @@
 //! An Arrow record batch of a read session → rows in the shape of BigQuery's REST results
 //! (`crate::types::value::Value`: each scalar as the text REST would send), so that one
-//! set of conversions (`crate::types`) turns both paths' values into COPY text. Strings
+//! set of conversions (`crate::types`) turns both paths' values into COPY rows. Strings
 //! borrow from the batch; other scalars are spelled as REST spells them (INT64 in decimal,
 //! TIMESTAMP as Unix microseconds, BYTES in base64, INTERVAL as `Y-M D H:M:S.F`).
 //!

@@ -117,20 +117,6 @@ pub fn copy_into(
             let value = pg_sys::makeString(pg_sys::pstrdup(name.as_ptr()));
             attnames = pg_sys::lappend(attnames, value.cast());
         }
-        let option = match format {
-            CopyFormat::Binary => pg_sys::makeDefElem(
-                pg_sys::pstrdup(c"format".as_ptr()),
-                pg_sys::makeString(pg_sys::pstrdup(c"binary".as_ptr())).cast(),
-                -1,
-            ),
-            // Our bytes are UTF-8 whatever the session's client_encoding.
-            CopyFormat::Text => pg_sys::makeDefElem(
-                pg_sys::pstrdup(c"encoding".as_ptr()),
-                pg_sys::makeString(pg_sys::pstrdup(c"UTF8".as_ptr())).cast(),
-                -1,
-            ),
-        };
-        let options = pg_sys::lappend(std::ptr::null_mut(), option.cast());
         let cstate = pg_sys::BeginCopyFrom(
             pstate,
             rel,
@@ -139,7 +125,7 @@ pub fn copy_into(
             false,
             Some(read_copy_data),
             attnames,
-            options,
+            copy_options(format),
         );
         let stored = pg_sys::CopyFrom(cstate);
         pg_sys::EndCopyFrom(cstate);
@@ -156,6 +142,25 @@ pub fn copy_into(
     match failure {
         Some(error) => Err(error),
         None => Ok(stored),
+    }
+}
+
+/// COPY's options for `format`: `FORMAT binary`, or the text format's encoding (our bytes
+/// are UTF-8 whatever the session's client_encoding).
+fn copy_options(format: CopyFormat) -> *mut pg_sys::List {
+    let (name, value) = match format {
+        CopyFormat::Binary => (c"format", c"binary"),
+        CopyFormat::Text => (c"encoding", c"UTF8"),
+    };
+    // SAFETY: a one-element list of a DefElem, palloc'd in the current memory context as
+    // COPY's parser would make it, for BeginCopyFrom to read in this context.
+    unsafe {
+        let option = pg_sys::makeDefElem(
+            pg_sys::pstrdup(name.as_ptr()),
+            pg_sys::makeString(pg_sys::pstrdup(value.as_ptr())).cast(),
+            -1,
+        );
+        pg_sys::lappend(std::ptr::null_mut(), option.cast())
     }
 }
 

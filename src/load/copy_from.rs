@@ -169,19 +169,7 @@ fn copy_options(format: CopyFormat) -> *mut pg_sys::List {
 /// day was read) would take them as another type's bytes. Text input would refuse them;
 /// binary is refused here instead.
 fn check_types_unchanged(relation: pg_sys::Oid, shown: &str, columns: &[Column]) -> SyncResult<()> {
-    let names: Vec<String> = columns.iter().map(|column| column.name.clone()).collect();
-    let types: Vec<String> = columns
-        .iter()
-        .map(|column| column.pg_type().into_owned())
-        .collect();
-    let changed = Spi::get_one_with_args::<String>(
-        "SELECT (SELECT c.name FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.text[]), \
-         pg_catalog.unnest($3::pg_catalog.text[])) AS c(name, type) \
-         LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = $1 AND a.attname = c.name AND a.attnum > 0 \
-         AND NOT a.attisdropped \
-         WHERE a.attname IS NULL OR pg_catalog.format_type(a.atttypid, a.atttypmod) <> c.type LIMIT 1)",
-        &[relation.into(), names.into(), types.into()],
-    )?;
+    let changed = super::target::first_column_not_as_checked(relation, columns)?;
     match changed {
         None => Ok(()),
         Some(name) => Err(SyncError::new(

@@ -572,6 +572,23 @@ struct TargetColumn {
     mirrored: bool,
 }
 
+/// The first of `columns` that the table `relation` lacks or holds in another type than
+/// the source's, as `check_source_column` compares them; None if it holds them all.
+pub fn first_column_not_as_checked(
+    relation: pg_sys::Oid,
+    columns: &[Column],
+) -> SyncResult<Option<String>> {
+    let present = target_columns(relation)?;
+    Ok(columns
+        .iter()
+        .find(|column| {
+            !present
+                .iter()
+                .any(|target| target.name == column.name && target.pg_type == column.pg_type())
+        })
+        .map(|column| column.name.clone()))
+}
+
 /// The target's columns, as PostgreSQL has them.
 fn target_columns(oid: pg_sys::Oid) -> SyncResult<Vec<TargetColumn>> {
     Spi::connect(|client| {

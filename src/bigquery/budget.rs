@@ -31,6 +31,8 @@ pub struct Budget {
     /// The most a response has held per row seen so far: its body and its prepared page
     /// (whose text can outgrow its body: hex of bytes, timestamps, a STRUCT's names).
     peak_bytes_per_row: AtomicUsize,
+    /// The largest response seen so far: its body and its prepared page.
+    peak_response_bytes: AtomicUsize,
 }
 
 impl Budget {
@@ -46,6 +48,7 @@ impl Budget {
             peak_per_body_byte: peak_per_body_byte.max(1),
             body_bytes_per_row: AtomicUsize::new(0),
             peak_bytes_per_row: AtomicUsize::new(0),
+            peak_response_bytes: AtomicUsize::new(0),
         }
     }
 
@@ -60,6 +63,8 @@ impl Budget {
                 Ordering::Relaxed,
             );
         }
+        let peak = (body_bytes * self.peak_per_body_byte).max(body_bytes + page_bytes);
+        self.peak_response_bytes.fetch_max(peak, Ordering::Relaxed);
     }
 
     /// What a row takes at the peak of its response: the body times `peak_per_body_byte`,
@@ -89,6 +94,23 @@ impl Budget {
             .room
             .clone()
             .acquire_many_owned(self.units_for(rows))
+            .await
+            .ok();
+        self.reservation(permit)
+    }
+
+    /// Waits until there is room for a response as large as the largest seen so far (one
+    /// share before the first): for a reader that cannot choose how many rows the next one
+    /// holds, as a ReadRows stream cannot.
+    pub async fn reserve_largest(&self) -> Reservation {
+        let bytes = match self.peak_response_bytes.load(Ordering::Relaxed) {
+            0 => self.share,
+            peak => peak,
+        };
+        let permit = self
+            .room
+            .clone()
+            .acquire_many_owned(units(bytes).min(self.total_units))
             .await
             .ok();
         self.reservation(permit)
@@ -168,6 +190,7 @@ impl Reservation {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn requests_shrink_to_fit_their_share_of_the_budget() {
@@ -219,5 +242,33 @@ mod tests {
             1024,
             "one request never waits for more than the whole budget"
         );
+    }
+
+    #[test]
+    fn a_stream_waits_for_room_for_the_largest_message_seen() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("a test runtime");
+        let budget = Budget::new(1024 * 1024, 4, 10_000, PEAK_PER_ARROW_BYTE);
+        let first = runtime.block_on(budget.reserve_largest());
+        assert_eq!(first.units(), 256, "one share before any message");
+        drop(first);
+        budget.observe(100 * 1024, 10, 150 * 1024);
+        let held = runtime.block_on(budget.reserve_largest());
+        assert_eq!(held.units(), 300, "three times the largest body");
+        budget.observe(50 * 1024, 10, 400 * 1024);
+        let second = runtime.block_on(budget.reserve_largest());
+        assert_eq!(
+            second.units(),
+            450,
+            "or its body and page, where the page outgrew it"
+        );
+        let waiting = runtime.block_on(async {
+            tokio::time::timeout(Duration::from_millis(50), budget.reserve_largest()).await
+        });
+        assert!(waiting.is_err(), "no room for a third: it waits");
+        drop(held);
+        assert_eq!(runtime.block_on(budget.reserve_largest()).units(), 450);
     }
 }

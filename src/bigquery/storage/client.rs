@@ -23,6 +23,22 @@ use url::Url;
 /// The largest ReadRows response accepted; BigQuery keeps them far smaller.
 const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 
+/// What the server may send ahead of what the streams have taken, on the whole connection:
+/// bytes that the HTTP/2 layer holds, outside what pages take of the budget. A fixed part of
+/// the budget and not sized to the link (an adaptive window grows to 16 MB): a read from a
+/// far region goes at about this much per round trip, and a larger budget widens it.
+pub fn connection_window(settings: &Settings) -> usize {
+    (settings.max_bytes_in_flight / 32).clamp(MIN_WINDOW, 16 * 1024 * 1024)
+}
+
+/// Each stream's share of the connection's window.
+fn stream_window(settings: &Settings) -> usize {
+    (connection_window(settings) / settings.fetch_concurrency.max(1) as usize).max(MIN_WINDOW)
+}
+
+/// HTTP/2's initial window, the least a peer expects.
+const MIN_WINDOW: usize = 65_535;
+
 #[derive(Clone)]
 pub struct StorageClient {
     client: BigQueryReadClient<Channel>,
@@ -46,10 +62,8 @@ impl StorageClient {
         let mut endpoint = Endpoint::from_shared(url.as_str().trim_end_matches('/').to_string())
             .map_err(unreachable)?
             .connect_timeout(settings.http_timeout)
-            // Flow-control windows sized to the link's bandwidth-delay product, not a fixed
-            // few megabytes per stream: what the server may send ahead stays small where
-            // the link is fast and near, and grows where it is far.
-            .http2_adaptive_window(true)
+            .initial_connection_window_size(connection_window(settings) as u32)
+            .initial_stream_window_size(stream_window(settings) as u32)
             .http2_keep_alive_interval(Duration::from_secs(30))
             .keep_alive_timeout(settings.http_timeout);
         if url.scheme() == "https" {

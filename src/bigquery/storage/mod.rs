@@ -2,9 +2,12 @@
 //! restriction and the mirrored columns, in Arrow, split into up to
 //! `token_sync.fetch_concurrency` streams, all read at once. Each Arrow batch becomes COPY
 //! rows on the network threads (`arrow_rows`, then both paths' `RowEncoder`). Memory is
-//! bounded in bytes as on the query path: a stream reserves room in the `Budget` before it
-//! takes its next message, and each prepared page keeps its room until it is written. A
-//! stream cut short is read again from the row it had reached.
+//! bounded in bytes as on the query path: a stream waits for room in the `Budget` for a
+//! message as large as the largest seen before it takes its next one (the server, not
+//! the stream, decides how many rows a message holds), and each prepared page keeps its
+//! room until it is written. What HTTP/2 lets the server send ahead is taken off the
+//! budget first (`client::connection_window`). A stream cut short is read again from the
+//! row it had reached.
 
 mod arrow_rows;
 pub mod client;
@@ -74,7 +77,9 @@ pub fn start(
             columns,
             encoder,
             budget: Budget::new(
-                settings.max_bytes_in_flight,
+                settings
+                    .max_bytes_in_flight
+                    .saturating_sub(client::connection_window(settings)),
                 session.streams.len().max(1) * 2,
                 settings.page_rows,
                 PEAK_PER_ARROW_BYTE,
@@ -120,7 +125,7 @@ impl StreamReading {
                 Ok(mut messages) => {
                     let mut decoder = self.decoder()?;
                     loop {
-                        let room = self.budget.reserve(self.budget.rows_per_request()).await;
+                        let room = self.budget.reserve_largest().await;
                         let message = match messages_next(&self.client, &mut messages).await {
                             Ok(Some(message)) => message,
                             Ok(None) => return Ok(offset),

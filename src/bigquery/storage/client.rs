@@ -24,20 +24,26 @@ use url::Url;
 const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 
 /// What the server may send ahead of what the streams have taken, on the whole connection:
-/// bytes that the HTTP/2 layer holds, outside what pages take of the budget. A fixed part of
-/// the budget and not sized to the link (an adaptive window grows to 16 MB): a read from a
-/// far region goes at about this much per round trip, and a larger budget widens it.
+/// bytes that the HTTP/2 layer holds, outside what pages take of the budget. About a 32nd
+/// of the budget, and not sized to the link (an adaptive window grows to 16 MB): a read
+/// from a far region goes at about this much per round trip, and a larger budget widens
+/// it. Never less than every stream's window together: a stream that waits for room in the
+/// budget keeps what it was sent unread, and if that held the connection's whole window,
+/// a stream holding the room it waits for could never receive its message.
 pub fn connection_window(settings: &Settings) -> usize {
-    (settings.max_bytes_in_flight / 32).clamp(MIN_WINDOW, 16 * 1024 * 1024)
+    stream_window(settings) * settings.fetch_concurrency.max(1) as usize
 }
 
-/// Each stream's share of the connection's window.
+/// Each stream's share of the connection's window, at least HTTP/2's initial window.
 fn stream_window(settings: &Settings) -> usize {
-    (connection_window(settings) / settings.fetch_concurrency.max(1) as usize).max(MIN_WINDOW)
+    let streams = settings.fetch_concurrency.max(1) as usize;
+    (settings.max_bytes_in_flight / 32 / streams).clamp(MIN_WINDOW, MAX_WINDOW / streams)
 }
 
 /// HTTP/2's initial window, the least a peer expects.
 const MIN_WINDOW: usize = 65_535;
+/// The connection's window at most (hyper's adaptive windows stop there too).
+const MAX_WINDOW: usize = 16 * 1024 * 1024;
 
 #[derive(Clone)]
 pub struct StorageClient {
@@ -291,4 +297,37 @@ pub fn falls_back(error: &SyncError) -> bool {
         PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE
             | PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::RawSettings;
+
+    /// The defaults with a budget of `budget_kb` kB and `streams` streams.
+    fn settings(budget_kb: i32, streams: i32) -> Settings {
+        let mut raw = RawSettings::defaults();
+        raw.billing_project = "billing-1".into();
+        raw.max_bytes_in_flight = budget_kb;
+        raw.fetch_concurrency = streams;
+        raw.validate().expect("valid settings")
+    }
+
+    #[test]
+    fn the_connection_window_holds_every_streams_window() {
+        let defaults = settings(32 * 1024, 4);
+        assert_eq!(stream_window(&defaults), 256 * 1024);
+        assert_eq!(connection_window(&defaults), 1024 * 1024);
+        for (budget_kb, streams) in [(256, 1), (1024, 4), (256, 32)] {
+            let small = settings(budget_kb, streams);
+            assert_eq!(
+                stream_window(&small),
+                MIN_WINDOW,
+                "{budget_kb} kB, {streams}"
+            );
+            assert_eq!(connection_window(&small), MIN_WINDOW * streams as usize);
+        }
+        let large = settings(4 * 1024 * 1024, 32);
+        assert_eq!(connection_window(&large), MAX_WINDOW);
+    }
 }

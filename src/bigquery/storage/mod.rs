@@ -79,7 +79,8 @@ pub fn start(
             budget: Budget::new(
                 settings
                     .max_bytes_in_flight
-                    .saturating_sub(client::connection_window(settings)),
+                    .saturating_sub(client::connection_window(settings))
+                    .max(settings.max_bytes_in_flight / 2),
                 session.streams.len().max(1) * 2,
                 settings.page_rows,
                 PEAK_PER_ARROW_BYTE,

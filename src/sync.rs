@@ -10,7 +10,7 @@ use crate::day::SyncDay;
 use crate::error::{SyncError, SyncResult};
 use crate::ledger::{self, Attempt, LastLoad, LoadFigures, Unchanged};
 use crate::load::copy_from::format_for;
-use crate::load::day_replace::{lock_day, replace_day, rows_in_day, Staging};
+use crate::load::day_replace::{lock_day, replace_day, rows_in_day, rows_seen_after_copy, Staging};
 use crate::load::target::Access;
 use crate::mirror::{Mirror, MirrorPlan};
 use crate::restricted::Restricted;
@@ -323,7 +323,11 @@ fn copy_day(
         )
         .with_detail(format!("{read}, {stored} rows stored")));
     }
-    let held = rows_in_day(&mirror.source, &mirror.target, day)?;
+    let held = if stored == received {
+        rows_seen_after_copy(&mirror.source, &mirror.target, day, stored)?
+    } else {
+        rows_in_day(&mirror.source, &mirror.target, day)?
+    };
     if stored != received || held != received as i64 {
         return Err(SyncError::new(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,

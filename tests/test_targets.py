@@ -168,3 +168,32 @@ def test_rows_that_do_not_end_up_in_the_day_fail_it(loaded, body, stored):
     assert error.value.diag.message_detail == "job fake_job_2"
     assert db.execute("SELECT count(*) FROM public.raw_tokens").fetchone() == (2,)
     assert last_run(db) == ("2026-11-20", "failed", None, f"{error.value.diag.message_primary} (job fake_job_2)")
+
+
+@pytest.mark.parametrize("on", ["public.raw_tokens", "public.raw_parted_20"])
+def test_a_trigger_that_deletes_a_stored_row_fails_the_day_on_the_table_or_a_partition(loaded, on):
+    """COPY stores every row and a query still finds rows of the day, so only the count
+    read back (which a trigger anywhere below the target asks for) sees one go."""
+    db = loaded
+    target = "public.raw_tokens"
+    if on != target:
+        target = "public.raw_parted"
+        db.execute("CREATE TABLE public.raw_parted (LIKE public.raw_tokens INCLUDING ALL) PARTITION BY RANGE (block_timestamp)")
+        db.execute("CREATE TABLE public.raw_parted_20 PARTITION OF public.raw_parted "
+                   "FOR VALUES FROM ('2026-11-20 00:00+00') TO ('2026-11-21 00:00+00')")
+        db.execute(f"SET token_sync.target_table = '{target}'")
+    first = rows_of(DAY, 1)[0]["address"]
+    db.execute("CREATE FUNCTION public.token_sync_test_trigger() RETURNS trigger LANGUAGE plpgsql AS "
+               f"$$BEGIN DELETE FROM {on} WHERE address = '{first}'; RETURN NULL; END$$")
+    db.execute(f"CREATE TRIGGER astray AFTER INSERT ON {on} "
+               "FOR EACH ROW EXECUTE FUNCTION public.token_sync_test_trigger()")
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState) as error:
+        db.execute("SELECT * FROM token_sync_day('2026-11-20')")
+    assert error.value.diag.message_primary == (
+        "3 rows of 2026-11-20 arrived and COPY stored 3, "
+        f"but the target table {target} holds 2 rows of the day")
+    assert day_counts(db, target) == ((2, 0) if on == target else (0, 0))
+    db.execute("DROP TRIGGER astray ON " + on)
+    db.execute("SELECT * FROM token_sync_day('2026-11-20')")
+    assert day_counts(db, target)[1] == 3
+    assert last_run(db)[1:3] == ("succeeded", 3)

@@ -197,3 +197,17 @@ def test_a_trigger_that_deletes_a_stored_row_fails_the_day_on_the_table_or_a_par
     db.execute("SELECT * FROM token_sync_day('2026-11-20')")
     assert day_counts(db, target)[1] == 3
     assert last_run(db)[1:3] == ("succeeded", 3)
+
+
+def test_a_rule_that_keeps_the_old_day_from_its_delete_fails_the_re_sync(loaded):
+    db = loaded
+    db.execute("SELECT token_sync_day('2026-11-20')")
+    db.execute('CREATE RULE "keep" AS ON DELETE TO public.raw_tokens DO INSTEAD NOTHING')
+    db.execute("SET token_sync.skip_unchanged = off")
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState) as error:
+        db.execute("SELECT * FROM token_sync_day('2026-11-20')")
+    assert error.value.diag.message_primary == (
+        "3 rows of 2026-11-20 arrived and COPY stored 3, "
+        "but the target table public.raw_tokens holds 6 rows of the day")
+    assert day_counts(db) == (2, 3)
+    assert last_run(db)[1:3] == ("failed", None)

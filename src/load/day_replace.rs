@@ -189,13 +189,14 @@ fn no_partition_for(caught: &CaughtError, target: &TargetTable, day: SyncDay) ->
 }
 
 /// The rows of the day that queries of the target see, once COPY stored `stored` of them.
-/// Counted through a query wherever something could keep stored rows from queries or move
-/// them out of the day: a trigger or row-level security on the table or a table below it,
-/// an engine's staging. Elsewhere COPY put each row, its time checked within the day, into
-/// the table or the partition it routed it to, so a query that finds one of them stands
-/// for the count, which would read the whole day back (about a tenth of a first load's
-/// time); an extension that reads the table from somewhere else finds none, and the day is
-/// counted after all.
+/// Counted through a query wherever something could keep stored rows from queries, move
+/// them out of the day, or keep the day's DELETE from removing the old ones: a trigger, a
+/// rule or row-level security on the table or a table below it, an engine's staging.
+/// Elsewhere COPY put each row, its time checked within the day, into the table or the
+/// partition it routed it to, so a query that finds one of them stands for the count,
+/// which would read the whole day back (about a tenth of a first load's time); an
+/// extension that reads the table from somewhere else finds none, and the day is counted
+/// after all.
 pub fn rows_seen_after_copy(
     source: &Source,
     target: &TargetTable,
@@ -219,14 +220,15 @@ pub fn rows_seen_after_copy(
     }
 }
 
-/// Whether the target, or a table below it, has a trigger of its own (not a foreign key's)
-/// or row-level security: what could move, drop or hide rows COPY stored.
+/// Whether the target, or a table below it, has a trigger of its own (not a foreign key's),
+/// a rule (on DELETE, one can keep the old day) or row-level security.
 fn rows_may_go_astray(target: &TargetTable) -> SyncResult<bool> {
     Spi::get_one_with_args::<bool>(
         "WITH RECURSIVE tree(relid) AS (SELECT $1::pg_catalog.oid UNION ALL \
            SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree t ON i.inhparent = t.relid) \
          SELECT EXISTS (SELECT FROM pg_catalog.pg_trigger g JOIN tree t ON g.tgrelid = t.relid \
                         WHERE NOT g.tgisinternal) \
+             OR EXISTS (SELECT FROM pg_catalog.pg_rewrite r JOIN tree t ON r.ev_class = t.relid) \
              OR EXISTS (SELECT FROM pg_catalog.pg_class c JOIN tree t ON c.oid = t.relid \
                         WHERE c.relrowsecurity)",
         &[target.oid.into()],

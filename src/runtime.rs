@@ -41,9 +41,14 @@ fn runtime() -> SyncResult<&'static Runtime> {
 /// is freed. By default the threshold rises to the largest block freed so far, and from
 /// then on such blocks are carved from the network threads' arenas, which keep what was
 /// freed: measured on a day read through the Storage Read API, the backend then held some
-/// 24 MB more than the budget's pages. For the rest of the backend's life its own large
-/// allocations are mapped and unmapped too, as they are before the first is freed.
+/// 24 MB more than the budget's pages. The setting is the process's: for the rest of the
+/// backend's life PostgreSQL's own blocks of 1 MiB or more are mapped and unmapped too
+/// (each a system call and its page faults), and blocks from 128 KiB to 1 MiB, which glibc
+/// maps until its threshold first rises, come from the heap.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn return_large_buffers_when_freed() {
+    /// The size from which a block has its own mapping (glibc's default starts at 128 KiB).
+    const MMAP_THRESHOLD: libc::c_int = 1024 * 1024;
     // SAFETY: a libc call with two integers, on the main thread before the network threads
     // start; it changes only a tuning parameter of the allocator.
     unsafe {
@@ -51,8 +56,9 @@ fn return_large_buffers_when_freed() {
     }
 }
 
-/// The size from which a block has its own mapping (glibc's default starts at 128 KiB).
-const MMAP_THRESHOLD: libc::c_int = 1024 * 1024;
+/// Other C libraries have allocators of their own, and no such setting.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn return_large_buffers_when_freed() {}
 
 /// PostgreSQL's signal handlers must run on the main thread, so worker threads block all signals.
 fn block_signals_on_this_thread() {

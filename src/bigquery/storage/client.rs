@@ -24,12 +24,13 @@ use url::Url;
 const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 
 /// What the server may send ahead of what the streams have taken, on the whole connection:
-/// bytes that the HTTP/2 layer holds, outside what pages take of the budget. About a 32nd
-/// of the budget, and not sized to the link (an adaptive window grows to 16 MB): a read
-/// from a far region goes at about this much per round trip, and a larger budget widens
-/// it. Never less than every stream's window together: a stream that waits for room in the
-/// budget keeps what it was sent unread, and if that held the connection's whole window,
-/// a stream holding the room it waits for could never receive its message.
+/// bytes that the HTTP/2 layer holds, outside what pages take of the budget. A 32nd of the
+/// budget where that gives each stream more than HTTP/2's least window, and not sized to
+/// the link (an adaptive window grows to 16 MB): a read from a far region goes at about
+/// this much per round trip, and a larger budget widens it. Never less than every stream's
+/// window together: a stream that waits for room in the budget keeps what it was sent
+/// unread, and if that held the connection's whole window, a stream holding the room it
+/// waits for could never receive its message.
 pub fn connection_window(settings: &Settings) -> usize {
     stream_window(settings) * settings.fetch_concurrency.max(1) as usize
 }

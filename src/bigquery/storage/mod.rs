@@ -30,6 +30,7 @@ use googleapis_tonic_google_cloud_bigquery_storage_v1::google::cloud::bigquery::
     read_rows_response, read_session, ReadRowsResponse,
 };
 use std::sync::Arc;
+use tokio::sync::Semaphore;
 
 pub use client::falls_back;
 
@@ -87,12 +88,16 @@ pub fn start(
             ),
             sink: sink.clone(),
         });
+        // The HTTP/2 windows hold `fetch_concurrency` streams' (see `client::connection_window`):
+        // a session of more streams than asked for reads that many at a time.
+        let open = Arc::new(Semaphore::new(settings.fetch_concurrency.max(1) as usize));
         let mut tasks = Vec::new();
         for stream in session.streams {
-            let reading = reading.clone();
-            tasks.push(runtime::spawn(
-                async move { reading.read(&stream.name).await },
-            )?);
+            let (reading, open) = (reading.clone(), open.clone());
+            tasks.push(runtime::spawn(async move {
+                let _open = open.acquire_owned().await;
+                reading.read(&stream.name).await
+            })?);
         }
         let mut rows = 0;
         for task in tasks {

@@ -323,11 +323,7 @@ fn copy_day(
         )
         .with_detail(format!("{read}, {stored} rows stored")));
     }
-    let held = if stored == received {
-        rows_seen_after_copy(&mirror.source, &mirror.target, day, stored)?
-    } else {
-        rows_in_day(&mirror.source, &mirror.target, day)?
-    };
+    let held = rows_seen_after_copy(&mirror.source, &mirror.target, day, stored, received)?;
     if stored != received || held != received as i64 {
         return Err(SyncError::new(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,

@@ -183,9 +183,18 @@ def test_sigkill_mid_load_keeps_the_day_and_the_ledger_shows_abandoned(db, fake_
             "SELECT run_id FROM token_sync.attempts WHERE outcome = 'running'").fetchone(), timeout=20, interval=0.1)
         assert running, "the attempt is visible as running while it runs"
         wait_until(lambda: fake_google.count("results") >= 3, timeout=20, interval=0.1)
+    log_before = cluster.log.stat().st_size
     os.kill(victim, signal.SIGKILL)
     worker.join(timeout=20)
     assert failure, "the killed session's call must not succeed"
+
+    def recovered():
+        # A connection made before the postmaster has seen its child die is ended with the
+        # others when it reinitializes: wait for it to be ready again.
+        log = cluster.log.read_bytes()[log_before:].decode(errors="replace")
+        restart = log.find("reinitializing")
+        return restart >= 0 and log.find("ready to accept connections", restart) >= 0
+    assert wait_until(recovered, timeout=30, interval=0.2), "the server restarts after a backend is killed"
 
     def reconnect():
         try:

@@ -15,6 +15,17 @@ FIRST = dt.datetime(2026, 11, 10, tzinfo=UTC)
 WORKERS = "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'token_sync backfill'"
 
 
+def wait_for_free_slots(db):
+    """Until no worker of an earlier call (a backfill's, a ledger writer, a parallel query's)
+    holds a slot, so that the slots a test counts are the server's. A worker leaves
+    pg_stat_activity before the postmaster frees its slot, which no view shows: the
+    postmaster gets a moment once none is left."""
+    others = ("SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE backend_type LIKE 'token_sync %' "
+              "OR backend_type = 'parallel worker'")
+    assert wait_until(lambda: db.execute(others).fetchone() == (0,), timeout=10, interval=0.05)
+    time.sleep(1)
+
+
 def rows_on(day_index, count, first_number):
     day = FIRST + dt.timedelta(days=day_index)
     return [token(first_number + n, day + dt.timedelta(minutes=n + 1)) for n in range(count)]
@@ -110,14 +121,7 @@ def test_parallel_out_of_range_is_refused(db, parallel):
 def test_more_workers_than_the_server_allows_go_on_with_those_it_starts(source, db, cluster):
     source.insert([r for index in range(10) for r in rows_on(index, 1, index)])
     db.execute("SELECT token_sync_day('2026-11-09')")
-    # The slots free now are the ones counted: a worker of an earlier call (a backfill's, a
-    # ledger writer, a parallel query's) may still be ending. A worker leaves
-    # pg_stat_activity before the postmaster frees its slot, which no view shows: give the
-    # postmaster a moment once none is left.
-    others = ("SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE backend_type LIKE 'token_sync %' "
-              "OR backend_type = 'parallel worker'")
-    assert wait_until(lambda: db.execute(others).fetchone() == (0,), timeout=10, interval=0.05)
-    time.sleep(1)
+    wait_for_free_slots(db)
     log_before = cluster.log.stat().st_size
     seen = notices(db)
     result = db.execute("SELECT status FROM token_backfill('2026-11-10', '2026-11-19', 32)").fetchall()
@@ -240,6 +244,7 @@ def test_with_every_slot_taken_one_is_kept_for_the_ledger(source, db, cluster):
     two, so six workers would fit and leave none for the ledger's writes."""
     source.insert([r for index in range(12) for r in rows_on(index, 1, index)])
     db.execute("SELECT token_sync_day('2026-11-09')")
+    wait_for_free_slots(db)
     log_before = cluster.log.stat().st_size
     seen = notices(db)
     started = time.monotonic()

@@ -213,12 +213,18 @@ def test_a_backfill_asks_for_one_token_and_keeps_its_connection(db, fake_google,
     days = db.execute("SELECT status, rows_loaded FROM token_backfill('2026-11-14', '2026-11-20')").fetchall()
     assert days == [("succeeded", 1)] * 7
     assert len(fake_google.token_requests) == 1
-    assert len(set(fake_google.bigquery_connections)) == 1, "one connection for the whole backfill"
+    # Pooled, not one a day. hyper puts an HTTP/1.1 connection back in its pool from a task
+    # of its own once a response is read, and opens another if a request comes first: now
+    # and then two.
+    assert len(set(fake_google.bigquery_connections)) <= 2, "one connection for the whole backfill"
     # A later call in the same backend reuses both; here every day is unchanged.
+    first_call = set(fake_google.bigquery_connections)
+    fake_google.bigquery_connections.clear()
     days = db.execute("SELECT status FROM token_backfill('2026-11-14', '2026-11-20')").fetchall()
     assert days == [("unchanged",)] * 7
     assert len(fake_google.token_requests) == 1
-    assert len(set(fake_google.bigquery_connections)) == 1
+    assert len(fake_google.bigquery_connections) >= 7
+    assert len(set(fake_google.bigquery_connections) - first_call) <= 1
 
 
 def test_requests_are_sized_to_the_bytes_in_flight(db, fake_google):

@@ -25,7 +25,7 @@ GRANT SELECT ON token_sync.tables TO token_sync_runner;
 -- runner can sync days but not write their history (0.4.0 and earlier granted INSERT and
 -- UPDATE: taken back here).
 REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON token_sync.runs FROM token_sync_runner;
-GRANT SELECT ON token_sync.runs TO token_sync_runner;
+GRANT SELECT ON token_sync.runs, token_sync.run_digests TO token_sync_runner;
 GRANT SELECT ON token_sync.attempts, token_sync.day_status, token_sync.catch_up, token_sync.stale_days,
       token_sync.backfills, token_sync.backfill_progress TO token_sync_runner;
 -- The target tables: token_sync.target_table's, and each registered table's that exists.

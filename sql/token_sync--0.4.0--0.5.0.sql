@@ -5,6 +5,7 @@
 -- PUBLIC (every object in it keeps its own privileges). The ledger is written by
 -- token_sync only: the runner role of sql/grant_runner_role.sql loses INSERT and UPDATE.
 -- The ledger's snapshot_time also holds a query job's creation time; its comment says so.
+-- token_sync.run_digests keeps, per hour of each day, a digest of the rows a load wrote.
 -- token_backfill and token_sync.backfill gain overloads with `parallel`, recorded in
 -- token_sync.backfills and shown by token_sync.backfill_progress.
 \echo Use "ALTER EXTENSION token_sync UPDATE" to load this file. \quit
@@ -125,6 +126,15 @@ REVOKE ALL ON FUNCTION token_backfill(date, date, integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION token_sync.backfill(text, date, date, integer) FROM PUBLIC;
 
 COMMENT ON COLUMN token_sync.runs.snapshot_time IS 'BigQuery''s time as of which the attempt read or compared the day: a read session''s snapshot, or the query job''s creation. A re-sync whose partition BigQuery has not written to since is unchanged without a comparison.';
+
+-- What each load wrote, hour by hour (src/day_digest.rs): a re-sync of a partition BigQuery
+-- has written to since rewrites only the hours whose digest changed.
+CREATE TABLE token_sync.run_digests (
+    run_id       bigint   PRIMARY KEY REFERENCES token_sync.runs ON DELETE CASCADE,
+    hour_digests bigint[] NOT NULL CONSTRAINT run_digests_hours_check CHECK (pg_catalog.cardinality(hour_digests) = 24)
+);
+COMMENT ON TABLE token_sync.run_digests IS 'Per successful attempt: for each hour of its day (UTC, 0 to 23), the sum of the 64-bit XXH3 of each row''s COPY bytes. An unchanged attempt carries its day''s on; none where the day''s column has no hours or the day was compared.';
+SELECT pg_catalog.pg_extension_config_dump('token_sync.run_digests', '');
 
 -- The backfills called with parallel, and their progress (src/ledger/backfills.sql).
 -- One row per backfill called with `parallel` (token_backfill(from_day, to_day, parallel),

@@ -11,6 +11,9 @@ use pgrx::PgSqlErrorCode;
 use std::fmt;
 
 const MICROS_PER_DAY: i64 = 86_400 * 1_000_000;
+const MICROS_PER_HOUR: i64 = 3_600 * 1_000_000;
+/// The hours of a day, by which a re-sync finds what changed (`crate::day_digest`).
+pub const HOURS: usize = 24;
 /// Microseconds from 1970-01-01 (Unix) to 2000-01-01 (PostgreSQL's epoch).
 pub const PG_EPOCH_OFFSET_MICROS: i64 = 946_684_800 * 1_000_000;
 
@@ -106,6 +109,11 @@ impl SyncDay {
 
     pub fn end(self) -> TimestampWithTimeZone {
         timestamptz_from_unix_micros(self.end_unix_micros())
+    }
+
+    /// The start of the day's `hour` (0 to 24, the last being the day's end), in UTC.
+    pub fn hour_start(self, hour: usize) -> TimestampWithTimeZone {
+        timestamptz_from_unix_micros(self.start_unix_micros() + hour as i64 * MICROS_PER_HOUR)
     }
 }
 
@@ -235,19 +243,35 @@ impl TimeColumn {
         )
     }
 
-    /// Whether a value BigQuery sent for this column falls in the day.
-    pub fn within(&self, value: &Value<'_>, day: SyncDay) -> SyncResult<bool> {
+    /// The hour of the day (0 to 23, UTC) a value BigQuery sent for this column falls in;
+    /// None if it is outside the day. A DATE has no hours: hour 0.
+    pub fn hour_within(&self, value: &Value<'_>, day: SyncDay) -> SyncResult<Option<usize>> {
         let Some(text) = value.as_text() else {
-            return Ok(false);
+            return Ok(None);
         };
-        Ok(match self.kind {
+        let micros_into_day = match self.kind {
             TimeKind::Timestamp => {
-                let micros = temporal::timestamp_micros(text, &self.name)?;
-                (day.start_unix_micros()..day.end_unix_micros()).contains(&micros)
+                temporal::timestamp_micros(text, &self.name)? - day.start_unix_micros()
             }
-            TimeKind::Datetime => temporal::parse_datetime(text, &self.name)?.date() == day.0,
-            TimeKind::Date => temporal::parse_date(text, &self.name)? == day.0,
-        })
+            TimeKind::Datetime => {
+                let moment = temporal::parse_datetime(text, &self.name)?;
+                if moment.date() != day.0 {
+                    return Ok(None);
+                }
+                i64::from(chrono::Timelike::hour(&moment)) * MICROS_PER_HOUR
+            }
+            TimeKind::Date => {
+                return Ok((temporal::parse_date(text, &self.name)? == day.0).then_some(0))
+            }
+        };
+        Ok((0..MICROS_PER_DAY)
+            .contains(&micros_into_day)
+            .then_some((micros_into_day / MICROS_PER_HOUR) as usize))
+    }
+
+    /// Whether a day of this column is cut into hours that `postgres_filter` can select.
+    pub fn has_hours(&self) -> bool {
+        self.kind != TimeKind::Date
     }
 }
 
@@ -279,5 +303,41 @@ pub(crate) mod tests {
             MICROS_PER_DAY
         );
         assert_eq!(day.to_string(), "2026-11-20");
+    }
+
+    #[test]
+    fn a_value_falls_in_its_utc_hour_of_the_day_or_in_none() {
+        let day = day(2026, 11, 20);
+        let column = |kind| TimeColumn {
+            name: "t".into(),
+            kind,
+        };
+        let hour = |kind, text: &str| {
+            column(kind)
+                .hour_within(&Value::Text(text.to_string().into()), day)
+                .expect("parses")
+        };
+        // TIMESTAMPs come as Unix microseconds (or float seconds).
+        let at = |micros: i64| (day.start_unix_micros() + micros).to_string();
+        assert_eq!(hour(TimeKind::Timestamp, &at(0)), Some(0));
+        assert_eq!(
+            hour(TimeKind::Timestamp, &at(14 * MICROS_PER_HOUR - 1)),
+            Some(13)
+        );
+        assert_eq!(hour(TimeKind::Timestamp, &at(MICROS_PER_DAY - 1)), Some(23));
+        assert_eq!(hour(TimeKind::Timestamp, &at(MICROS_PER_DAY)), None);
+        assert_eq!(hour(TimeKind::Timestamp, &at(-1)), None);
+        assert_eq!(hour(TimeKind::Timestamp, "1.7951796E9"), Some(13));
+        assert_eq!(hour(TimeKind::Datetime, "2026-11-20T07:30:00"), Some(7));
+        assert_eq!(hour(TimeKind::Datetime, "2026-11-21T00:00:00"), None);
+        assert_eq!(hour(TimeKind::Date, "2026-11-20"), Some(0));
+        assert_eq!(hour(TimeKind::Date, "2026-11-21"), None);
+        assert_eq!(
+            column(TimeKind::Timestamp)
+                .hour_within(&Value::Null, day)
+                .ok(),
+            Some(None)
+        );
+        assert!(column(TimeKind::Datetime).has_hours() && !column(TimeKind::Date).has_hours());
     }
 }

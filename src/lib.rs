@@ -12,6 +12,7 @@ use pgrx::prelude::*;
 mod bigquery;
 mod catch_up;
 mod day;
+mod day_digest;
 mod error;
 mod ledger;
 mod load;

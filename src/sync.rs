@@ -6,11 +6,15 @@ use crate::bigquery::copy_rows::RowEncoder;
 use crate::bigquery::delivery::{Delivery, JobSummary, ReadPath, ResultStream};
 use crate::bigquery::partitions;
 use crate::bigquery::{errors::bad_response, query, rest, storage};
-use crate::day::SyncDay;
+use crate::day::{SyncDay, HOURS};
+use crate::day_digest::{hour_ranges, DayDigest};
 use crate::error::{SyncError, SyncResult};
 use crate::ledger::{self, Attempt, LastLoad, LoadFigures, Unchanged};
 use crate::load::copy_from::format_for;
-use crate::load::day_replace::{lock_day, replace_day, rows_in_day, rows_seen_after_copy, Staging};
+use crate::load::copy_from::ChunkSource;
+use crate::load::day_replace::{
+    lock_day, rewrite_hours, rows_in_day, rows_seen_after_copy, store_day, DayWrite, Staging,
+};
 use crate::load::target::Access;
 use crate::mirror::{Mirror, MirrorPlan};
 use crate::restricted::Restricted;
@@ -19,7 +23,7 @@ use crate::subtransaction::{self, UnitFailure};
 use crate::types::CopyFormat;
 use crate::verify;
 use pgrx::PgSqlErrorCode;
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -58,15 +62,8 @@ pub fn sync_day(
         };
         let mut figures = match before_load {
             BeforeLoad::Unchanged(figures) => figures,
-            BeforeLoad::Write { billed } => {
-                let staging = Staging::create(&mirror.source, &mirror.target)?;
-                let mut figures = {
-                    let _owner = Restricted::as_owner_of(mirror.target.oid)?;
-                    load_day(bigquery, mirror, day, staging.as_ref())?
-                };
-                if let Some(staging) = staging {
-                    staging.drop()?;
-                }
+            BeforeLoad::Write { billed, written } => {
+                let mut figures = write_day(bigquery, mirror, day, written)?;
                 figures.bytes_billed = match (figures.bytes_billed, billed) {
                     (None, None) => None,
                     (load, before) => Some(load.unwrap_or(0) + before.unwrap_or(0)),
@@ -106,7 +103,18 @@ enum BeforeLoad {
     /// leave a dead tuple and WAL behind for every row.
     Unchanged(LoadFigures),
     /// The day is to be written; what finding so billed (a metadata or summary query).
-    Write { billed: Option<i64> },
+    Write {
+        billed: Option<i64>,
+        /// BigQuery wrote to the partition since the last load, and the day holds that
+        /// load's rows, whose digests these are: only the hours that changed are rewritten.
+        written: Option<WrittenSince>,
+    },
+}
+
+/// What the last load left of a day whose partition BigQuery wrote to since.
+struct WrittenSince {
+    held: i64,
+    hour_digests: Vec<i64>,
 }
 
 /// A day that holds no rows is a first load, with nothing to compare. Else first BigQuery's
@@ -118,7 +126,10 @@ fn before_load(
     day: SyncDay,
     last_load: Option<LastLoad>,
 ) -> SyncResult<BeforeLoad> {
-    let nothing_billed = BeforeLoad::Write { billed: None };
+    let nothing_billed = BeforeLoad::Write {
+        billed: None,
+        written: None,
+    };
     if !bigquery.settings.skip_unchanged {
         return Ok(nothing_billed);
     }
@@ -126,9 +137,17 @@ fn before_load(
     if held == 0 {
         return Ok(nothing_billed);
     }
+    let hour_digests = last_load
+        .as_ref()
+        .and_then(|last| last.hour_digests.clone());
     match since_last_load(bigquery, mirror, day, held, last_load) {
         SinceLastLoad::Unwritten(figures) => return Ok(BeforeLoad::Unchanged(figures)),
-        SinceLastLoad::Written { billed } => return Ok(BeforeLoad::Write { billed }),
+        SinceLastLoad::Written { billed } => {
+            return Ok(BeforeLoad::Write {
+                billed,
+                written: hour_digests.map(|hour_digests| WrittenSince { held, hour_digests }),
+            })
+        }
         SinceLastLoad::Unknown => {}
     }
     let fingerprint = verify::Fingerprint::of(&mirror.source);
@@ -139,6 +158,7 @@ fn before_load(
     if remote != local {
         return Ok(BeforeLoad::Write {
             billed: job.bytes_billed,
+            written: None,
         });
     }
     Ok(BeforeLoad::Unchanged(LoadFigures {
@@ -151,6 +171,7 @@ fn before_load(
         schema_changes: None,
         read_api: None,
         snapshot_micros: job.created_micros,
+        hour_digests: None,
     }))
 }
 
@@ -178,9 +199,9 @@ fn since_last_load(
     held: i64,
     last_load: Option<LastLoad>,
 ) -> SinceLastLoad {
-    let Some(read_at) = last_load
+    let Some((read_at, hour_digests)) = last_load
         .filter(|last| last.rows == held)
-        .and_then(|last| last.snapshot_micros)
+        .and_then(|last| Some((last.snapshot_micros?, last.hour_digests)))
     else {
         return SinceLastLoad::Unknown;
     };
@@ -217,7 +238,86 @@ fn since_last_load(
         schema_changes: None,
         read_api: None,
         snapshot_micros: Some(read_at),
+        hour_digests,
     })
+}
+
+/// Writes the day: whole, or where BigQuery wrote to its partition since the last load
+/// and the target allows, staged and compared hour by hour with what that load wrote,
+/// only the hours whose rows changed.
+fn write_day(
+    bigquery: &BigQuery,
+    mirror: &mut Mirror,
+    day: SyncDay,
+    written: Option<WrittenSince>,
+) -> SyncResult<LoadFigures> {
+    let by_hours = match written {
+        Some(written) => Staging::for_changed_hours(&mirror.source, &mirror.target)?
+            .map(|staging| (staging, written)),
+        None => None,
+    };
+    if let Some((staging, written)) = by_hours {
+        let figures = {
+            let _owner = Restricted::as_owner_of(mirror.target.oid)?;
+            let staged = load_day(bigquery, mirror, day, DayWrite::Stage(&staging))?;
+            rewrite_changed_hours(mirror, day, staged, &written)?
+        };
+        staging.drop()?;
+        return Ok(figures);
+    }
+    let staging = Staging::create(&mirror.source, &mirror.target)?;
+    let (figures, _) = {
+        let _owner = Restricted::as_owner_of(mirror.target.oid)?;
+        load_day(bigquery, mirror, day, DayWrite::Replace(staging.as_ref()))?
+    };
+    if let Some(staging) = staging {
+        staging.drop()?;
+    }
+    Ok(figures)
+}
+
+/// With the day staged (`staged`), rewrites the hours whose digest differs from the last
+/// load's; none, and the day is unchanged.
+fn rewrite_changed_hours(
+    mirror: &Mirror,
+    day: SyncDay,
+    (mut figures, digest): (LoadFigures, DayDigest),
+    written: &WrittenSince,
+) -> SyncResult<LoadFigures> {
+    let received = figures.rows_reported;
+    let changed = digest.changed_hours(&written.hour_digests);
+    if changed.is_empty() {
+        figures.rows_loaded = written.held;
+        figures.unchanged = Some(Unchanged::SameHours);
+        figures.read_api = None;
+        return Ok(figures);
+    }
+    let (deleted, inserted) = rewrite_hours(&mirror.source, &mirror.target, day, &changed)?;
+    let held = written.held - deleted as i64 + inserted as i64;
+    let staged = digest.rows_in(&changed);
+    if inserted != staged || held != received {
+        return Err(SyncError::new(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!(
+                "{received} rows of {day} arrived; its changed hours held {staged} of them, {inserted} were stored, \
+                 and the target table {} would hold {held} rows of the day",
+                mirror.target.qualified_name
+            ),
+            "Nothing was written for the day. Another session may have written rows of the day meanwhile; sync it again.",
+        )
+        .with_detail(format!("job {}", figures.job_id)));
+    }
+    pgrx::notice!(
+        "token_sync: {day} changed in BigQuery in {} of its {HOURS} hours ({}); only those were rewritten ({deleted} rows deleted, {inserted} stored)",
+        changed.len(),
+        hour_ranges(&changed)
+            .iter()
+            .map(|(from, to)| format!("{from:02}:00-{to:02}:00"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    figures.rows_loaded = held;
+    Ok(figures)
 }
 
 /// Reads the day through the API `token_sync.read_api` chooses and replaces it.
@@ -225,8 +325,8 @@ fn load_day(
     bigquery: &BigQuery,
     mirror: &mut Mirror,
     day: SyncDay,
-    staging: Option<&Staging>,
-) -> SyncResult<LoadFigures> {
+    write: DayWrite<'_>,
+) -> SyncResult<(LoadFigures, DayDigest)> {
     let settings = &bigquery.settings;
     let through_storage = match settings.read_api {
         ReadApi::Storage => true,
@@ -240,7 +340,7 @@ fn load_day(
         let mut stream = storage::start(bigquery, &mirror.source, day, encoder(mirror))?;
         match stream.next() {
             Ok(Some(Delivery::Started(summary))) => {
-                return copy_day(mirror, day, staging, format, summary, stream)
+                return copy_day(mirror, day, write, format, summary, stream)
             }
             Err(error) if settings.read_api == ReadApi::Auto && storage::falls_back(&error) => {
                 pgrx::notice!(
@@ -264,49 +364,69 @@ fn load_day(
         encoder(mirror),
     )?;
     match stream.next()? {
-        Some(Delivery::Started(summary)) => copy_day(mirror, day, staging, format, summary, stream),
+        Some(Delivery::Started(summary)) => copy_day(mirror, day, write, format, summary, stream),
         _ => Err(bad_response("BigQuery's result ended before it began")),
     }
 }
 
-/// Replaces the day with the pages of `stream`, which has started as `summary` says, and
-/// checks that every row the source reported arrived and was stored.
+/// What the pages of a day brought so far.
+#[derive(Default)]
+struct Tally {
+    rows: u64,
+    nul_stripped: u64,
+    reported: Option<u64>,
+    digest: DayDigest,
+}
+
+/// The pages of `stream` as COPY's chunks, counted into `tally`.
+fn chunks(mut stream: ResultStream, tally: Rc<RefCell<Tally>>) -> Box<ChunkSource<'static>> {
+    Box::new(move || match stream.next()? {
+        Some(Delivery::Page(page)) => {
+            let mut tally = tally.borrow_mut();
+            tally.rows += page.rows;
+            tally.nul_stripped += page.nul_stripped_rows;
+            tally.digest.merge(&page.digest);
+            Ok(Some(page.bytes))
+        }
+        Some(Delivery::Ended { rows_reported }) => {
+            tally.borrow_mut().reported = Some(rows_reported);
+            Ok(None)
+        }
+        Some(Delivery::Started(_)) => Err(bad_response("BigQuery's result began twice")),
+        None => Ok(None),
+    })
+}
+
+/// Writes the day as `write` says with the pages of `stream`, which has started as
+/// `summary` says, and checks that every row the source reported arrived and was stored;
+/// with the digest of the rows, hour by hour.
 fn copy_day(
     mirror: &Mirror,
     day: SyncDay,
-    staging: Option<&Staging>,
+    write: DayWrite<'_>,
     format: CopyFormat,
     summary: JobSummary,
-    mut stream: ResultStream,
-) -> SyncResult<LoadFigures> {
-    let counts = Rc::new(Cell::new((0u64, 0u64, summary.total_rows)));
-    let pages = counts.clone();
-    let stored = replace_day(
-        &mirror.source,
-        &mirror.target,
+    stream: ResultStream,
+) -> SyncResult<(LoadFigures, DayDigest)> {
+    let tally = Rc::new(RefCell::new(Tally {
+        reported: summary.total_rows,
+        ..Tally::default()
+    }));
+    let (source, target) = (&mirror.source, &mirror.target);
+    let stored = store_day(
+        source,
+        target,
         day,
-        staging,
+        write,
         format,
-        Box::new(move || match stream.next()? {
-            Some(Delivery::Page(page)) => {
-                let (rows, nul_stripped, reported) = pages.get();
-                pages.set((
-                    rows + page.rows,
-                    nul_stripped + page.nul_stripped_rows,
-                    reported,
-                ));
-                Ok(Some(page.bytes))
-            }
-            Some(Delivery::Ended { rows_reported }) => {
-                let (rows, nul_stripped, _) = pages.get();
-                pages.set((rows, nul_stripped, Some(rows_reported)));
-                Ok(None)
-            }
-            Some(Delivery::Started(_)) => Err(bad_response("BigQuery's result began twice")),
-            None => Ok(None),
-        }),
+        chunks(stream, tally.clone()),
     )?;
-    let (received, nul_stripped, reported) = counts.get();
+    let Tally {
+        rows: received,
+        nul_stripped,
+        reported,
+        digest,
+    } = tally.take();
     let read = format!(
         "{} {}",
         match summary.read_path {
@@ -323,21 +443,16 @@ fn copy_day(
         )
         .with_detail(format!("{read}, {stored} rows stored")));
     }
-    let held = rows_seen_after_copy(&mirror.source, &mirror.target, day, stored, received)?;
+    let held = match write {
+        DayWrite::Stage(_) => stored as i64,
+        DayWrite::Replace(_) => rows_seen_after_copy(source, target, day, stored, received)?,
+    };
     if stored != received || held != received as i64 {
-        return Err(SyncError::new(
-            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            format!(
-                "{received} rows of {day} arrived and COPY stored {stored}, but the target table {} holds {held} rows of the day",
-                mirror.target.qualified_name
-            ),
-            "Nothing was written for the day. Something on the target (a trigger that skips or moves rows, or an \
-             extension that routes COPY elsewhere) keeps the rows from where queries read them; remove it, or \
-             mirror into a plain table.",
-        )
-        .with_detail(read));
+        return Err(
+            rows_kept_from_queries(mirror, day, received as i64, stored, held).with_detail(read),
+        );
     }
-    Ok(LoadFigures {
+    let figures = LoadFigures {
         rows_loaded: held,
         rows_reported: received as i64,
         rows_nul_stripped: nul_stripped as i64,
@@ -347,5 +462,28 @@ fn copy_day(
         schema_changes: None,
         read_api: Some(summary.read_path.name()),
         snapshot_micros: summary.snapshot_micros,
-    })
+        hour_digests: source.time.has_hours().then(|| digest.to_ledger()),
+    };
+    Ok((figures, digest))
+}
+
+/// The rows that arrived were not all stored, or are not all where queries of the day
+/// look for them.
+fn rows_kept_from_queries(
+    mirror: &Mirror,
+    day: SyncDay,
+    received: i64,
+    stored: u64,
+    held: i64,
+) -> SyncError {
+    SyncError::new(
+        PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        format!(
+            "{received} rows of {day} arrived and COPY stored {stored}, but the target table {} holds {held} rows of the day",
+            mirror.target.qualified_name
+        ),
+        "Nothing was written for the day. Something on the target (a trigger that skips or moves rows, or an \
+         extension that routes COPY elsewhere) keeps the rows from where queries read them; remove it, or \
+         mirror into a plain table.",
+    )
 }

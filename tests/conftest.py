@@ -78,7 +78,7 @@ def database_defaults(cluster, emulator):
 def db(cluster):
     with cluster.connect() as conn:
         conn.execute("DROP TABLE IF EXISTS public.raw_tokens")
-        conn.execute("TRUNCATE token_sync.runs")
+        conn.execute("TRUNCATE token_sync.runs CASCADE")
         yield conn
 
 

@@ -90,7 +90,7 @@ def target_made_then(cluster, emulator, make):
     sync of the empty day before made, then `make` turned into the engine's table."""
     conn = cluster.connect()
     conn.execute("DROP TABLE IF EXISTS public.raw_tokens")
-    conn.execute("TRUNCATE token_sync.runs")
+    conn.execute("TRUNCATE token_sync.runs CASCADE")
     source = Source(emulator, conn)
     conn.execute("SELECT token_sync_day('2026-11-19')")
     conn.execute(f"SELECT {make}")

@@ -15,6 +15,8 @@ MIDNIGHT = dt.datetime(2026, 11, 20, tzinfo=UTC)
 UNWRITTEN = "token_sync: 2026-11-20 is unchanged in BigQuery (3 rows, its partition not written since it was read); " \
             "it was not rewritten"
 SAME_FINGERPRINT = "token_sync: 2026-11-20 is unchanged in BigQuery (3 rows, same fingerprint); it was not rewritten"
+SAME_HOURS = "token_sync: 2026-11-20 is unchanged in BigQuery (3 rows, its partition written since it was read, " \
+             "every hour's rows the same); it was not rewritten"
 
 
 def day_rows(count, name="Token"):
@@ -60,7 +62,9 @@ def test_a_write_after_the_read_makes_the_re_sync_rewrite_without_comparing(db, 
     bigquery.requests.clear()
     seen = notices(db)
     db.execute(f"SELECT token_sync_day('{DAY}')")
-    assert seen == []
+    # Every row is in the day's first hour.
+    assert seen == [("NOTICE", "token_sync: 2026-11-20 changed in BigQuery in 1 of its 24 hours (00:00-01:00); "
+                               "only those were rewritten (3 rows deleted, 3 stored)")]
     assert queries(bigquery) == ["partitions", "query"]
     # What was billed: the load's query and the metadata query that decided it.
     assert last_run(db) == ("succeeded", 3, 2 * 10 * 1024 * 1024, True)
@@ -68,22 +72,120 @@ def test_a_write_after_the_read_makes_the_re_sync_rewrite_without_comparing(db, 
         ["Renamed 1", "Renamed 2", "Renamed 3"],)
 
 
-def test_a_write_that_changed_nothing_is_rewritten_rather_than_compared(db, bigquery):
+def test_a_write_that_changed_nothing_is_read_but_not_rewritten(db, bigquery):
     """Comparing would cost a summary query billed like the load and every local row
-    hashed: more than the rewrite it might spare."""
+    hashed: the day is read as a load would, and its rows are compared hour by hour with
+    what the last load wrote, without reading the target."""
     db.execute(f"SELECT token_sync_day('{DAY}')")
+    before = row_versions(db)
     bigquery.write_day(DAY)
     seen = notices(db)
     bigquery.requests.clear()
     db.execute(f"SELECT token_sync_day('{DAY}')")
-    assert seen == []
+    assert seen == [("NOTICE", SAME_HOURS)]
     assert queries(bigquery) == ["partitions", "query"]
-    assert last_run(db)[:2] == ("succeeded", 3)
-    # That load is the newer read: the night after needs the metadata only.
+    assert last_run(db) == ("unchanged", 3, 2 * 10 * 1024 * 1024, True)
+    assert row_versions(db) == before
+    assert db.execute("SELECT count(*), count(DISTINCT hour_digests) FROM token_sync.run_digests").fetchone() == (2, 1)
+    # That read is the newer one: the night after needs the metadata only.
+    seen.clear()
     bigquery.requests.clear()
     db.execute(f"SELECT token_sync_day('{DAY}')")
     assert seen == [("NOTICE", UNWRITTEN)]
     assert queries(bigquery) == ["partitions"]
+
+
+def row_versions(db):
+    """Each row's name and the transaction that wrote it: a rewritten row has another."""
+    return dict(db.execute("SELECT name, xmin::text FROM raw_tokens").fetchall())
+
+
+def hour_rows(hours, name="Token"):
+    """A row at each of `hours` past midnight (and n minutes), named after its hour."""
+    return [to_fake(token(n, MIDNIGHT + dt.timedelta(hours=hour, minutes=n), name=f"{name} {hour}"))
+            for n, hour in enumerate(hours, start=1)]
+
+
+def test_a_write_that_changed_some_hours_rewrites_only_those(db, bigquery):
+    bigquery.write_day(DAY, hour_rows([0, 3, 3, 5, 23]))
+    db.execute(f"SELECT token_sync_day('{DAY}')")
+    # A local edit of an hour BigQuery did not change is trusted away, as by the metadata.
+    db.execute("UPDATE raw_tokens SET symbol = 'local' WHERE name = 'Token 5'")
+    before = row_versions(db)
+    rows = hour_rows([0, 3, 3, 5, 23])
+    rows[1]["name"] = "Renamed 3"              # hour 3 changed
+    rows.append(hour_rows([7])[0] | {"block_number": 99})  # hour 7 gained a row
+    del rows[4]                                # hour 23 lost its row
+    bigquery.write_day(DAY, rows)
+    seen = notices(db)
+    bigquery.requests.clear()
+    assert db.execute(f"SELECT rows_loaded, rows_reported FROM token_sync_day('{DAY}')").fetchone() == (5, 5)
+    assert seen == [("NOTICE", "token_sync: 2026-11-20 changed in BigQuery in 3 of its 24 hours "
+                               "(03:00-04:00, 07:00-08:00, 23:00-24:00); only those were rewritten "
+                               "(3 rows deleted, 3 stored)")]
+    assert queries(bigquery) == ["partitions", "query"]
+    after = row_versions(db)
+    assert sorted(after) == ["Renamed 3", "Token 0", "Token 3", "Token 5", "Token 7"]
+    assert {name: after[name] for name in ("Token 0", "Token 5")} == {
+        name: before[name] for name in ("Token 0", "Token 5")}
+    assert after["Token 3"] != before["Token 3"]
+    assert last_run(db) == ("succeeded", 5, 2 * 10 * 1024 * 1024, True)
+    assert db.execute("SELECT symbol FROM raw_tokens WHERE name = 'Token 5'").fetchone() == ("local",)
+    assert db.execute(f"SELECT matches FROM token_verify_day('{DAY}')").fetchone() == (False,)
+    # The next write finds the hours as this re-sync left them.
+    rows[2]["name"] = "Renamed again 3"
+    bigquery.write_day(DAY, rows)
+    seen.clear()
+    db.execute(f"SELECT token_sync_day('{DAY}')")
+    assert seen == [("NOTICE", "token_sync: 2026-11-20 changed in BigQuery in 1 of its 24 hours (03:00-04:00); "
+                               "only those were rewritten (2 rows deleted, 2 stored)")]
+
+
+@pytest.mark.parametrize("why", ["trigger", "rule", "temporary table of that name", "no TEMPORARY privilege"])
+def test_where_hours_cannot_be_rewritten_as_copy_would_the_whole_day_is(db, bigquery, cluster, why):
+    """Only the hour of Token 3 changed, but the day is rewritten whole, without a word."""
+    bigquery.write_day(DAY, hour_rows([0, 3, 5]))
+    db.execute(f"SELECT token_sync_day('{DAY}')")
+    caller = db
+    if why == "trigger":
+        db.execute("CREATE FUNCTION keep() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END'")
+        db.execute("CREATE TRIGGER keep BEFORE INSERT ON raw_tokens FOR EACH ROW EXECUTE FUNCTION keep()")
+    elif why == "rule":
+        db.execute("CREATE TABLE audit (name text)")
+        db.execute("CREATE RULE audited AS ON DELETE TO raw_tokens DO ALSO INSERT INTO audit VALUES (OLD.name)")
+    elif why == "temporary table of that name":
+        db.execute("CREATE TEMPORARY TABLE token_sync_staging (mine int)")
+    else:
+        db.execute("CREATE ROLE hourly_runner LOGIN")
+        db.execute("REVOKE TEMPORARY ON DATABASE token_sync_test FROM PUBLIC")
+        db.execute("GRANT EXECUTE ON FUNCTION token_sync_day(date) TO hourly_runner")
+        db.execute("GRANT USAGE ON SCHEMA token_sync TO hourly_runner")
+        db.execute("GRANT SELECT, INSERT, DELETE ON raw_tokens TO hourly_runner")
+        db.execute(f"ALTER ROLE hourly_runner SET token_sync.api_url = '{bigquery.base_url}'")
+        db.execute("ALTER ROLE hourly_runner SET token_sync.source_table = 'bigquery-public-data.crypto_ethereum.tokens'")
+        caller = cluster.connect(user="hourly_runner")
+    try:
+        before = row_versions(db)
+        rows = hour_rows([0, 3, 5])
+        rows[1]["name"] = "Renamed 3"
+        bigquery.write_day(DAY, rows)
+        seen = notices(caller)
+        assert caller.execute(f"SELECT rows_loaded FROM token_sync_day('{DAY}')").fetchone() == (3,)
+        assert last_run(db)[:2] == ("succeeded", 3)
+        assert seen == []
+        after = row_versions(db)
+        assert sorted(after) == ["Renamed 3", "Token 0", "Token 5"]
+        assert after["Token 0"] != before["Token 0"], "the whole day was rewritten"
+        if why == "temporary table of that name":
+            assert db.execute("SELECT count(*) FROM pg_temp.token_sync_staging").fetchone() == (0,)
+        if why == "rule":
+            assert db.execute("SELECT count(*) FROM audit").fetchone() == (3,), "the day's DELETE ran the rule"
+    finally:
+        if caller is not db:
+            caller.close()
+            db.execute("GRANT TEMPORARY ON DATABASE token_sync_test TO PUBLIC")
+            db.execute("DROP OWNED BY hourly_runner")
+            db.execute("DROP ROLE hourly_runner")
 
 
 def test_a_deletion_that_left_the_last_write_time_as_it_was_is_found_by_the_row_count(db, bigquery):

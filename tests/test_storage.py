@@ -43,6 +43,9 @@ def test_every_type_reads_through_the_storage_api_as_through_a_query(db, emulato
     assert db.execute(f"SELECT rows_loaded FROM token_sync_day('{DAY}')").fetchone() == (2,)
     assert rows_as_text(db) == by_storage, "both paths load the same values"
     assert ledger(db) == [("succeeded", "storage", 2), ("succeeded", "query", 2)]
+    # The same COPY bytes: a re-sync through one API compares hour by hour with a load
+    # through the other.
+    assert db.execute("SELECT count(*), count(DISTINCT hour_digests) FROM token_sync.run_digests").fetchone() == (2, 1)
     assert db.execute("SELECT job_id FROM token_sync.runs ORDER BY run_id LIMIT 1").fetchone()[0].startswith(
         "projects/bigquery-public-data/locations/US/sessions/"), "the read session, as the emulator names it"
 

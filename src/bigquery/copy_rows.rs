@@ -6,6 +6,7 @@
 use super::errors::bad_response;
 use super::wire::{Body, QueryResponse, Row, TableSchema};
 use crate::day::{SyncDay, TimeColumn};
+use crate::day_digest::DayDigest;
 use crate::error::{SyncError, SyncResult};
 use crate::source::Source;
 use crate::types::value::Value;
@@ -19,6 +20,8 @@ pub struct EncodedPage {
     pub rows: u64,
     /// Rows in which at least one NUL character was removed.
     pub nul_stripped_rows: u64,
+    /// The page's rows, hour by hour.
+    pub digest: DayDigest,
 }
 
 impl EncodedPage {
@@ -123,7 +126,7 @@ impl RowEncoder {
             )));
         }
         let time = &row.f[self.time_position].v;
-        if !self.time.within(time, self.day)? {
+        let Some(hour) = self.time.hour_within(time, self.day)? else {
             return Err(SyncError::bad_source_data(
                 format!(
                     "BigQuery returned a row outside {} ({} {:?})",
@@ -133,7 +136,8 @@ impl RowEncoder {
                 ),
                 "The source query's day filter was not applied; nothing was written. Check token_sync.api_url.",
             ));
-        }
+        };
+        let row_start = page.bytes.len();
         let mut stripped = false;
         if self.format == CopyFormat::Binary {
             // At most 1,600 columns, PostgreSQL's limit for a table.
@@ -162,6 +166,7 @@ impl RowEncoder {
         if self.format == CopyFormat::Text {
             page.bytes.push(b'\n');
         }
+        page.digest.add_row(hour, &page.bytes[row_start..]);
         page.rows += 1;
         if stripped {
             page.nul_stripped_rows += 1;

@@ -32,6 +32,15 @@ COMMENT ON COLUMN token_sync.runs.read_api IS 'How the rows were read: storage (
 COMMENT ON COLUMN token_sync.runs.snapshot_time IS 'BigQuery''s time as of which the attempt read or compared the day: a read session''s snapshot, or the query job''s creation. A re-sync whose partition BigQuery has not written to since is unchanged without a comparison.';
 SELECT pg_catalog.pg_extension_config_dump('token_sync.runs', '');
 
+-- What each load wrote, hour by hour (src/day_digest.rs): a re-sync of a partition BigQuery
+-- has written to since rewrites only the hours whose digest changed.
+CREATE TABLE token_sync.run_digests (
+    run_id       bigint   PRIMARY KEY REFERENCES token_sync.runs ON DELETE CASCADE,
+    hour_digests bigint[] NOT NULL CONSTRAINT run_digests_hours_check CHECK (pg_catalog.cardinality(hour_digests) = 24)
+);
+COMMENT ON TABLE token_sync.run_digests IS 'Per successful attempt: for each hour of its day (UTC, 0 to 23), the sum of the 64-bit XXH3 of each row''s COPY bytes. An unchanged attempt carries its day''s on; none where the day''s column has no hours or the day was compared.';
+SELECT pg_catalog.pg_extension_config_dump('token_sync.run_digests', '');
+
 -- An attempt still marked running is abandoned once the transaction that made it is gone
 -- (its backend was killed, the server restarted, or the caller rolled back).
 -- Under REPEATABLE READ or SERIALIZABLE the caller cannot see the running row its attempt

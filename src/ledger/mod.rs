@@ -42,6 +42,8 @@ pub struct LoadFigures {
     /// BigQuery's time as of which the day was read or compared (Unix µs), where it said:
     /// a read session's snapshot, or the query job's creation.
     pub snapshot_micros: Option<i64>,
+    /// What the day holds from this load, hour by hour (`crate::day_digest`), where known.
+    pub hour_digests: Option<Vec<i64>>,
 }
 
 /// How a re-sync knew that the day had not changed.
@@ -52,6 +54,9 @@ pub enum Unchanged {
     /// BigQuery has not written to the day's partition since the last load read it, and
     /// both sides hold that load's rows.
     PartitionUnwritten,
+    /// BigQuery wrote to the partition, but every hour of its rows has the digest of the
+    /// rows the last load wrote.
+    SameHours,
 }
 
 impl Unchanged {
@@ -59,6 +64,9 @@ impl Unchanged {
         match self {
             Self::SameFingerprint => "same fingerprint",
             Self::PartitionUnwritten => "its partition not written since it was read",
+            Self::SameHours => {
+                "its partition written since it was read, every hour's rows the same"
+            }
         }
     }
 }
@@ -73,12 +81,14 @@ impl LoadFigures {
     }
 }
 
-/// What the last successful attempt at a day left: the rows the day held after it, and
-/// BigQuery's time as of which they were read or compared, where known.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the last successful attempt at a day left: the rows the day held after it,
+/// BigQuery's time as of which they were read or compared, and their digest hour by hour,
+/// where known.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LastLoad {
     pub rows: i64,
     pub snapshot_micros: Option<i64>,
+    pub hour_digests: Option<Vec<i64>>,
 }
 
 /// The last successful attempt at `day` of `target_table`, read as the ledger's owner (the
@@ -96,7 +106,8 @@ pub fn last_load(
             "SELECT r.rows_loaded, (EXTRACT(EPOCH FROM r.snapshot_time) * 1000000)::bigint, \
              r.source_table IS NOT DISTINCT FROM $3 AND NOT EXISTS (SELECT FROM token_sync.runs c \
                WHERE c.target_table = r.target_table AND c.schema_changes IS NOT NULL \
-               AND c.status IN ('succeeded', 'unchanged') AND c.finished_at > r.finished_at) \
+               AND c.status IN ('succeeded', 'unchanged') AND c.finished_at > r.finished_at), \
+             (SELECT d.hour_digests FROM token_sync.run_digests d WHERE d.run_id = r.run_id) \
              FROM token_sync.runs r WHERE r.target_table = $1 AND r.day = $2 \
              AND r.status IN ('succeeded', 'unchanged') ORDER BY r.finished_at DESC LIMIT 1",
             Some(1),
@@ -111,6 +122,7 @@ pub fn last_load(
         Ok(Some(LastLoad {
             rows: row.get::<i64>(1)?.unwrap_or_default(),
             snapshot_micros: row.get::<i64>(2)?,
+            hour_digests: row.get::<Vec<i64>>(4)?,
         }))
     })
 }
@@ -133,6 +145,19 @@ fn owner() -> SyncResult<pgrx::pg_sys::Oid> {
     .map_err(SyncError::from)
     .map(Option::unwrap_or_default)
 }
+
+/// The columns a successful attempt sets, in the order `Attempt::record_success` gives them.
+const SUCCESS_COLUMNS: [&str; 9] = [
+    "status",
+    "rows_loaded",
+    "rows_reported",
+    "rows_nul_stripped",
+    "bytes_billed",
+    "job_id",
+    "schema_changes",
+    "read_api",
+    "snapshot_time",
+];
 
 /// The columns that identify an attempt, in the order `Attempt::identity` gives them.
 const IDENTITY_COLUMNS: &str =
@@ -196,7 +221,8 @@ impl Attempt {
     }
 
     /// Marks the attempt succeeded (or unchanged), in the caller's transaction, as the
-    /// ledger's owner: the caller may not write the ledger itself.
+    /// ledger's owner: the caller may not write the ledger itself. Its digests, if any, go
+    /// into `token_sync.run_digests`.
     pub fn record_success(&self, figures: &LoadFigures) -> SyncResult<()> {
         let _owner = as_owner()?;
         let mut args: Vec<pgrx::datum::DatumWithOid<'static>> = vec![
@@ -213,39 +239,55 @@ impl Attempt {
                 .map(crate::day::timestamptz_from_unix_micros)
                 .into(),
         ];
-        if let Some(run_id) = self.run_id {
-            args.push(run_id.into());
-            let updated = Spi::get_one_with_args::<i64>(
-                "WITH updated AS (UPDATE token_sync.runs SET status = $1, \
-                 finished_at = pg_catalog.clock_timestamp(), rows_loaded = $2, rows_reported = $3, \
-                 rows_nul_stripped = $4, bytes_billed = $5, job_id = $6, schema_changes = $7, \
-                 read_api = $8, snapshot_time = $9 \
-                 WHERE run_id = $10 RETURNING 1) SELECT count(*) FROM updated",
+        let placeholders = (1..=SUCCESS_COLUMNS.len()).map(|n| format!("${n}"));
+        let mut run_id = None;
+        if let Some(open) = self.run_id {
+            args.push(open.into());
+            let set = SUCCESS_COLUMNS
+                .iter()
+                .zip(placeholders.clone())
+                .map(|(column, placeholder)| format!("{column} = {placeholder}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            run_id = Spi::get_one_with_args::<i64>(
+                &format!(
+                    "WITH updated AS (UPDATE token_sync.runs SET {set}, \
+                     finished_at = pg_catalog.clock_timestamp() WHERE run_id = ${} RETURNING run_id) \
+                     SELECT (SELECT run_id FROM updated)",
+                    SUCCESS_COLUMNS.len() + 1
+                ),
                 &args,
             )?;
-            if updated == Some(1) {
-                return Ok(());
-            }
             // Under REPEATABLE READ the running row is younger than our snapshot: the end
             // of the attempt becomes a row of its own, with the same identity, which
             // token_sync.attempts shows in place of the running row.
             args.pop();
         }
-        args.extend(
-            self.identity()
-                .into_iter()
-                .map(pgrx::datum::DatumWithOid::from),
-        );
-        Spi::run_with_args(
-            &format!(
-                "INSERT INTO token_sync.runs (status, rows_loaded, rows_reported, rows_nul_stripped, \
-                 bytes_billed, job_id, schema_changes, read_api, snapshot_time, finished_at, {IDENTITY_COLUMNS}) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, pg_catalog.clock_timestamp(), {})",
-                identity_params(10)
-            ),
-            &args,
-        )
-        .map_err(SyncError::from)
+        if run_id.is_none() {
+            args.extend(
+                self.identity()
+                    .into_iter()
+                    .map(pgrx::datum::DatumWithOid::from),
+            );
+            run_id = Spi::get_one_with_args::<i64>(
+                &format!(
+                    "INSERT INTO token_sync.runs ({}, finished_at, {IDENTITY_COLUMNS}) \
+                     VALUES ({}, pg_catalog.clock_timestamp(), {}) RETURNING run_id",
+                    SUCCESS_COLUMNS.join(", "),
+                    placeholders.collect::<Vec<_>>().join(", "),
+                    identity_params(SUCCESS_COLUMNS.len() + 1)
+                ),
+                &args,
+            )?;
+        }
+        match (run_id, &figures.hour_digests) {
+            (Some(run_id), Some(digests)) => Spi::run_with_args(
+                "INSERT INTO token_sync.run_digests (run_id, hour_digests) VALUES ($1, $2)",
+                &[run_id.into(), digests.clone().into()],
+            )
+            .map_err(SyncError::from),
+            _ => Ok(()),
+        }
     }
 
     /// Marks the attempt failed, on its own: the caller's transaction is rolling back.

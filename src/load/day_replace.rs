@@ -6,6 +6,7 @@
 use super::copy_from::{copy_into, ChunkSource};
 use super::target::{column_definitions, TargetTable, WritePath};
 use crate::day::SyncDay;
+use crate::day_digest::hour_ranges;
 use crate::error::{SyncError, SyncResult};
 use crate::source::Source;
 use crate::types::CopyFormat;
@@ -43,10 +44,7 @@ impl Staging {
         if target.write_path == WritePath::Copy {
             return Ok(None);
         }
-        let may_stage = Spi::get_one::<bool>(
-            "SELECT pg_catalog.has_database_privilege(pg_catalog.current_database(), 'TEMPORARY')",
-        )?;
-        if may_stage != Some(true) {
+        if !may_create_temporary_tables()? {
             return Err(SyncError::new(
                 PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
                 format!(
@@ -56,17 +54,35 @@ impl Staging {
                 "Grant it: GRANT TEMPORARY ON DATABASE ... TO the calling role (sql/grant_runner_role.sql does).",
             ));
         }
-        let taken = Spi::get_one::<bool>(&format!(
-            "SELECT pg_catalog.to_regclass('{STAGING_TABLE}') IS NOT NULL \
-             OR pg_catalog.to_regtype('{STAGING_TABLE}') IS NOT NULL"
-        ))?;
-        if taken == Some(true) {
+        if staging_name_taken()? {
             return Err(SyncError::new(
                 PgSqlErrorCode::ERRCODE_DUPLICATE_TABLE,
                 format!("this session has a temporary relation or type {STAGING_TABLE} of its own, where token_sync stages the day of {}", target.qualified_name),
                 format!("Drop it (DROP TABLE {STAGING_TABLE} or DROP TYPE {STAGING_TABLE}), or sync the day from another session."),
             ));
         }
+        Self::make(source, target).map(Some)
+    }
+
+    /// Where a re-sync stages the day to rewrite only the hours whose rows changed
+    /// (`rewrite_hours`). None where that cannot be done as COPY would do it: the target is
+    /// not loaded by COPY directly, or has a trigger, a rule (an INSERT rule applies where
+    /// COPY ignores it) or row-level security; the day's column has no hours; the caller may
+    /// not create temporary tables, or has one of the staging table's name. The day is then
+    /// rewritten whole.
+    pub fn for_changed_hours(source: &Source, target: &TargetTable) -> SyncResult<Option<Self>> {
+        if target.write_path != WritePath::Copy
+            || !source.time.has_hours()
+            || rows_may_go_astray(target)?
+            || !may_create_temporary_tables()?
+            || staging_name_taken()?
+        {
+            return Ok(None);
+        }
+        Self::make(source, target).map(Some)
+    }
+
+    fn make(source: &Source, target: &TargetTable) -> SyncResult<Self> {
         Spi::run(&format!(
             "CREATE TEMPORARY TABLE {STAGING_TABLE} ({})",
             column_definitions(&source.schema, false)
@@ -84,7 +100,7 @@ impl Staging {
             "SELECT '{STAGING_TABLE}'::pg_catalog.regclass::pg_catalog.oid"
         ))?
         .unwrap_or(pg_sys::InvalidOid);
-        Ok(Some(Self { oid }))
+        Ok(Self { oid })
     }
 
     pub fn drop(self) -> SyncResult<()> {
@@ -92,17 +108,50 @@ impl Staging {
     }
 }
 
-/// Deletes the day's rows and stores what `next_chunk` yields, rows of COPY in `format`
-/// with the source's columns in the schema's order, through `staging` if the target has
-/// one; returns the rows stored.
-pub fn replace_day(
+fn may_create_temporary_tables() -> SyncResult<bool> {
+    Spi::get_one::<bool>(
+        "SELECT pg_catalog.has_database_privilege(pg_catalog.current_database(), 'TEMPORARY')",
+    )
+    .map(|may| may == Some(true))
+    .map_err(SyncError::from)
+}
+
+fn staging_name_taken() -> SyncResult<bool> {
+    Spi::get_one::<bool>(&format!(
+        "SELECT pg_catalog.to_regclass('{STAGING_TABLE}') IS NOT NULL \
+         OR pg_catalog.to_regtype('{STAGING_TABLE}') IS NOT NULL"
+    ))
+    .map(|taken| taken != Some(false))
+    .map_err(SyncError::from)
+}
+
+/// Where the rows of a day go.
+#[derive(Clone, Copy)]
+pub enum DayWrite<'a> {
+    /// In place of the day's rows: COPYed into the target, or through its staging table
+    /// where it has one.
+    Replace(Option<&'a Staging>),
+    /// Into a staging table only, the target left as it is, for `rewrite_hours`.
+    Stage(&'a Staging),
+}
+
+/// Stores what `next_chunk` yields, rows of COPY in `format` with the source's columns in
+/// the schema's order, as `write` says; returns the rows stored.
+pub fn store_day(
     source: &Source,
     target: &TargetTable,
     day: SyncDay,
-    staging: Option<&Staging>,
+    write: DayWrite<'_>,
     format: CopyFormat,
     next_chunk: Box<ChunkSource<'static>>,
 ) -> SyncResult<u64> {
+    let columns = &source.schema.columns;
+    let staging = match write {
+        DayWrite::Stage(staging) => {
+            return copy_into(staging.oid, STAGED_AS, columns, format, next_chunk)
+        }
+        DayWrite::Replace(staging) => staging,
+    };
     Spi::run_with_args(
         &format!(
             "DELETE FROM {} WHERE {}",
@@ -111,7 +160,6 @@ pub fn replace_day(
         ),
         &[day.start().into(), day.end().into()],
     )?;
-    let columns = &source.schema.columns;
     let Some(staging) = staging else {
         return PgTryBuilder::new(AssertUnwindSafe(|| {
             copy_into(
@@ -131,20 +179,8 @@ pub fn replace_day(
         )
         .execute();
     };
-    copy_into(
-        staging.oid,
-        "token_sync's staging table",
-        columns,
-        format,
-        next_chunk,
-    )?;
-    let list = source
-        .schema
-        .columns
-        .iter()
-        .map(|column| column.postgres_name())
-        .collect::<Vec<_>>()
-        .join(", ");
+    copy_into(staging.oid, STAGED_AS, columns, format, next_chunk)?;
+    let list = column_list(source);
     Spi::connect_mut(|client| {
         client
             .update(
@@ -158,6 +194,60 @@ pub fn replace_day(
             .map(|inserted| inserted.len() as u64)
     })
     .map_err(SyncError::from)
+}
+
+/// How messages name the staging table.
+const STAGED_AS: &str = "token_sync's staging table";
+
+fn column_list(source: &Source) -> String {
+    source
+        .schema
+        .columns
+        .iter()
+        .map(|column| column.postgres_name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Replaces the rows of the day's `hours` (UTC, ascending) in the target with those of the
+/// staged day: one DELETE and one INSERT ... SELECT over the hours' ranges. Returns the
+/// rows deleted and inserted.
+pub fn rewrite_hours(
+    source: &Source,
+    target: &TargetTable,
+    day: SyncDay,
+    hours: &[usize],
+) -> SyncResult<(u64, u64)> {
+    let ranges = hour_ranges(hours);
+    let filter = (0..ranges.len())
+        .map(|range| format!("({})", source.time.postgres_filter(1 + 2 * range)))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    let bounds = || {
+        ranges
+            .iter()
+            .flat_map(|&(from, to)| [day.hour_start(from).into(), day.hour_start(to).into()])
+            .collect::<Vec<pgrx::datum::DatumWithOid<'static>>>()
+    };
+    let list = column_list(source);
+    let target = &target.qualified_name;
+    Spi::connect_mut(|client| {
+        let deleted = client
+            .update(
+                &format!("DELETE FROM {target} WHERE {filter}"),
+                None,
+                &bounds(),
+            )?
+            .len() as u64;
+        let inserted = client
+            .update(
+                &format!("INSERT INTO {target} ({list}) SELECT {list} FROM {STAGING_TABLE} WHERE {filter}"),
+                None,
+                &bounds(),
+            )?
+            .len() as u64;
+        Ok((deleted, inserted))
+    })
 }
 
 /// PostgreSQL's "no partition of relation ... found for row", said as the day's: which
@@ -228,7 +318,7 @@ pub fn rows_seen_after_copy(
 
 /// Whether the target, or a table below it, has a trigger of its own (not a foreign key's),
 /// a rule (on DELETE, one can keep the old day) or row-level security.
-fn rows_may_go_astray(target: &TargetTable) -> SyncResult<bool> {
+pub fn rows_may_go_astray(target: &TargetTable) -> SyncResult<bool> {
     Spi::get_one_with_args::<bool>(
         "WITH RECURSIVE tree(relid) AS (SELECT $1::pg_catalog.oid UNION ALL \
            SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree t ON i.inhparent = t.relid) \

@@ -83,10 +83,11 @@ fn parse<'t>(text: &'t str, column: &str) -> SyncResult<Parts<'t>> {
 pub fn to_postgres(text: &str, column: &str) -> SyncResult<String> {
     let p = parse(text, column)?;
     let (ym, d, t) = (p.year_month_sign, p.day_sign, p.time_sign);
-    let fraction = if p.fraction.is_empty() {
-        String::new()
-    } else {
-        format!(".{}", p.fraction)
+    // Without trailing zeros: the Storage Read API's 6.500000 and a query's 6.5 become the
+    // same COPY bytes, which the hour digests of a re-sync compare (`crate::day_digest`).
+    let fraction = match p.fraction.trim_end_matches('0') {
+        "" => String::new(),
+        digits => format!(".{digits}"),
     };
     Ok(format!(
         "{ym}{} years {ym}{} months {d}{} days {t}{} hours {t}{} minutes {t}{}{fraction} seconds",
@@ -154,6 +155,14 @@ mod tests {
         assert_eq!(
             to_postgres("0-0 0 87840000:0:0", "i").ok().as_deref(),
             Some("0 years 0 months 0 days 87840000 hours 0 minutes 0 seconds")
+        );
+        assert_eq!(
+            to_postgres("1-2 3 4:5:6.500000", "i").ok(),
+            to_postgres("1-2 3 4:5:6.5", "i").ok()
+        );
+        assert_eq!(
+            to_postgres("0-0 0 0:0:7.000000", "i").ok().as_deref(),
+            Some("0 years 0 months 0 days 0 hours 0 minutes 7 seconds")
         );
         assert!(to_postgres("P1Y", "i").is_err());
         assert!(canonical("1-2 3", "i").is_err());

@@ -4,9 +4,11 @@ in one run, side by side:
 
   1. token_sync_day from a local BigQuery REST source at wire speed (bench/source_server.py),
      and at the default settings: a first load, a re-sync of the unchanged day, a re-sync
-     after one row changed (its partition written), and the same where the partition's
-     metadata cannot be read (compared); and a first load from a local Storage Read API at wire
-     speed (bench/storage_server.py: Arrow batches serialized up front), at the defaults;
+     after BigQuery changed one row (its partition written: one hour rewritten), and after it
+     changed a row in every hour (the whole day rewritten from the staged day), and one
+     after a local change where the partition's metadata cannot be read (compared); and a
+     first load from a local Storage Read API at wire speed (bench/storage_server.py: Arrow
+     batches serialized up front), at the defaults;
   2. the same with a fixed latency per page request, fetch_concurrency 1 and 8;
   3. psql \\copy of the same rows from a file (the ceiling);
   4. the old pipeline: the BigQuery Python client into pandas, DataFrame.to_sql (tokens);
@@ -44,7 +46,7 @@ from bq_emulator import Emulator  # noqa: E402
 from cluster import DATABASE, Cluster, free_port  # noqa: E402
 
 DAY = dt.date(2026, 11, 20)
-# A change to one row of the day, which a re-sync must notice and rewrite.
+# A local change to one row of the day, which a comparison must notice and rewrite.
 CHANGE_ONE_ROW = {"tokens": "name = name || ' changed'", "transactions": "input = input || '00'",
                   "wide": "payload = payload || '00'"}
 
@@ -174,18 +176,20 @@ class Bench:
     def resyncs(self, url):
         """At the default settings: a first load, a re-sync of the day as it is (unchanged:
         its partition not written since), a re-sync after a write to the partition that
-        changed one row (rewritten), and the same where the partition's metadata cannot be
+        changed one row (its hour rewritten), one after a row changed in every hour (all
+        rewritten), and one after a local change where the partition's metadata cannot be
         read (compared, both sides at once, then rewritten)."""
         self.token_sync("token_sync_day, defaults: first load", url)
         with self.cluster.connect() as conn:
             conn.execute("CHECKPOINT")
         self.token_sync("token_sync_day, defaults: re-sync, unchanged day", url, empty=False,
                         expect_status="unchanged")
-        # BigQuery writes to the day's partition (the metadata says so) and one row differs
-        # (changed here, which a comparison finds as it would find it changed there).
-        requests.post(f"{url}/bench/written", timeout=60).raise_for_status()
-        self.change_one_row()
-        self.token_sync("token_sync_day, defaults: re-sync, one row changed", url, empty=False)
+        for change, hours, name in [("one row", 1, "one row changed"), ("every hour", 24, "a row changed every hour")]:
+            # BigQuery writes to the day's partition (the metadata says so), changing rows.
+            requests.post(f"{url}/bench/written", json={"change": change}, timeout=60).raise_for_status()
+            self.checkpoint()
+            self.token_sync(f"token_sync_day, defaults: re-sync, {name}", url, empty=False,
+                            expect_notice=f"token_sync: {DAY} changed in BigQuery in {hours} of its 24 hours")
         requests.post(f"{url}/bench/metadata", json={"readable": False}, timeout=60).raise_for_status()
         try:
             self.change_one_row()
@@ -198,6 +202,10 @@ class Bench:
         with self.cluster.connect() as conn:
             conn.execute(f"UPDATE {self.target} SET {CHANGE_ONE_ROW[self.args.table]} WHERE ctid = "
                          f"(SELECT ctid FROM {self.target} ORDER BY block_number LIMIT 1)")
+        self.checkpoint()
+
+    def checkpoint(self):
+        with self.cluster.connect() as conn:
             conn.execute(f"VACUUM {self.target}")
             conn.execute("CHECKPOINT")
 

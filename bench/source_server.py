@@ -3,9 +3,11 @@
 jobs.getQueryResults (page tokens and startIndex) at wire speed, every row encoded once up
 front, the day's summary (the comparison a re-sync makes) and its partition's metadata
 (INFORMATION_SCHEMA.PARTITIONS: its rows and last write, which POST /bench/written moves to
-now, as a write in BigQuery would; POST /bench/metadata {"readable": false} makes it answer
-403 Access Denied), each query job's creationTime, with an optional fixed latency per
-request to model real BigQuery's round trips.
+now, as a write in BigQuery would, changing a row in the middle of the day if its body is
+{"change": "one row"}, or the first row of each hour with {"change": "every hour"};
+POST /bench/metadata {"readable": false} makes it answer 403 Access Denied), each query
+job's creationTime, with an optional fixed latency per request to model real BigQuery's
+round trips.
 
     python bench/source_server.py --rows 1000000 --port 9070 --latency-ms 200 [--table transactions|wide]
 """
@@ -28,6 +30,15 @@ MAX_PAGE_ROWS = 100_000
 # BigQuery caps a result page at about 10 MB, whatever maxResults asks for.
 MAX_PAGE_BYTES = 10 * 1024 * 1024
 DESTINATION = {"projectId": "billing", "datasetId": "_bench", "tableId": "result"}
+# How a write in BigQuery changes a row: its column, and what is appended to the value.
+CHANGE = {"tokens": ("name", " changed"), "transactions": ("input", "00"), "wide": ("payload", "00")}
+HOUR_MICROS = 3_600_000_000
+
+
+def cells(row):
+    """A row as the REST API's JSON, once."""
+    return json.dumps({"f": [{"v": None if v is None else str(v)} for v in row]},
+                      ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def table_resource(table):
@@ -53,11 +64,17 @@ class Source:
         time_index = [f["name"] for f in fields].index("block_timestamp")
         self.rows = []
         stamps, fingerprint_sum = [], 0
-        for row in day_data.rows(count, day, table):
-            self.rows.append(json.dumps({"f": [{"v": None if v is None else str(v)} for v in row]},
-                                        ensure_ascii=False, separators=(",", ":")).encode())
+        # The rows a write may change, by index: the middle one, and the first of each hour.
+        self.middle, self.hour_firsts, self.changeable = count // 2, {}, {}
+        for index, row in enumerate(day_data.rows(count, day, table)):
+            self.rows.append(cells(row))
             stamps.append(row[time_index])
             fingerprint_sum += fingerprint(row, fields)
+            self.hour_firsts.setdefault(row[time_index] // HOUR_MICROS, index)
+            if index == self.middle or index == self.hour_firsts[row[time_index] // HOUR_MICROS]:
+                self.changeable[index] = list(row)
+        self.change_at = [f["name"] for f in fields].index(CHANGE[table][0])
+        self.table_name = table
         # What token_verify_day's summary query answers, which a re-sync asks for first.
         self.summary = (len(self.rows), stamps, fingerprint_sum)
         # The table's size beside its schema, as tables.get reports it (logical bytes).
@@ -67,6 +84,19 @@ class Source:
         self.lock = threading.Lock()
         self.written = now_micros()
         self.metadata_readable = True
+
+    def change(self, which):
+        """Rows change, as an UPDATE in BigQuery would: their summary with them."""
+        indexes = [self.middle] if which == "one row" else sorted(self.hour_firsts.values())
+        fields = self.schema["fields"]
+        count, stamps, fingerprint_sum = self.summary
+        for index in indexes:
+            row = self.changeable[index]
+            fingerprint_sum -= fingerprint(row, fields)
+            row[self.change_at] = (row[self.change_at] or "") + CHANGE[self.table_name][1]
+            fingerprint_sum += fingerprint(row, fields)
+            self.rows[index] = cells(row)
+        self.summary = (count, stamps, fingerprint_sum)
 
     def page(self, job_id, start, size):
         size = max(1, min(size, MAX_PAGE_ROWS))
@@ -124,6 +154,8 @@ def handler(source):
             time.sleep(source.latency)
             path = urllib.parse.urlsplit(self.path).path
             if path == "/bench/written":
+                if body.get("change"):
+                    source.change(body["change"])
                 source.written = now_micros()
                 return self.send(b"{}")
             if path == "/bench/metadata":

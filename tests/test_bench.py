@@ -13,6 +13,7 @@ TOKEN_SYNC_AND_COPY = [
     "token_sync_day, defaults: first load",
     "token_sync_day, defaults: re-sync, unchanged day",
     "token_sync_day, defaults: re-sync, one row changed",
+    "token_sync_day, defaults: re-sync, a row changed every hour",
     "token_sync_day, defaults: re-sync, one row changed, metadata unreadable (compared)",
     "token_sync_day, Storage Read API, defaults: first load",
     "token_sync_day, 20 ms/page, concurrency 1",

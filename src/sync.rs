@@ -13,9 +13,11 @@ use crate::ledger::{self, Attempt, LastLoad, LoadFigures, Unchanged};
 use crate::load::copy_from::format_for;
 use crate::load::copy_from::ChunkSource;
 use crate::load::day_replace::{
-    lock_day, rewrite_hours, rows_in_day, rows_seen_after_copy, store_day, DayWrite, Staging,
+    lock_day, replace_day, replace_hours, rows_in_day, rows_may_go_astray, rows_seen_after_copy,
+    Staging,
 };
-use crate::load::target::Access;
+use crate::load::hour_files::HourFiles;
+use crate::load::target::{Access, WritePath};
 use crate::mirror::{Mirror, MirrorPlan};
 use crate::restricted::Restricted;
 use crate::settings::ReadApi;
@@ -242,33 +244,35 @@ fn since_last_load(
     })
 }
 
+/// Where the rows of a day go.
+enum DayWrite<'a> {
+    /// In place of the day's rows, through the target's staging table where it has one.
+    Whole(Option<&'a Staging>),
+    /// Into temporary files by hour, the target left as it is, for `rewrite_changed_hours`.
+    ByHour(Rc<RefCell<HourFiles>>),
+}
+
 /// Writes the day: whole, or where BigQuery wrote to its partition since the last load
-/// and the target allows, staged and compared hour by hour with what that load wrote,
-/// only the hours whose rows changed.
+/// and COPY loads the target directly, only the hours whose rows differ from what that
+/// load wrote (the day is read into temporary files by hour, and compared as it passes).
 fn write_day(
     bigquery: &BigQuery,
     mirror: &mut Mirror,
     day: SyncDay,
     written: Option<WrittenSince>,
 ) -> SyncResult<LoadFigures> {
-    let by_hours = match written {
-        Some(written) => Staging::for_changed_hours(&mirror.source, &mirror.target)?
-            .map(|staging| (staging, written)),
-        None => None,
-    };
-    if let Some((staging, written)) = by_hours {
-        let figures = {
-            let _owner = Restricted::as_owner_of(mirror.target.oid)?;
-            let staged = load_day(bigquery, mirror, day, DayWrite::Stage(&staging))?;
-            rewrite_changed_hours(mirror, day, staged, &written)?
-        };
-        staging.drop()?;
-        return Ok(figures);
+    let by_hour = written
+        .filter(|_| mirror.target.write_path == WritePath::Copy && mirror.source.time.has_hours());
+    if let Some(written) = by_hour {
+        let _owner = Restricted::as_owner_of(mirror.target.oid)?;
+        let files = Rc::new(RefCell::new(HourFiles::new()));
+        let read = load_day(bigquery, mirror, day, DayWrite::ByHour(files.clone()))?;
+        return rewrite_changed_hours(mirror, day, read, &written, files);
     }
     let staging = Staging::create(&mirror.source, &mirror.target)?;
     let (figures, _) = {
         let _owner = Restricted::as_owner_of(mirror.target.oid)?;
-        load_day(bigquery, mirror, day, DayWrite::Replace(staging.as_ref()))?
+        load_day(bigquery, mirror, day, DayWrite::Whole(staging.as_ref()))?
     };
     if let Some(staging) = staging {
         staging.drop()?;
@@ -276,14 +280,16 @@ fn write_day(
     Ok(figures)
 }
 
-/// With the day staged (`staged`), rewrites the hours whose digest differs from the last
+/// With the day read into `files`, replaces the hours whose digest differs from the last
 /// load's; none, and the day is unchanged.
 fn rewrite_changed_hours(
     mirror: &Mirror,
     day: SyncDay,
     (mut figures, digest): (LoadFigures, DayDigest),
     written: &WrittenSince,
+    files: Rc<RefCell<HourFiles>>,
 ) -> SyncResult<LoadFigures> {
+    let (source, target) = (&mirror.source, &mirror.target);
     let received = figures.rows_reported;
     let changed = digest.changed_hours(&written.hour_digests);
     if changed.is_empty() {
@@ -292,23 +298,30 @@ fn rewrite_changed_hours(
         figures.read_api = None;
         return Ok(figures);
     }
-    let (deleted, inserted) = rewrite_hours(&mirror.source, &mirror.target, day, &changed)?;
-    let held = written.held - deleted as i64 + inserted as i64;
+    let rows = HourFiles::rows_of(files, changed.clone());
+    let format = format_for(&source.schema);
+    let (deleted, stored) = replace_hours(source, target, day, &changed, format, rows)?;
+    let held = if rows_may_go_astray(target)? {
+        rows_in_day(source, target, day)?
+    } else {
+        written.held - deleted as i64 + stored as i64
+    };
     let staged = digest.rows_in(&changed);
-    if inserted != staged || held != received {
+    if stored != staged || held != received {
         return Err(SyncError::new(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             format!(
-                "{received} rows of {day} arrived; its changed hours held {staged} of them, {inserted} were stored, \
-                 and the target table {} would hold {held} rows of the day",
-                mirror.target.qualified_name
+                "{received} rows of {day} arrived, {staged} of them in the hours that changed; COPY stored {stored} \
+                 of those, and the target table {} holds {held} rows of the day",
+                target.qualified_name
             ),
-            "Nothing was written for the day. Another session may have written rows of the day meanwhile; sync it again.",
+            "Nothing was written for the day. Something on the target (a trigger that skips or moves rows) keeps \
+             the rows from where queries read them, or another session wrote rows of the day meanwhile.",
         )
         .with_detail(format!("job {}", figures.job_id)));
     }
     pgrx::notice!(
-        "token_sync: {day} changed in BigQuery in {} of its {HOURS} hours ({}); only those were rewritten ({deleted} rows deleted, {inserted} stored)",
+        "token_sync: {day} changed in BigQuery in {} of its {HOURS} hours ({}); only those were rewritten ({deleted} rows deleted, {stored} stored)",
         changed.len(),
         hour_ranges(&changed)
             .iter()
@@ -378,14 +391,31 @@ struct Tally {
     digest: DayDigest,
 }
 
-/// The pages of `stream` as COPY's chunks, counted into `tally`.
-fn chunks(mut stream: ResultStream, tally: Rc<RefCell<Tally>>) -> Box<ChunkSource<'static>> {
+/// The pages of `stream` as COPY's chunks, counted into `tally`, their rows also kept by
+/// hour in `files` if given.
+fn chunks(
+    mut stream: ResultStream,
+    tally: Rc<RefCell<Tally>>,
+    files: Option<Rc<RefCell<HourFiles>>>,
+) -> Box<ChunkSource<'static>> {
     Box::new(move || match stream.next()? {
         Some(Delivery::Page(page)) => {
             let mut tally = tally.borrow_mut();
             tally.rows += page.rows;
             tally.nul_stripped += page.nul_stripped_rows;
             tally.digest.merge(&page.digest);
+            if let Some(files) = &files {
+                let mut files = files.borrow_mut();
+                let mut at = 0;
+                for &(hour, bytes) in &page.hour_runs {
+                    let run = page
+                        .bytes
+                        .get(at..at + bytes)
+                        .ok_or_else(|| bad_response("a page's rows do not add up to its bytes"))?;
+                    files.append(hour, run);
+                    at += bytes;
+                }
+            }
             Ok(Some(page.bytes))
         }
         Some(Delivery::Ended { rows_reported }) => {
@@ -413,14 +443,18 @@ fn copy_day(
         ..Tally::default()
     }));
     let (source, target) = (&mirror.source, &mirror.target);
-    let stored = store_day(
-        source,
-        target,
-        day,
-        write,
-        format,
-        chunks(stream, tally.clone()),
-    )?;
+    let by_hour = matches!(write, DayWrite::ByHour(_));
+    let stored = match write {
+        DayWrite::Whole(staging) => {
+            let rows = chunks(stream, tally.clone(), None);
+            replace_day(source, target, day, staging, format, rows)?
+        }
+        DayWrite::ByHour(files) => {
+            let mut rows = chunks(stream, tally.clone(), Some(files));
+            while rows()?.is_some() {}
+            tally.borrow().rows
+        }
+    };
     let Tally {
         rows: received,
         nul_stripped,
@@ -443,9 +477,9 @@ fn copy_day(
         )
         .with_detail(format!("{read}, {stored} rows stored")));
     }
-    let held = match write {
-        DayWrite::Stage(_) => stored as i64,
-        DayWrite::Replace(_) => rows_seen_after_copy(source, target, day, stored, received)?,
+    let held = match by_hour {
+        true => stored as i64,
+        false => rows_seen_after_copy(source, target, day, stored, received)?,
     };
     if stored != received || held != received as i64 {
         return Err(

@@ -14,6 +14,7 @@ use crate::bigquery::query;
 use crate::bigquery::rest::pages::{self, PendingRow, SingleRow};
 use crate::day::SyncDay;
 use crate::error::{SyncError, SyncResult};
+use crate::load::day_replace::{day_bounds, the_day_in};
 use crate::load::target::{Access, NewColumns, TargetTable};
 use crate::quote;
 use crate::restricted::Restricted;
@@ -277,17 +278,14 @@ pub fn local_summary(
 ) -> SyncResult<DaySummary> {
     let time = source.time.postgres_name();
     let sql = format!(
-        "SELECT count(*), {}, {}, coalesce({}, 0)::bigint FROM {} WHERE {}",
+        "SELECT count(*), {}, {}, coalesce({}, 0)::bigint FROM {}",
         unix_micros_sql(&format!("min({time})")),
         unix_micros_sql(&format!("max({time})")),
         fingerprint.postgres,
-        target.qualified_name,
-        source.time.postgres_filter(1)
+        the_day_in(source, target)
     );
     Spi::connect(|client| {
-        let row = client
-            .select(&sql, Some(1), &[day.start().into(), day.end().into()])?
-            .first();
+        let row = client.select(&sql, Some(1), &day_bounds(day))?.first();
         Ok::<_, SyncError>(DaySummary {
             rows: row.get::<i64>(1)?.unwrap_or(0),
             min_timestamp: row.get::<i64>(2)?,

@@ -6,6 +6,7 @@ import concurrent.futures
 import datetime as dt
 import time
 
+import psycopg
 import pytest
 
 from helpers import UTC, notices, to_fake, token
@@ -141,51 +142,75 @@ def test_a_write_that_changed_some_hours_rewrites_only_those(db, bigquery):
                                "only those were rewritten (2 rows deleted, 2 stored)")]
 
 
-@pytest.mark.parametrize("why", ["trigger", "rule", "temporary table of that name", "no TEMPORARY privilege"])
-def test_where_hours_cannot_be_rewritten_as_copy_would_the_whole_day_is(db, bigquery, cluster, why):
-    """Only the hour of Token 3 changed, but the day is rewritten whole, without a word."""
+def renamed_in_hour_3():
+    rows = hour_rows([0, 3, 5])
+    rows[1]["name"] = "Renamed 3"
+    return rows
+
+
+def test_a_trigger_and_a_rule_on_the_target_see_only_the_rows_of_the_changed_hours(db, bigquery):
+    """The hours are rewritten as the day would be, DELETE then COPY: a rule on DELETE runs,
+    a row trigger fires, for the rows of those hours only."""
     bigquery.write_day(DAY, hour_rows([0, 3, 5]))
     db.execute(f"SELECT token_sync_day('{DAY}')")
-    caller = db
-    if why == "trigger":
-        db.execute("CREATE FUNCTION keep() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END'")
-        db.execute("CREATE TRIGGER keep BEFORE INSERT ON raw_tokens FOR EACH ROW EXECUTE FUNCTION keep()")
-    elif why == "rule":
-        db.execute("CREATE TABLE audit (name text)")
-        db.execute("CREATE RULE audited AS ON DELETE TO raw_tokens DO ALSO INSERT INTO audit VALUES (OLD.name)")
-    elif why == "temporary table of that name":
-        db.execute("CREATE TEMPORARY TABLE token_sync_staging (mine int)")
-    else:
-        db.execute("CREATE ROLE hourly_runner LOGIN")
-        db.execute("REVOKE TEMPORARY ON DATABASE token_sync_test FROM PUBLIC")
+    db.execute("CREATE TABLE audit (what text, name text)")
+    db.execute("CREATE FUNCTION audited() RETURNS trigger LANGUAGE plpgsql AS "
+               "'BEGIN INSERT INTO public.audit VALUES (''inserted'', NEW.name); RETURN NEW; END'")
+    db.execute("CREATE TRIGGER audited BEFORE INSERT ON raw_tokens FOR EACH ROW EXECUTE FUNCTION audited()")
+    db.execute("CREATE RULE audited AS ON DELETE TO raw_tokens DO ALSO INSERT INTO audit VALUES ('deleted', OLD.name)")
+    bigquery.write_day(DAY, renamed_in_hour_3())
+    seen = notices(db)
+    assert db.execute(f"SELECT rows_loaded FROM token_sync_day('{DAY}')").fetchone() == (3,)
+    assert seen == [("NOTICE", "token_sync: 2026-11-20 changed in BigQuery in 1 of its 24 hours (03:00-04:00); "
+                               "only those were rewritten (1 rows deleted, 1 stored)")]
+    assert db.execute("SELECT what, name FROM audit ORDER BY what").fetchall() == [
+        ("deleted", "Token 3"), ("inserted", "Renamed 3")]
+
+
+def test_a_trigger_that_skips_a_row_of_a_changed_hour_fails_the_day_and_writes_nothing(db, bigquery):
+    bigquery.write_day(DAY, hour_rows([0, 3, 5]))
+    db.execute(f"SELECT token_sync_day('{DAY}')")
+    db.execute("CREATE FUNCTION skip_renamed() RETURNS trigger LANGUAGE plpgsql AS "
+               "'BEGIN IF NEW.name LIKE ''Renamed%'' THEN RETURN NULL; END IF; RETURN NEW; END'")
+    db.execute("CREATE TRIGGER skip_renamed BEFORE INSERT ON raw_tokens FOR EACH ROW EXECUTE FUNCTION skip_renamed()")
+    bigquery.write_day(DAY, renamed_in_hour_3())
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState) as failed:
+        db.execute(f"SELECT token_sync_day('{DAY}')")
+    assert failed.value.diag.message_primary == (
+        "3 rows of 2026-11-20 arrived, 1 of them in the hours that changed; COPY stored 0 of those, "
+        "and the target table public.raw_tokens holds 2 rows of the day")
+    assert sorted(row_versions(db)) == ["Token 0", "Token 3", "Token 5"]
+    assert last_run(db)[0] == "failed"
+
+
+def test_a_runner_without_temporary_tables_rewrites_only_the_changed_hours(db, bigquery, cluster):
+    """The day is kept by hour in temporary files, which need no privilege, not in a table."""
+    bigquery.write_day(DAY, hour_rows([0, 3, 5]))
+    db.execute(f"SELECT token_sync_day('{DAY}')")
+    db.execute("DROP ROLE IF EXISTS hourly_runner")
+    db.execute("CREATE ROLE hourly_runner LOGIN")
+    db.execute("REVOKE TEMPORARY ON DATABASE token_sync_test FROM PUBLIC")
+    try:
         db.execute("GRANT EXECUTE ON FUNCTION token_sync_day(date) TO hourly_runner")
-        db.execute("GRANT USAGE ON SCHEMA token_sync TO hourly_runner")
         db.execute("GRANT SELECT, INSERT, DELETE ON raw_tokens TO hourly_runner")
         db.execute(f"ALTER ROLE hourly_runner SET token_sync.api_url = '{bigquery.base_url}'")
         db.execute("ALTER ROLE hourly_runner SET token_sync.source_table = 'bigquery-public-data.crypto_ethereum.tokens'")
-        caller = cluster.connect(user="hourly_runner")
-    try:
         before = row_versions(db)
-        rows = hour_rows([0, 3, 5])
-        rows[1]["name"] = "Renamed 3"
-        bigquery.write_day(DAY, rows)
-        seen = notices(caller)
-        assert caller.execute(f"SELECT rows_loaded FROM token_sync_day('{DAY}')").fetchone() == (3,)
-        assert last_run(db)[:2] == ("succeeded", 3)
-        assert seen == []
+        bigquery.write_day(DAY, renamed_in_hour_3())
+        with cluster.connect(user="hourly_runner") as runner:
+            assert runner.execute("SELECT has_database_privilege(current_database(), 'TEMPORARY')").fetchone() == (
+                False,)
+            seen = notices(runner)
+            assert runner.execute(f"SELECT rows_loaded FROM token_sync_day('{DAY}')").fetchone() == (3,)
+        assert seen == [("NOTICE", "token_sync: 2026-11-20 changed in BigQuery in 1 of its 24 hours (03:00-04:00); "
+                                   "only those were rewritten (1 rows deleted, 1 stored)")]
         after = row_versions(db)
         assert sorted(after) == ["Renamed 3", "Token 0", "Token 5"]
-        assert after["Token 0"] != before["Token 0"], "the whole day was rewritten"
-        if why == "temporary table of that name":
-            assert db.execute("SELECT count(*) FROM pg_temp.token_sync_staging").fetchone() == (0,)
-        if why == "rule":
-            assert db.execute("SELECT count(*) FROM audit").fetchone() == (3,), "the day's DELETE ran the rule"
+        assert (after["Token 0"], after["Token 5"]) == (before["Token 0"], before["Token 5"])
     finally:
-        if caller is not db:
-            caller.close()
-            db.execute("GRANT TEMPORARY ON DATABASE token_sync_test TO PUBLIC")
-            db.execute("DROP OWNED BY hourly_runner")
-            db.execute("DROP ROLE hourly_runner")
+        db.execute("GRANT TEMPORARY ON DATABASE token_sync_test TO PUBLIC")
+        db.execute("DROP OWNED BY hourly_runner")
+        db.execute("DROP ROLE hourly_runner")
 
 
 def test_a_deletion_that_left_the_last_write_time_as_it_was_is_found_by_the_row_count(db, bigquery):

@@ -22,6 +22,8 @@ pub struct EncodedPage {
     pub nul_stripped_rows: u64,
     /// The page's rows, hour by hour.
     pub digest: DayDigest,
+    /// The hour of the page's rows, run by run: (hour, bytes of its consecutive rows).
+    pub hour_runs: Vec<(usize, usize)>,
 }
 
 impl EncodedPage {
@@ -166,7 +168,12 @@ impl RowEncoder {
         if self.format == CopyFormat::Text {
             page.bytes.push(b'\n');
         }
+        let row_bytes = page.bytes.len() - row_start;
         page.digest.add_row(hour, &page.bytes[row_start..]);
+        match page.hour_runs.last_mut() {
+            Some((run_hour, bytes)) if *run_hour == hour => *bytes += row_bytes,
+            _ => page.hour_runs.push((hour, row_bytes)),
+        }
         page.rows += 1;
         if stripped {
             page.nul_stripped_rows += 1;

@@ -4,7 +4,7 @@
 //! commit and the new one after it, never a half-loaded day.
 
 use super::copy_from::{copy_into, ChunkSource};
-use super::target::{column_definitions, TargetTable, WritePath};
+use super::target::{column_definitions, TargetTable, WritePath, TABLE_TREE};
 use crate::day::SyncDay;
 use crate::day_digest::hour_ranges;
 use crate::error::{SyncError, SyncResult};
@@ -44,7 +44,10 @@ impl Staging {
         if target.write_path == WritePath::Copy {
             return Ok(None);
         }
-        if !may_create_temporary_tables()? {
+        let may_stage = Spi::get_one::<bool>(
+            "SELECT pg_catalog.has_database_privilege(pg_catalog.current_database(), 'TEMPORARY')",
+        )?;
+        if may_stage != Some(true) {
             return Err(SyncError::new(
                 PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
                 format!(
@@ -54,35 +57,17 @@ impl Staging {
                 "Grant it: GRANT TEMPORARY ON DATABASE ... TO the calling role (sql/grant_runner_role.sql does).",
             ));
         }
-        if staging_name_taken()? {
+        let taken = Spi::get_one::<bool>(&format!(
+            "SELECT pg_catalog.to_regclass('{STAGING_TABLE}') IS NOT NULL \
+             OR pg_catalog.to_regtype('{STAGING_TABLE}') IS NOT NULL"
+        ))?;
+        if taken == Some(true) {
             return Err(SyncError::new(
                 PgSqlErrorCode::ERRCODE_DUPLICATE_TABLE,
                 format!("this session has a temporary relation or type {STAGING_TABLE} of its own, where token_sync stages the day of {}", target.qualified_name),
                 format!("Drop it (DROP TABLE {STAGING_TABLE} or DROP TYPE {STAGING_TABLE}), or sync the day from another session."),
             ));
         }
-        Self::make(source, target).map(Some)
-    }
-
-    /// Where a re-sync stages the day to rewrite only the hours whose rows changed
-    /// (`rewrite_hours`). None where that cannot be done as COPY would do it: the target is
-    /// not loaded by COPY directly, or has a trigger, a rule (an INSERT rule applies where
-    /// COPY ignores it) or row-level security; the day's column has no hours; the caller may
-    /// not create temporary tables, or has one of the staging table's name. The day is then
-    /// rewritten whole.
-    pub fn for_changed_hours(source: &Source, target: &TargetTable) -> SyncResult<Option<Self>> {
-        if target.write_path != WritePath::Copy
-            || !source.time.has_hours()
-            || rows_may_go_astray(target)?
-            || !may_create_temporary_tables()?
-            || staging_name_taken()?
-        {
-            return Ok(None);
-        }
-        Self::make(source, target).map(Some)
-    }
-
-    fn make(source: &Source, target: &TargetTable) -> SyncResult<Self> {
         Spi::run(&format!(
             "CREATE TEMPORARY TABLE {STAGING_TABLE} ({})",
             column_definitions(&source.schema, false)
@@ -100,7 +85,7 @@ impl Staging {
             "SELECT '{STAGING_TABLE}'::pg_catalog.regclass::pg_catalog.oid"
         ))?
         .unwrap_or(pg_sys::InvalidOid);
-        Ok(Self { oid })
+        Ok(Some(Self { oid }))
     }
 
     pub fn drop(self) -> SyncResult<()> {
@@ -108,79 +93,37 @@ impl Staging {
     }
 }
 
-fn may_create_temporary_tables() -> SyncResult<bool> {
-    Spi::get_one::<bool>(
-        "SELECT pg_catalog.has_database_privilege(pg_catalog.current_database(), 'TEMPORARY')",
-    )
-    .map(|may| may == Some(true))
-    .map_err(SyncError::from)
-}
-
-fn staging_name_taken() -> SyncResult<bool> {
-    Spi::get_one::<bool>(&format!(
-        "SELECT pg_catalog.to_regclass('{STAGING_TABLE}') IS NOT NULL \
-         OR pg_catalog.to_regtype('{STAGING_TABLE}') IS NOT NULL"
-    ))
-    .map(|taken| taken != Some(false))
-    .map_err(SyncError::from)
-}
-
-/// Where the rows of a day go.
-#[derive(Clone, Copy)]
-pub enum DayWrite<'a> {
-    /// In place of the day's rows: COPYed into the target, or through its staging table
-    /// where it has one.
-    Replace(Option<&'a Staging>),
-    /// Into a staging table only, the target left as it is, for `rewrite_hours`.
-    Stage(&'a Staging),
-}
-
-/// Stores what `next_chunk` yields, rows of COPY in `format` with the source's columns in
-/// the schema's order, as `write` says; returns the rows stored.
-pub fn store_day(
+/// Deletes the day's rows and stores what `next_chunk` yields, rows of COPY in `format`
+/// with the source's columns in the schema's order, through `staging` if the target has
+/// one; returns the rows stored.
+pub fn replace_day(
     source: &Source,
     target: &TargetTable,
     day: SyncDay,
-    write: DayWrite<'_>,
+    staging: Option<&Staging>,
     format: CopyFormat,
     next_chunk: Box<ChunkSource<'static>>,
 ) -> SyncResult<u64> {
-    let columns = &source.schema.columns;
-    let staging = match write {
-        DayWrite::Stage(staging) => {
-            return copy_into(staging.oid, STAGED_AS, columns, format, next_chunk)
-        }
-        DayWrite::Replace(staging) => staging,
-    };
     Spi::run_with_args(
-        &format!(
-            "DELETE FROM {} WHERE {}",
-            target.qualified_name,
-            source.time.postgres_filter(1)
-        ),
-        &[day.start().into(), day.end().into()],
+        &format!("DELETE FROM {}", the_day_in(source, target)),
+        &day_bounds(day),
     )?;
     let Some(staging) = staging else {
-        return PgTryBuilder::new(AssertUnwindSafe(|| {
-            copy_into(
-                target.oid,
-                &target.qualified_name,
-                columns,
-                format,
-                next_chunk,
-            )
-        }))
-        .catch_when(
-            PgSqlErrorCode::ERRCODE_CHECK_VIOLATION,
-            |caught| match no_partition_for(&caught, target, day) {
-                Some(error) => Err(error),
-                None => caught.rethrow(),
-            },
-        )
-        .execute();
+        return copy_into_target(source, target, day, format, next_chunk);
     };
-    copy_into(staging.oid, STAGED_AS, columns, format, next_chunk)?;
-    let list = column_list(source);
+    let columns = &source.schema.columns;
+    copy_into(
+        staging.oid,
+        "token_sync's staging table",
+        columns,
+        format,
+        next_chunk,
+    )?;
+    let list = columns
+        .iter()
+        .map(|column| column.postgres_name())
+        .collect::<Vec<_>>()
+        .join(", ");
     Spi::connect_mut(|client| {
         client
             .update(
@@ -196,58 +139,65 @@ pub fn store_day(
     .map_err(SyncError::from)
 }
 
-/// How messages name the staging table.
-const STAGED_AS: &str = "token_sync's staging table";
-
-fn column_list(source: &Source) -> String {
-    source
-        .schema
-        .columns
-        .iter()
-        .map(|column| column.postgres_name())
-        .collect::<Vec<_>>()
-        .join(", ")
+/// COPYs the rows into the target (a partitioned one routes them), a missing partition
+/// said as the day's.
+fn copy_into_target(
+    source: &Source,
+    target: &TargetTable,
+    day: SyncDay,
+    format: CopyFormat,
+    next_chunk: Box<ChunkSource<'static>>,
+) -> SyncResult<u64> {
+    PgTryBuilder::new(AssertUnwindSafe(|| {
+        copy_into(
+            target.oid,
+            &target.qualified_name,
+            &source.schema.columns,
+            format,
+            next_chunk,
+        )
+    }))
+    .catch_when(
+        PgSqlErrorCode::ERRCODE_CHECK_VIOLATION,
+        |caught| match no_partition_for(&caught, target, day) {
+            Some(error) => Err(error),
+            None => caught.rethrow(),
+        },
+    )
+    .execute()
 }
 
-/// Replaces the rows of the day's `hours` (UTC, ascending) in the target with those of the
-/// staged day: one DELETE and one INSERT ... SELECT over the hours' ranges. Returns the
-/// rows deleted and inserted.
-pub fn rewrite_hours(
+/// Replaces the rows of the day's `hours` (UTC, ascending) with what `rows` yields, rows of
+/// COPY in `format` of those hours only: one DELETE over the hours' ranges, then COPY, as
+/// for the whole day. Returns the rows deleted and stored.
+pub fn replace_hours(
     source: &Source,
     target: &TargetTable,
     day: SyncDay,
     hours: &[usize],
+    format: CopyFormat,
+    rows: Box<ChunkSource<'static>>,
 ) -> SyncResult<(u64, u64)> {
     let ranges = hour_ranges(hours);
     let filter = (0..ranges.len())
         .map(|range| format!("({})", source.time.postgres_filter(1 + 2 * range)))
         .collect::<Vec<_>>()
         .join(" OR ");
-    let bounds = || {
-        ranges
-            .iter()
-            .flat_map(|&(from, to)| [day.hour_start(from).into(), day.hour_start(to).into()])
-            .collect::<Vec<pgrx::datum::DatumWithOid<'static>>>()
-    };
-    let list = column_list(source);
-    let target = &target.qualified_name;
-    Spi::connect_mut(|client| {
-        let deleted = client
+    let bounds = ranges
+        .iter()
+        .flat_map(|&(from, to)| [day.hour_start(from).into(), day.hour_start(to).into()])
+        .collect::<Vec<pgrx::datum::DatumWithOid<'static>>>();
+    let deleted = Spi::connect_mut(|client| {
+        client
             .update(
-                &format!("DELETE FROM {target} WHERE {filter}"),
+                &format!("DELETE FROM {} WHERE {filter}", target.qualified_name),
                 None,
-                &bounds(),
-            )?
-            .len() as u64;
-        let inserted = client
-            .update(
-                &format!("INSERT INTO {target} ({list}) SELECT {list} FROM {STAGING_TABLE} WHERE {filter}"),
-                None,
-                &bounds(),
-            )?
-            .len() as u64;
-        Ok((deleted, inserted))
-    })
+                &bounds,
+            )
+            .map(|deleted| deleted.len() as u64)
+    })?;
+    let stored = copy_into_target(source, target, day, format, rows)?;
+    Ok((deleted, stored))
 }
 
 /// PostgreSQL's "no partition of relation ... found for row", said as the day's: which
@@ -303,12 +253,8 @@ pub fn rows_seen_after_copy(
         return rows_in_day(source, target, day);
     }
     let found = Spi::get_one_with_args::<bool>(
-        &format!(
-            "SELECT EXISTS (SELECT FROM {} WHERE {})",
-            target.qualified_name,
-            source.time.postgres_filter(1)
-        ),
-        &[day.start().into(), day.end().into()],
+        &format!("SELECT EXISTS (SELECT FROM {})", the_day_in(source, target)),
+        &day_bounds(day),
     )?;
     match (found, i64::try_from(stored)) {
         (Some(true), Ok(stored)) => Ok(stored),
@@ -320,13 +266,11 @@ pub fn rows_seen_after_copy(
 /// a rule (on DELETE, one can keep the old day) or row-level security.
 pub fn rows_may_go_astray(target: &TargetTable) -> SyncResult<bool> {
     Spi::get_one_with_args::<bool>(
-        "WITH RECURSIVE tree(relid) AS (SELECT $1::pg_catalog.oid UNION ALL \
-           SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree t ON i.inhparent = t.relid) \
-         SELECT EXISTS (SELECT FROM pg_catalog.pg_trigger g JOIN tree t ON g.tgrelid = t.relid \
+        &format!("{TABLE_TREE} SELECT EXISTS (SELECT FROM pg_catalog.pg_trigger g JOIN tree t ON g.tgrelid = t.relid \
                         WHERE NOT g.tgisinternal) \
              OR EXISTS (SELECT FROM pg_catalog.pg_rewrite r JOIN tree t ON r.ev_class = t.relid) \
              OR EXISTS (SELECT FROM pg_catalog.pg_class c JOIN tree t ON c.oid = t.relid \
-                        WHERE c.relrowsecurity)",
+                        WHERE c.relrowsecurity)"),
         &[target.oid.into()],
     )
     .map(|astray| astray != Some(false))
@@ -338,12 +282,24 @@ pub fn rows_may_go_astray(target: &TargetTable) -> SyncResult<bool> {
 pub fn rows_in_day(source: &Source, target: &TargetTable, day: SyncDay) -> SyncResult<i64> {
     Spi::get_one_with_args::<i64>(
         &format!(
-            "SELECT pg_catalog.count(*) FROM {} WHERE {}",
-            target.qualified_name,
-            source.time.postgres_filter(1)
+            "SELECT pg_catalog.count(*) FROM {}",
+            the_day_in(source, target)
         ),
-        &[day.start().into(), day.end().into()],
+        &day_bounds(day),
     )
     .map_err(SyncError::from)
     .map(Option::unwrap_or_default)
+}
+
+/// `target WHERE` the day's filter, whose bounds are the parameters $1 and $2 (`day_bounds`).
+pub fn the_day_in(source: &Source, target: &TargetTable) -> String {
+    format!(
+        "{} WHERE {}",
+        target.qualified_name,
+        source.time.postgres_filter(1)
+    )
+}
+
+pub fn day_bounds(day: SyncDay) -> [pgrx::datum::DatumWithOid<'static>; 2] {
+    [day.start().into(), day.end().into()]
 }

@@ -489,22 +489,25 @@ fn engine_table(oid: pg_sys::Oid) -> SyncResult<Option<TableKind>> {
     Ok(None)
 }
 
+/// `tree(relid, level)`: the table `$1` (level 0) and every table below it, partitions and
+/// inheritance children, with how far below.
+pub const TABLE_TREE: &str = "WITH RECURSIVE tree(relid, level) AS (SELECT $1::pg_catalog.oid, 0 UNION ALL \
+    SELECT i.inhrelid, t.level + 1 FROM pg_catalog.pg_inherits i JOIN tree t ON i.inhparent = t.relid)";
+
 /// Loadable unless the table, or a table below it (partitions and inheritance children,
 /// which the day's DELETE and the read-back count reach too), is foreign or not heap.
 fn storage_kind(oid: pg_sys::Oid) -> SyncResult<TableKind> {
     let refused = |what: String, hint| Ok(TableKind::Refused { what, hint });
     let odd_storage = Spi::connect(|client| {
         let rows = client.select(
-            "WITH RECURSIVE tree(relid, level) AS (SELECT $1::pg_catalog.oid, 0 UNION ALL \
-               SELECT i.inhrelid, t.level + 1 FROM pg_catalog.pg_inherits i JOIN tree t ON i.inhparent = t.relid) \
-             SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), \
+            &format!("{TABLE_TREE} SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), \
              CASE WHEN c.relkind = 'f' THEN NULL ELSE coalesce(a.amname::text, '') END, \
              CASE WHEN c.oid = $1 THEN 'table' WHEN c.relispartition THEN 'partition' ELSE 'child table' END \
              FROM pg_catalog.pg_class c JOIN tree t ON t.relid = c.oid \
              JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
              LEFT JOIN pg_catalog.pg_am a ON a.oid = c.relam \
              WHERE c.relkind = 'f' OR (c.relkind = 'r' AND a.amname IS DISTINCT FROM 'heap') \
-             ORDER BY t.level, c.relname LIMIT 1",
+             ORDER BY t.level, c.relname LIMIT 1"),
             None,
             &[oid.into()],
         )?;

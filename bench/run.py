@@ -5,7 +5,7 @@ in one run, side by side:
   1. token_sync_day from a local BigQuery REST source at wire speed (bench/source_server.py),
      and at the default settings: a first load, a re-sync of the unchanged day, a re-sync
      after BigQuery changed one row (its partition written: one hour rewritten), and after it
-     changed a row in every hour (the whole day rewritten from the staged day), and one
+     changed a row in every hour (the whole day rewritten from its files), and one
      after a local change where the partition's metadata cannot be read (compared); and a
      first load from a local Storage Read API at wire speed (bench/storage_server.py: Arrow
      batches serialized up front), at the defaults;
@@ -189,7 +189,7 @@ class Bench:
             requests.post(f"{url}/bench/written", json={"change": change}, timeout=60).raise_for_status()
             self.checkpoint()
             self.token_sync(f"token_sync_day, defaults: re-sync, {name}", url, empty=False,
-                            expect_notice=f"token_sync: {DAY} changed in BigQuery in {hours} of its 24 hours")
+                            expect_notice=f"token_sync: {DAY} differs from what the last load wrote in {hours} of its 24 hours")
         requests.post(f"{url}/bench/metadata", json={"readable": False}, timeout=60).raise_for_status()
         try:
             self.change_one_row()

@@ -33,7 +33,7 @@ impl DayDigest {
         }
     }
 
-    /// The sums as the ledger keeps them (`token_sync.runs.hour_digests`): bigint, the same
+    /// The sums as the ledger keeps them (`token_sync.run_digests.hour_digests`): bigint, the same
     /// 64 bits.
     pub fn to_ledger(&self) -> Vec<i64> {
         self.sums.iter().map(|&sum| sum as i64).collect()

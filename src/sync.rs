@@ -181,9 +181,10 @@ fn before_load(
 enum SinceLastLoad {
     /// Not written to, and as many rows as the load left: the day is unchanged.
     Unwritten(LoadFigures),
-    /// Written to since, or holding another count: the day is rewritten without comparing,
-    /// which costs less than the comparison would (a summary query billed like the load,
-    /// and every local row hashed) even when the write changed nothing.
+    /// Written to since, or holding another count: the day is read again and written
+    /// without comparing summaries (a summary query billed like the load, and every local
+    /// row hashed); where the last load's hour digests are known, only the hours that
+    /// differ from them are.
     Written { billed: Option<i64> },
     /// The metadata cannot tell: the day is compared.
     Unknown,
@@ -261,67 +262,76 @@ fn write_day(
     day: SyncDay,
     written: Option<WrittenSince>,
 ) -> SyncResult<LoadFigures> {
-    let by_hour = written
-        .filter(|_| mirror.target.write_path == WritePath::Copy && mirror.source.time.has_hours());
-    if let Some(written) = by_hour {
-        let _owner = Restricted::as_owner_of(mirror.target.oid)?;
-        let files = Rc::new(RefCell::new(HourFiles::new()));
-        let read = load_day(bigquery, mirror, day, DayWrite::ByHour(files.clone()))?;
-        return rewrite_changed_hours(mirror, day, read, &written, files);
+    if let Some(written) = written {
+        if mirror.target.write_path == WritePath::Copy
+            && mirror.source.time.has_hours()
+            && HourFiles::would_fit(&mirror.source, written.held)?
+        {
+            let _owner = Restricted::as_owner_of(mirror.target.oid)?;
+            let files = Rc::new(RefCell::new(HourFiles::new()));
+            let read = load_day(bigquery, mirror, day, DayWrite::ByHour(files.clone()))?;
+            return rewrite_changed_hours(mirror, day, read, &written, &files);
+        }
     }
     let staging = Staging::create(&mirror.source, &mirror.target)?;
-    let (figures, _) = {
+    let read = {
         let _owner = Restricted::as_owner_of(mirror.target.oid)?;
         load_day(bigquery, mirror, day, DayWrite::Whole(staging.as_ref()))?
     };
     if let Some(staging) = staging {
         staging.drop()?;
     }
-    Ok(figures)
+    Ok(read.figures)
+}
+
+/// A day read and written as `DayWrite` said: its figures, the digest of its rows, and
+/// the format they were COPYed in.
+struct DayRead {
+    figures: LoadFigures,
+    digest: DayDigest,
+    format: CopyFormat,
 }
 
 /// With the day read into `files`, replaces the hours whose digest differs from the last
-/// load's; none, and the day is unchanged.
+/// load's; none, and the day is unchanged. Where the other hours turn out not to hold
+/// what the last load wrote (edited here since), they are replaced too.
 fn rewrite_changed_hours(
     mirror: &Mirror,
     day: SyncDay,
-    (mut figures, digest): (LoadFigures, DayDigest),
+    read: DayRead,
     written: &WrittenSince,
-    files: Rc<RefCell<HourFiles>>,
+    files: &Rc<RefCell<HourFiles>>,
 ) -> SyncResult<LoadFigures> {
-    let (source, target) = (&mirror.source, &mirror.target);
+    let DayRead {
+        mut figures,
+        digest,
+        format,
+    } = read;
     let received = figures.rows_reported;
     let changed = digest.changed_hours(&written.hour_digests);
-    if changed.is_empty() {
+    if changed.is_empty() && received == written.held {
         figures.rows_loaded = written.held;
         figures.unchanged = Some(Unchanged::SameHours);
         figures.read_api = None;
         return Ok(figures);
     }
-    let rows = HourFiles::rows_of(files, changed.clone());
-    let format = format_for(&source.schema);
-    let (deleted, stored) = replace_hours(source, target, day, &changed, format, rows)?;
-    let held = if rows_may_go_astray(target)? {
-        rows_in_day(source, target, day)?
-    } else {
-        written.held - deleted as i64 + stored as i64
+    let (source, target) = (&mirror.source, &mirror.target);
+    let hours = HourRewrite {
+        mirror,
+        day,
+        digest: &digest,
+        format,
+        files,
+        read: read_of(figures.read_api, &figures.job_id),
     };
-    let staged = digest.rows_in(&changed);
-    if stored != staged || held != received {
-        return Err(SyncError::new(
-            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            format!(
-                "{received} rows of {day} arrived, {staged} of them in the hours that changed; COPY stored {stored} \
-                 of those, and the target table {} holds {held} rows of the day",
-                target.qualified_name
-            ),
-            "Nothing was written for the day. Something on the target (a trigger that skips or moves rows) keeps \
-             the rows from where queries read them, or another session wrote rows of the day meanwhile.",
-        )
-        .with_detail(format!("job {}", figures.job_id)));
-    }
+    let changed = if changed.is_empty() {
+        (0..HOURS).collect()
+    } else {
+        changed
+    };
+    let (deleted, stored) = hours.replace(&changed)?;
     pgrx::notice!(
-        "token_sync: {day} changed in BigQuery in {} of its {HOURS} hours ({}); only those were rewritten ({deleted} rows deleted, {stored} stored)",
+        "token_sync: {day} differs from what the last load wrote in {} of its {HOURS} hours ({}); only those were rewritten ({deleted} rows deleted, {stored} stored)",
         changed.len(),
         hour_ranges(&changed)
             .iter()
@@ -329,8 +339,70 @@ fn rewrite_changed_hours(
             .collect::<Vec<_>>()
             .join(", ")
     );
+    let mut held = if rows_may_go_astray(target)? {
+        rows_in_day(source, target, day)?
+    } else {
+        written.held - deleted as i64 + stored as i64
+    };
+    if held != received {
+        let others: Vec<usize> = (0..HOURS).filter(|hour| !changed.contains(hour)).collect();
+        hours.replace(&others)?;
+        held = rows_in_day(source, target, day)?;
+        pgrx::notice!(
+            "token_sync: the other hours of {day} did not hold the rows the last load wrote (edited here since?); they were rewritten too"
+        );
+        if held != received {
+            return Err(
+                rows_kept_from_queries(mirror, day, received, received as u64, held)
+                    .with_detail(hours.read),
+            );
+        }
+    }
     figures.rows_loaded = held;
     Ok(figures)
+}
+
+/// Replacing hours of a day with their rows from the files it was read into.
+struct HourRewrite<'a> {
+    mirror: &'a Mirror,
+    day: SyncDay,
+    digest: &'a DayDigest,
+    format: CopyFormat,
+    files: &'a Rc<RefCell<HourFiles>>,
+    /// The job or read session, for errors' detail.
+    read: String,
+}
+
+impl HourRewrite<'_> {
+    /// Deletes the rows of `hours` and COPYs theirs from the files; the rows deleted and
+    /// stored. Refused if COPY did not store every row of those hours.
+    fn replace(&self, hours: &[usize]) -> SyncResult<(u64, u64)> {
+        let (source, target) = (&self.mirror.source, &self.mirror.target);
+        let rows = HourFiles::rows_of(self.files.clone(), hours.to_vec());
+        let (deleted, stored) = replace_hours(source, target, self.day, hours, self.format, rows)?;
+        let staged = self.digest.rows_in(hours);
+        if stored != staged {
+            return Err(SyncError::new(
+                PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!(
+                    "{staged} rows of {} arrived in the hours rewritten, but COPY stored {stored} of them in the target table {}",
+                    self.day, target.qualified_name
+                ),
+                "Nothing was written for the day. Something on the target (a trigger that skips rows) keeps them \
+                 from being stored; remove it, or mirror into a plain table.",
+            )
+            .with_detail(self.read.clone()));
+        }
+        Ok((deleted, stored))
+    }
+}
+
+/// How errors name what a day was read by: `job ...` or `read session ...`.
+fn read_of(read_api: Option<&str>, job_id: &str) -> String {
+    match read_api {
+        Some(api) if api == ReadPath::Storage.name() => format!("read session {job_id}"),
+        _ => format!("job {job_id}"),
+    }
 }
 
 /// Reads the day through the API `token_sync.read_api` chooses and replaces it.
@@ -339,7 +411,7 @@ fn load_day(
     mirror: &mut Mirror,
     day: SyncDay,
     write: DayWrite<'_>,
-) -> SyncResult<(LoadFigures, DayDigest)> {
+) -> SyncResult<DayRead> {
     let settings = &bigquery.settings;
     let through_storage = match settings.read_api {
         ReadApi::Storage => true,
@@ -408,12 +480,12 @@ fn chunks(
                 let mut files = files.borrow_mut();
                 let mut at = 0;
                 for &(hour, bytes) in &page.hour_runs {
-                    let run = page
-                        .bytes
-                        .get(at..at + bytes)
-                        .ok_or_else(|| bad_response("a page's rows do not add up to its bytes"))?;
+                    let run = page.bytes.get(at..at + bytes).ok_or_else(runs_astray)?;
                     files.append(hour, run);
                     at += bytes;
+                }
+                if at != page.bytes.len() {
+                    return Err(runs_astray());
                 }
             }
             Ok(Some(page.bytes))
@@ -437,7 +509,7 @@ fn copy_day(
     format: CopyFormat,
     summary: JobSummary,
     stream: ResultStream,
-) -> SyncResult<(LoadFigures, DayDigest)> {
+) -> SyncResult<DayRead> {
     let tally = Rc::new(RefCell::new(Tally {
         reported: summary.total_rows,
         ..Tally::default()
@@ -461,14 +533,7 @@ fn copy_day(
         reported,
         digest,
     } = tally.take();
-    let read = format!(
-        "{} {}",
-        match summary.read_path {
-            ReadPath::Query => "job",
-            ReadPath::Storage => "read session",
-        },
-        summary.job_id
-    );
+    let read = read_of(Some(summary.read_path.name()), &summary.job_id);
     if reported != Some(received) {
         let reported = reported.map_or("no count of".to_string(), |rows| rows.to_string());
         return Err(SyncError::bad_source_data(
@@ -498,7 +563,16 @@ fn copy_day(
         snapshot_micros: summary.snapshot_micros,
         hour_digests: source.time.has_hours().then(|| digest.to_ledger()),
     };
-    Ok((figures, digest))
+    Ok(DayRead {
+        figures,
+        digest,
+        format,
+    })
+}
+
+/// A page whose runs of hours do not cover its bytes exactly.
+fn runs_astray() -> SyncError {
+    bad_response("a page's runs of rows by hour do not add up to its bytes")
 }
 
 /// The rows that arrived were not all stored, or are not all where queries of the day

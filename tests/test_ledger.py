@@ -59,7 +59,7 @@ def extension_dir():
 
 
 @pytest.mark.parametrize("old", ["0.1.0", "0.2.0", "0.3.0", "0.4.0"])
-def test_an_older_install_upgrades_in_place_with_its_data_and_ledger(cluster, extension_dir, old):
+def test_an_older_install_upgrades_in_place_with_its_data_and_ledger(cluster, extension_dir, old, fake_google):
     installed = extension_dir / f"token_sync--{old}.sql"
     shutil.copy(ROOT / "tests" / "fixtures" / f"token_sync--{old}.sql", installed)
     try:
@@ -77,6 +77,19 @@ def test_an_older_install_upgrades_in_place_with_its_data_and_ledger(cluster, ex
             conn.execute("INSERT INTO token_sync.runs (day, target_table, status, started_at, finished_at, rows_loaded) "
                          "VALUES ('2026-11-19', 'public.raw_tokens', 'succeeded', now(), now(), 1), "
                          "('2026-11-20', 'public.raw_tokens', 'running', now(), NULL, NULL)")
+            if old == "0.4.0":
+                # The new library serves the previous version's SQL until the update: it
+                # loads and re-syncs a day without the ledger's new table.
+                fake_google.rows = [to_fake(token(1, dt.datetime(2026, 11, 18, 5, tzinfo=UTC)))]
+                for name, value in [("billing_project", "billing"), ("credentials", "none"),
+                                    ("api_url", fake_google.base_url)]:
+                    conn.execute(f"SET token_sync.{name} = '{value}'")
+                conn.execute("SET token_sync.source_table = 'bigquery-public-data.crypto_ethereum.tokens'")
+                conn.execute("SET token_sync.target_table = 'public.mirrored_tokens'")
+                for _ in range(2):
+                    assert conn.execute("SELECT rows_loaded FROM token_sync_day('2026-11-18')").fetchone() == (1,)
+                conn.execute("DROP TABLE public.mirrored_tokens")
+                conn.execute("DELETE FROM token_sync.runs WHERE day = '2026-11-18'")
             conn.execute("ALTER EXTENSION token_sync UPDATE")
             assert conn.execute("SELECT has_table_privilege('token_sync_runner', 'token_sync.runs', 'INSERT'), "
                                 "has_table_privilege('token_sync_runner', 'token_sync.runs', 'UPDATE')"

@@ -234,13 +234,15 @@ def test_a_clean_server_installs_upgrades_and_removes_the_package(major, deb, em
         with connect(port, "upgraded") as conn:
             (matches,) = conn.execute("SELECT matches FROM token_verify_day(%s)", (DAYS[0],)).fetchone()
             assert matches is True, "the new library serves the previous version's SQL"
+            # and re-syncs a day with it, the ledger as that version made it
+            conn.execute("SELECT token_sync_day(%s)", (DAYS[0],))
             conn.execute("ALTER EXTENSION token_sync UPDATE")
             assert extension_version(conn) == version
             sync_and_verify(conn, DAYS[1], rows[DAYS[1]])
             (matches,) = conn.execute("SELECT matches FROM token_verify_day(%s)", (DAYS[0],)).fetchone()
             assert matches is True, "the day loaded before the upgrade still verifies"
-            assert conn.execute("SELECT day, status FROM token_sync.runs ORDER BY day").fetchall() == \
-                [(DAYS[0], "succeeded"), (DAYS[1], "succeeded")]
+            assert conn.execute("SELECT day, status FROM token_sync.runs ORDER BY day, run_id").fetchall() == \
+                [(DAYS[0], "succeeded"), (DAYS[0], "unchanged"), (DAYS[1], "succeeded")]
 
         database(port, "fresh", emulator, source.name)
         with connect(port, "fresh") as conn:

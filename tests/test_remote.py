@@ -216,7 +216,7 @@ def test_a_backfill_asks_for_one_token_and_keeps_its_connection(db, fake_google,
     # Pooled, not one a day. hyper puts an HTTP/1.1 connection back in its pool from a task
     # of its own once a response is read, and opens another if a request comes first: now
     # and then two.
-    assert len(set(fake_google.bigquery_connections)) <= 2, "one connection for the whole backfill"
+    assert len(set(fake_google.bigquery_connections)) <= 2, "a connection kept for the whole backfill"
     # A later call in the same backend reuses both; here every day is unchanged.
     first_call = set(fake_google.bigquery_connections)
     fake_google.bigquery_connections.clear()

@@ -57,14 +57,14 @@ def test_an_unwritten_partition_is_unchanged_for_one_metadata_query(db, bigquery
     assert queries(bigquery) == ["partitions"]
 
 
-def test_a_write_after_the_read_makes_the_re_sync_rewrite_without_comparing(db, bigquery):
+def test_a_write_after_the_read_makes_the_re_sync_rewrite_its_hours_without_comparing(db, bigquery):
     db.execute(f"SELECT token_sync_day('{DAY}')")
     bigquery.write_day(DAY, day_rows(3, name="Renamed"))
     bigquery.requests.clear()
     seen = notices(db)
     db.execute(f"SELECT token_sync_day('{DAY}')")
     # Every row is in the day's first hour.
-    assert seen == [("NOTICE", "token_sync: 2026-11-20 changed in BigQuery in 1 of its 24 hours (00:00-01:00); "
+    assert seen == [("NOTICE", "token_sync: 2026-11-20 differs from what the last load wrote in 1 of its 24 hours (00:00-01:00); "
                                "only those were rewritten (3 rows deleted, 3 stored)")]
     assert queries(bigquery) == ["partitions", "query"]
     # What was billed: the load's query and the metadata query that decided it.
@@ -107,39 +107,93 @@ def hour_rows(hours, name="Token"):
             for n, hour in enumerate(hours, start=1)]
 
 
-def test_a_write_that_changed_some_hours_rewrites_only_those(db, bigquery):
-    bigquery.write_day(DAY, hour_rows([0, 3, 3, 5, 23]))
+def day_rows_as_text(db):
+    return db.execute("SELECT name, symbol, block_number FROM raw_tokens ORDER BY block_timestamp, name").fetchall()
+
+
+@pytest.mark.parametrize("copy_format", ["binary", "text"])
+def test_a_write_that_changed_some_hours_rewrites_only_those(db, bigquery, copy_format):
+    if copy_format == "text":  # a JSON column has no binary form here: the day goes as COPY text
+        bigquery.schema = bigquery.schema + [("extra", "JSON")]
+    extra = {"extra": '{"a": 1}'} if copy_format == "text" else {}
+    # Rows of an hour in several pages, out of the hours' order.
+    bigquery.page_cap = 2
+    first = [r | extra for r in hour_rows([3, 0, 23, 3, 5])]
+    bigquery.write_day(DAY, first)
     db.execute(f"SELECT token_sync_day('{DAY}')")
     # A local edit of an hour BigQuery did not change is trusted away, as by the metadata.
     db.execute("UPDATE raw_tokens SET symbol = 'local' WHERE name = 'Token 5'")
     before = row_versions(db)
-    rows = hour_rows([0, 3, 3, 5, 23])
-    rows[1]["name"] = "Renamed 3"              # hour 3 changed
-    rows.append(hour_rows([7])[0] | {"block_number": 99})  # hour 7 gained a row
-    del rows[4]                                # hour 23 lost its row
+    rows = [dict(r) for r in first]
+    rows[3]["name"] = "Renamed 3"              # hour 3 changed
+    rows.append(hour_rows([7])[0] | {"block_number": 99} | extra)  # hour 7 gained a row
+    del rows[2]                                # hour 23 lost its row
     bigquery.write_day(DAY, rows)
     seen = notices(db)
     bigquery.requests.clear()
     assert db.execute(f"SELECT rows_loaded, rows_reported FROM token_sync_day('{DAY}')").fetchone() == (5, 5)
-    assert seen == [("NOTICE", "token_sync: 2026-11-20 changed in BigQuery in 3 of its 24 hours "
+    assert seen == [("NOTICE", "token_sync: 2026-11-20 differs from what the last load wrote in 3 of its 24 hours "
                                "(03:00-04:00, 07:00-08:00, 23:00-24:00); only those were rewritten "
                                "(3 rows deleted, 3 stored)")]
     assert queries(bigquery) == ["partitions", "query"]
+    assert day_rows_as_text(db) == [("Token 0", "T2", 2), ("Token 3", "T1", 1), ("Renamed 3", "T4", 4),
+                                    ("Token 5", "local", 5), ("Token 7", "T1", 99)]
     after = row_versions(db)
-    assert sorted(after) == ["Renamed 3", "Token 0", "Token 3", "Token 5", "Token 7"]
-    assert {name: after[name] for name in ("Token 0", "Token 5")} == {
-        name: before[name] for name in ("Token 0", "Token 5")}
+    assert (after["Token 0"], after["Token 5"]) == (before["Token 0"], before["Token 5"])
     assert after["Token 3"] != before["Token 3"]
     assert last_run(db) == ("succeeded", 5, 2 * 10 * 1024 * 1024, True)
-    assert db.execute("SELECT symbol FROM raw_tokens WHERE name = 'Token 5'").fetchone() == ("local",)
     assert db.execute(f"SELECT matches FROM token_verify_day('{DAY}')").fetchone() == (False,)
-    # The next write finds the hours as this re-sync left them.
-    rows[2]["name"] = "Renamed again 3"
+    # A night with the partition unwritten carries the digests on; the next write finds the
+    # hours as this re-sync left them.
+    seen.clear()
+    db.execute(f"SELECT token_sync_day('{DAY}')")
+    assert seen == [("NOTICE", UNWRITTEN.replace("3 rows", "5 rows"))]
+    rows[0]["name"] = "Renamed again 3"
     bigquery.write_day(DAY, rows)
     seen.clear()
     db.execute(f"SELECT token_sync_day('{DAY}')")
-    assert seen == [("NOTICE", "token_sync: 2026-11-20 changed in BigQuery in 1 of its 24 hours (03:00-04:00); "
-                               "only those were rewritten (2 rows deleted, 2 stored)")]
+    assert seen == [("NOTICE", "token_sync: 2026-11-20 differs from what the last load wrote in 1 of its 24 hours "
+                               "(03:00-04:00); only those were rewritten (2 rows deleted, 2 stored)")]
+    assert db.execute("SELECT count(*) FROM raw_tokens").fetchone() == (5,)
+
+
+def test_rows_moved_between_hours_here_make_the_other_hours_rewritten_too(db, bigquery):
+    """The day then holds another count than arrived: the other hours did not hold what the
+    last load wrote, and are rewritten from their files too."""
+    bigquery.write_day(DAY, hour_rows([0, 3, 5]))
+    db.execute(f"SELECT token_sync_day('{DAY}')")
+    db.execute(f"UPDATE raw_tokens SET block_timestamp = '{DAY} 03:30+00' WHERE name = 'Token 5'")
+    bigquery.write_day(DAY, renamed_in_hour_3())
+    seen = notices(db)
+    assert db.execute(f"SELECT rows_loaded FROM token_sync_day('{DAY}')").fetchone() == (3,)
+    assert seen == [
+        ("NOTICE", "token_sync: 2026-11-20 differs from what the last load wrote in 1 of its 24 hours (03:00-04:00); "
+                   "only those were rewritten (2 rows deleted, 1 stored)"),
+        ("NOTICE", "token_sync: the other hours of 2026-11-20 did not hold the rows the last load wrote "
+                   "(edited here since?); they were rewritten too")]
+    assert db.execute(f"SELECT matches FROM token_verify_day('{DAY}')").fetchone() == (True,)
+    assert last_run(db)[:2] == ("succeeded", 3)
+
+
+def test_a_failure_while_hours_are_written_leaves_the_day_and_the_next_day_loads(db, bigquery):
+    """The hours' temporary files go with the failed day's subtransaction."""
+    next_day = DAY + dt.timedelta(days=1)
+    day_two = [to_fake(token(9, MIDNIGHT + dt.timedelta(days=1, hours=2)))]
+    bigquery.write_day(DAY, hour_rows([0, 3, 5]) + day_two)
+    bigquery.write_day(next_day)
+    db.execute(f"SELECT * FROM token_backfill('{DAY}', '{next_day}')")
+    db.execute("ALTER TABLE raw_tokens ADD CONSTRAINT no_renamed CHECK (name NOT LIKE 'Renamed%')")
+    bigquery.write_day(DAY, renamed_in_hour_3() + [dict(day_two[0], name="Moved 2")])
+    bigquery.write_day(next_day)
+    seen = notices(db)
+    days = db.execute(f"SELECT day::text, status, error FROM token_backfill('{DAY}', '{next_day}')").fetchall()
+    assert [(day, status) for day, status, _ in days] == [(str(DAY), "failed"), (str(next_day), "succeeded")]
+    assert "no_renamed" in days[0][2]
+    # The day's own failure, and no leaked temporary file.
+    assert [message for severity, message in seen if severity == "WARNING"] == [
+        'token_sync: 2026-11-20 failed: new row for relation "raw_tokens" violates check constraint "no_renamed"']
+    assert db.execute("SELECT name FROM raw_tokens ORDER BY block_timestamp").fetchall() == [
+        ("Token 0",), ("Token 3",), ("Token 5",), ("Moved 2",)]
 
 
 def renamed_in_hour_3():
@@ -161,7 +215,7 @@ def test_a_trigger_and_a_rule_on_the_target_see_only_the_rows_of_the_changed_hou
     bigquery.write_day(DAY, renamed_in_hour_3())
     seen = notices(db)
     assert db.execute(f"SELECT rows_loaded FROM token_sync_day('{DAY}')").fetchone() == (3,)
-    assert seen == [("NOTICE", "token_sync: 2026-11-20 changed in BigQuery in 1 of its 24 hours (03:00-04:00); "
+    assert seen == [("NOTICE", "token_sync: 2026-11-20 differs from what the last load wrote in 1 of its 24 hours (03:00-04:00); "
                                "only those were rewritten (1 rows deleted, 1 stored)")]
     assert db.execute("SELECT what, name FROM audit ORDER BY what").fetchall() == [
         ("deleted", "Token 3"), ("inserted", "Renamed 3")]
@@ -177,8 +231,8 @@ def test_a_trigger_that_skips_a_row_of_a_changed_hour_fails_the_day_and_writes_n
     with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState) as failed:
         db.execute(f"SELECT token_sync_day('{DAY}')")
     assert failed.value.diag.message_primary == (
-        "3 rows of 2026-11-20 arrived, 1 of them in the hours that changed; COPY stored 0 of those, "
-        "and the target table public.raw_tokens holds 2 rows of the day")
+        "1 rows of 2026-11-20 arrived in the hours rewritten, but COPY stored 0 of them in the target table "
+        "public.raw_tokens")
     assert sorted(row_versions(db)) == ["Token 0", "Token 3", "Token 5"]
     assert last_run(db)[0] == "failed"
 
@@ -202,7 +256,7 @@ def test_a_runner_without_temporary_tables_rewrites_only_the_changed_hours(db, b
                 False,)
             seen = notices(runner)
             assert runner.execute(f"SELECT rows_loaded FROM token_sync_day('{DAY}')").fetchone() == (3,)
-        assert seen == [("NOTICE", "token_sync: 2026-11-20 changed in BigQuery in 1 of its 24 hours (03:00-04:00); "
+        assert seen == [("NOTICE", "token_sync: 2026-11-20 differs from what the last load wrote in 1 of its 24 hours (03:00-04:00); "
                                    "only those were rewritten (1 rows deleted, 1 stored)")]
         after = row_versions(db)
         assert sorted(after) == ["Renamed 3", "Token 0", "Token 5"]

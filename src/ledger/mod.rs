@@ -101,15 +101,21 @@ pub fn last_load(
     day: SyncDay,
 ) -> SyncResult<Option<LastLoad>> {
     let _owner = as_owner()?;
+    let hour_digests = if digests_kept()? {
+        "(SELECT d.hour_digests FROM token_sync.run_digests d WHERE d.run_id = r.run_id)"
+    } else {
+        "NULL::bigint[]"
+    };
     Spi::connect(|client| {
         let mut rows = client.select(
-            "SELECT r.rows_loaded, (EXTRACT(EPOCH FROM r.snapshot_time) * 1000000)::bigint, \
-             r.source_table IS NOT DISTINCT FROM $3 AND NOT EXISTS (SELECT FROM token_sync.runs c \
-               WHERE c.target_table = r.target_table AND c.schema_changes IS NOT NULL \
-               AND c.status IN ('succeeded', 'unchanged') AND c.finished_at > r.finished_at), \
-             (SELECT d.hour_digests FROM token_sync.run_digests d WHERE d.run_id = r.run_id) \
-             FROM token_sync.runs r WHERE r.target_table = $1 AND r.day = $2 \
-             AND r.status IN ('succeeded', 'unchanged') ORDER BY r.finished_at DESC LIMIT 1",
+            &format!(
+                "SELECT r.rows_loaded, (EXTRACT(EPOCH FROM r.snapshot_time) * 1000000)::bigint, \
+                 r.source_table IS NOT DISTINCT FROM $3 AND NOT EXISTS (SELECT FROM token_sync.runs c \
+                   WHERE c.target_table = r.target_table AND c.schema_changes IS NOT NULL \
+                   AND c.status IN ('succeeded', 'unchanged') AND c.finished_at > r.finished_at), \
+                 {hour_digests} FROM token_sync.runs r WHERE r.target_table = $1 AND r.day = $2 \
+                 AND r.status IN ('succeeded', 'unchanged') ORDER BY r.finished_at DESC LIMIT 1"
+            ),
             Some(1),
             &[target_table.into(), day.to_pg().into(), source_table.into()],
         )?;
@@ -125,6 +131,14 @@ pub fn last_load(
             hour_digests: row.get::<Vec<i64>>(4)?,
         }))
     })
+}
+
+/// Whether the database has `token_sync.run_digests`: a database still on 0.4.0's SQL,
+/// which this library serves until `ALTER EXTENSION token_sync UPDATE`, has not.
+fn digests_kept() -> SyncResult<bool> {
+    Spi::get_one::<bool>("SELECT pg_catalog.to_regclass('token_sync.run_digests') IS NOT NULL")
+        .map(|kept| kept == Some(true))
+        .map_err(SyncError::from)
 }
 
 /// Becomes the ledger's owner (under SECURITY_RESTRICTED_OPERATION) until dropped: the
@@ -281,7 +295,7 @@ impl Attempt {
             )?;
         }
         match (run_id, &figures.hour_digests) {
-            (Some(run_id), Some(digests)) => Spi::run_with_args(
+            (Some(run_id), Some(digests)) if digests_kept()? => Spi::run_with_args(
                 "INSERT INTO token_sync.run_digests (run_id, hour_digests) VALUES ($1, $2)",
                 &[run_id.into(), digests.clone().into()],
             )

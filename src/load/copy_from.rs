@@ -12,7 +12,8 @@ use pgrx::PgSqlErrorCode;
 use std::cell::RefCell;
 use std::ffi::CString;
 
-/// Hands out the next chunk of COPY data (whole rows), or `None` at the end.
+/// Hands out the next chunk of COPY data, or `None` at the end. A source that can fail hands
+/// out whole rows, so that a failure ends the COPY at a row's end.
 pub type ChunkSource<'a> = dyn FnMut() -> SyncResult<Option<Vec<u8>>> + 'a;
 
 struct ActiveSource {
@@ -229,7 +230,7 @@ unsafe extern "C-unwind" fn read_copy_data(
                 }
                 Ok(None) => return 0,
                 Err(error) => {
-                    // End the COPY at this row boundary; copy_into returns the error.
+                    // End the COPY here, at a row's end; copy_into returns the error.
                     active.failure = Some(error);
                     return 0;
                 }

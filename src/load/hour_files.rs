@@ -1,12 +1,16 @@
-//! A day's COPY rows kept by hour in PostgreSQL's temporary files (BufFile: under
+//! A day's COPY rows kept by hour in PostgreSQL's temporary files (BufFile: in
 //! `temp_tablespaces`, counted by `temp_file_limit`, removed when the (sub)transaction
 //! ends), so that a re-sync can write back the rows of the hours that changed only: no
-//! table, no catalog entry, no lock, no privilege beyond the day's own.
+//! table, no catalog entry, no lock, no privilege beyond the day's own. Only the backend's
+//! main thread touches them, never from inside COPY's callback but to read.
 
 use crate::day::HOURS;
-use crate::error::SyncResult;
+use crate::error::{SyncError, SyncResult};
 use crate::load::copy_from::ChunkSource;
+use crate::source::Source;
 use pgrx::pg_sys;
+use pgrx::prelude::*;
+use pgrx::{PgMemoryContexts, PgSqlErrorCode};
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -19,21 +23,48 @@ pub struct HourFiles {
 }
 
 impl HourFiles {
+    /// None yet; they go where `temp_tablespaces` says, as the role that makes them.
     pub fn new() -> Self {
+        // SAFETY: reads the temp_tablespaces setting into this transaction's state, as a
+        // sort or a hash join does before its files (BufFileCreateTemp does not).
+        unsafe { pg_sys::PrepareTempTablespaces() };
         Self {
             files: [std::ptr::null_mut(); HOURS],
         }
     }
 
-    /// Appends `rows`, whole rows of COPY of `hour` (0 to 23).
+    /// Whether a day of `rows` fits in `temp_file_limit` (none by default), judged by the
+    /// table's average row as BigQuery reports it, twice over: where the limit would refuse
+    /// the files, the day is rewritten whole, which needs none.
+    pub fn would_fit(source: &Source, rows: i64) -> SyncResult<bool> {
+        let limit_kb = Spi::get_one::<i64>(
+            "SELECT setting::bigint FROM pg_catalog.pg_settings WHERE name = 'temp_file_limit'",
+        )?
+        .unwrap_or(-1);
+        if limit_kb < 0 {
+            return Ok(true);
+        }
+        let row_bytes = source.schema.average_row_bytes.unwrap_or(u64::MAX);
+        let day_kb = row_bytes
+            .saturating_mul(2)
+            .saturating_mul(rows.max(0) as u64)
+            / 1024;
+        Ok(day_kb < limit_kb as u64)
+    }
+
+    /// Appends `rows`, whole rows of COPY of `hour` (0 to 23; a later hour is the last's,
+    /// as `DayDigest` counts it).
     pub fn append(&mut self, hour: usize, rows: &[u8]) {
-        let Some(file) = self.files.get_mut(hour) else {
-            return;
-        };
+        let file = &mut self.files[hour.min(HOURS - 1)];
         if file.is_null() {
-            // SAFETY: a temporary file of this backend's current resource owner, closed by
-            // `Drop`, or by the resource owner if the (sub)transaction aborts first.
-            *file = unsafe { pg_sys::BufFileCreateTemp(false) };
+            // SAFETY: a temporary file of the current resource owner (the day's
+            // subtransaction), closed by `Drop`, or by that owner if the subtransaction
+            // aborts first. Its BufFile lives in CurTransactionContext, which outlasts every
+            // SPI call and COPY of the day, whatever context is current when a row comes.
+            *file = unsafe {
+                PgMemoryContexts::CurTransactionContext
+                    .switch_to(|_| pg_sys::BufFileCreateTemp(false))
+            };
         }
         // SAFETY: `file` is open; BufFileWrite copies the bytes, and raises an ERROR where
         // it cannot (a full disk, temp_file_limit).
@@ -56,7 +87,16 @@ impl HourFiles {
                         continue;
                     }
                     // SAFETY: an open file of ours, read from its first byte.
-                    unsafe { pg_sys::BufFileSeek(reading, 0, 0, libc::SEEK_SET) };
+                    let rewound = unsafe { pg_sys::BufFileSeek(reading, 0, 0, libc::SEEK_SET) };
+                    if rewound != 0 {
+                        return Err(SyncError::new(
+                            PgSqlErrorCode::ERRCODE_IO_ERROR,
+                            format!(
+                                "token_sync could not read back the temporary file of hour {hour}"
+                            ),
+                            "Nothing was written for the day. Sync it again.",
+                        ));
+                    }
                 }
                 let mut chunk = vec![0u8; CHUNK_BYTES];
                 // SAFETY: reads at most `CHUNK_BYTES` into `chunk`, which holds as many.

@@ -178,6 +178,9 @@ pub fn replace_hours(
     format: CopyFormat,
     rows: Box<ChunkSource<'static>>,
 ) -> SyncResult<(u64, u64)> {
+    if hours.is_empty() {
+        return Ok((0, 0));
+    }
     let ranges = hour_ranges(hours);
     let filter = (0..ranges.len())
         .map(|range| format!("({})", source.time.postgres_filter(1 + 2 * range)))

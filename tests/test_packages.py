@@ -261,7 +261,7 @@ def test_a_clean_server_installs_upgrades_and_removes_the_package(major, deb, em
             == "0"
         with connect(port, "upgraded") as conn:
             assert conn.execute("SELECT count(*) FROM public.raw_tokens").fetchone() == (sum(rows.values()),)
-            assert conn.execute("SELECT count(*) FROM token_sync.runs").fetchone() == (2,)
+            assert conn.execute("SELECT count(*) FROM token_sync.runs").fetchone() == (3,)
             with pytest.raises(psycopg.errors.UndefinedFile, match="token_sync"):
                 conn.execute("SELECT * FROM token_sync_day(%s)", (DAYS[0],))
         print(f"PostgreSQL {major}: clean root to removed package in {time.monotonic() - started:.0f} s")
